@@ -1,0 +1,22 @@
+//! Types shared across the sniffguard components.
+//!
+//! Without features this crate is `no_std` and holds only what an eBPF program
+//! may link. The `std` feature adds what user space shares: the wire protocol
+//! between the OCI hook and the supervisor ([`wire`]), the policy model that both
+//! the runtime shim and the supervisor read ([`policy`]), and the names of the
+//! files under the runtime directory ([`paths`]). Keeping these here means the hook
+//! never links the supervisor and the supervisor never links the hook.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "std")]
+pub mod paths;
+#[cfg(feature = "std")]
+pub mod policy;
+#[cfg(feature = "std")]
+pub mod wire;
+
+/// Name of the detection rule every alert carries.
+pub const RULE_NAME: &str = "net_sniff_tool_exec";
+
+/// Annotation that names a container's environment.
+pub const ENVIRONMENT_ANNOTATION: &str = "sniffguard.io/environment";

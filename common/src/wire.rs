@@ -1,0 +1,188 @@
+//! The hook ↔ supervisor protocol on the API socket.
+//!
+//! One JSON object per line in each direction: the client writes a [`Request`],
+//! the supervisor answers with one [`Response`]. Lines are bounded by
+//! [`MAX_MESSAGE_BYTES`]; unknown fields are an error so that a mismatched hook and
+//! supervisor say so instead of silently dropping data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest request or response line, newline included.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Longest container id accepted (runc accepts any length; 1 KiB is far beyond
+/// what any orchestrator generates).
+pub const MAX_CONTAINER_ID_BYTES: usize = 1024;
+
+/// Errors decoding or validating a wire message.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The message is longer than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLong(usize),
+    /// The message is not the JSON this protocol expects.
+    #[error("malformed message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A container id that runc would not accept either.
+    #[error("invalid container id {0:?}: expected 1-{MAX_CONTAINER_ID_BYTES} characters of [A-Za-z0-9_.+-]")]
+    ContainerId(String),
+}
+
+/// What a client asks the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Is the supervisor there? The runtime shim asks before it injects a listener.
+    Ping {},
+    /// A container is about to start: watch it.
+    Register(Registration),
+    /// A container has stopped: forget it.
+    Deregister {
+        /// The container id.
+        id: String,
+    },
+}
+
+/// Everything the hook knows about a starting container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// The container id as the runtime knows it.
+    pub id: String,
+    /// The bundle directory on the host.
+    pub bundle: String,
+    /// The container's init process on the host, when the runtime reported one.
+    pub pid: Option<u32>,
+    /// Inode of the init process's cgroup v2 directory (what
+    /// `bpf_get_current_cgroup_id` returns for its tasks).
+    pub cgroup_id: Option<u64>,
+    /// Namespace inodes of the init process, by namespace name (`mnt`, `net`, …).
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, u64>,
+    /// The container's OCI annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The environment the shim resolved for this container.
+    pub environment: String,
+    /// The real runtime that starts it (`runc`, `crun`, …), when known.
+    pub runtime: Option<String>,
+    /// CI pipeline identifiers found in the container's process environment.
+    #[serde(default)]
+    pub pipeline: BTreeMap<String, String>,
+}
+
+/// The supervisor's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    /// Done; for a registration, detection is live.
+    Ok {},
+    /// Answer to [`Request::Ping`].
+    Pong {
+        /// The supervisor's version.
+        version: String,
+    },
+    /// The request was refused.
+    Error {
+        /// Why, in words an operator can act on.
+        message: String,
+    },
+}
+
+/// Serialises a message as one line (with its trailing newline).
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+    let mut line = serde_json::to_vec(message)?;
+    line.push(b'\n');
+    if line.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLong(line.len()));
+    }
+    Ok(line)
+}
+
+/// Parses one line (trailing newline optional) into a message.
+pub fn decode<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, WireError> {
+    if line.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLong(line.len()));
+    }
+    Ok(serde_json::from_slice(line)?)
+}
+
+/// Checks a container id against the character set runc enforces, so ids can be
+/// used in file names and log lines without escaping.
+pub fn validate_container_id(id: &str) -> Result<(), WireError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CONTAINER_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(WireError::ContainerId(id.chars().take(64).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration() -> Registration {
+        Registration {
+            id: "c1".into(),
+            bundle: "/b".into(),
+            pid: Some(42),
+            cgroup_id: Some(7),
+            namespaces: BTreeMap::from([("mnt".into(), 4026531840)]),
+            annotations: BTreeMap::from([("k".into(), "v".into())]),
+            environment: "staging".into(),
+            runtime: Some("runc".into()),
+            pipeline: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for request in [
+            Request::Ping {},
+            Request::Register(registration()),
+            Request::Deregister { id: "c1".into() },
+        ] {
+            let line = encode(&request).unwrap();
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert_eq!(decode::<Request>(&line).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_types_are_refused() {
+        assert!(decode::<Request>(br#"{"type":"ping","extra":1}"#).is_err());
+        assert!(decode::<Request>(br#"{"type":"format_disk"}"#).is_err());
+        assert!(decode::<Request>(br#"{"type":"deregister"}"#).is_err());
+        assert!(decode::<Request>(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn oversized_lines_are_refused() {
+        let huge = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            decode::<Request>(&huge),
+            Err(WireError::TooLong(_))
+        ));
+        let mut r = registration();
+        r.bundle = "x".repeat(MAX_MESSAGE_BYTES);
+        assert!(matches!(
+            encode(&Request::Register(r)),
+            Err(WireError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn container_ids_follow_runc_rules() {
+        assert!(validate_container_id("abc-1.2_3+x").is_ok());
+        for bad in ["", "a/b", "../x", "a b", "é", &"a".repeat(1025)] {
+            assert!(validate_container_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `sniffguard-hook`: the OCI hook that attaches a container to the sniffguard
+//! supervisor, and `inject`, which prepares a bundle for people who call runc
+//! directly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
+use sniffguard_common::policy::FailPolicy;
+use sniffguard_hook::hook::{self, HookArgs, Outcome, Stage};
+use sniffguard_hook::shim::{self, ShimConfig};
+use sniffguard_hook::state;
+
+#[derive(Parser)]
+#[command(version, about = "OCI hook and bundle injector for sniffguard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StageArg {
+    /// Register the container (createRuntime or prestart).
+    CreateRuntime,
+    /// Alias of create-runtime for the deprecated prestart slot.
+    Prestart,
+    /// Deregister the container.
+    Poststop,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FailArg {
+    Open,
+    Closed,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run as an OCI hook (container state on stdin).
+    Hook {
+        #[arg(long, value_enum)]
+        stage: StageArg,
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+        #[arg(long)]
+        environment: String,
+        #[arg(long, value_enum, default_value = "open")]
+        fail: FailArg,
+        #[arg(long)]
+        runtime: Option<String>,
+    },
+    /// Rewrite BUNDLE/config.json for sniffguard, as the runtime shim would.
+    /// Configuration comes from the same SNIFFGUARD_* variables as the shim.
+    Inject {
+        /// The bundle directory.
+        bundle: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Hook {
+            stage,
+            runtime_dir,
+            environment,
+            fail,
+            runtime,
+        } => {
+            let args = HookArgs {
+                stage: match stage {
+                    StageArg::CreateRuntime | StageArg::Prestart => Stage::CreateRuntime,
+                    StageArg::Poststop => Stage::Poststop,
+                },
+                runtime_dir,
+                environment,
+                fail: match fail {
+                    FailArg::Open => FailPolicy::Open,
+                    FailArg::Closed => FailPolicy::Closed,
+                },
+                runtime,
+            };
+            let state = match state::read_state(std::io::stdin().lock()) {
+                Ok(state) => state,
+                Err(err) => {
+                    eprintln!("sniffguard-hook: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match hook::run(&args, &state) {
+                Ok(Outcome::Done) => ExitCode::SUCCESS,
+                Ok(Outcome::Unsupervised(warning)) => {
+                    eprintln!("{warning}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Inject { bundle } => {
+            match shim::prepare_bundle(&bundle, &ShimConfig::from_env()) {
+                Ok(warning) => {
+                    if let Some(warning) = warning {
+                        eprintln!("{warning}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `sniffguard-runtime`: a drop-in for runc that attaches containers to the
+//! sniffguard supervisor, then runs the real runtime with the same arguments.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+
+use sniffguard_hook::shim::{self, ShimConfig};
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let config = ShimConfig::from_env();
+    if let Err(err) = config.check_not_self() {
+        eprintln!("{err}");
+        return ExitCode::FAILURE;
+    }
+    let invocation = shim::parse_args(&args);
+    if let Some(bundle) = invocation
+        .bundle
+        .as_deref()
+        .filter(|_| invocation.creates())
+    {
+        match shim::prepare_bundle(bundle, &config) {
+            Ok(Some(warning)) => eprintln!("{warning}"),
+            Ok(None) => {}
+            Err(err) => {
+                eprintln!("{err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let err = Command::new(&config.real_runtime).args(&args).exec();
+    eprintln!(
+        "sniffguard-runtime: cannot run {}: {err}",
+        config.real_runtime.display()
+    );
+    ExitCode::from(127)
+}

@@ -1,0 +1,153 @@
+//! The OCI hook: registers a container with the supervisor when it is created and
+//! deregisters it when it stops.
+//!
+//! Runtimes run a hook with only the arguments and environment of its entry in
+//! `config.json`, the bundle as working directory, and the container state on
+//! stdin. Everything the hook needs therefore travels in its arguments, written
+//! there by the shim or by `sniffguard-hook inject`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oci_spec::runtime::State;
+use sniffguard_common::policy::FailPolicy;
+use sniffguard_common::wire::{Registration, Request, Response};
+
+use crate::client::{self, ClientError};
+use crate::{inject, inspect, MESSAGE_PREFIX};
+
+/// How long the hook waits for the supervisor's acknowledgement.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The OCI lifecycle points the hook handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// `createRuntime` (or the deprecated `prestart`): register.
+    CreateRuntime,
+    /// `poststop`: deregister.
+    Poststop,
+}
+
+/// What the hook was told by its entry's arguments.
+#[derive(Debug, Clone)]
+pub struct HookArgs {
+    /// Which lifecycle point this is.
+    pub stage: Stage,
+    /// The supervisor's runtime directory.
+    pub runtime_dir: PathBuf,
+    /// The container's environment, as the shim resolved it.
+    pub environment: String,
+    /// What to do when the supervisor is unreachable.
+    pub fail: FailPolicy,
+    /// The real runtime's name, for alerts.
+    pub runtime: Option<String>,
+}
+
+/// Errors that make the hook fail (and so the runtime refuse the container).
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The supervisor could not be reached and the environment fails closed.
+    #[error("{MESSAGE_PREFIX}: {source}; environment {environment:?} fails closed, so container {id} is refused")]
+    FailClosed {
+        /// The container.
+        id: String,
+        /// Its environment.
+        environment: String,
+        /// What went wrong.
+        #[source]
+        source: ClientError,
+    },
+    /// The supervisor answered with a refusal.
+    #[error("{MESSAGE_PREFIX}: supervisor refused container {id}: {message}")]
+    Refused {
+        /// The container.
+        id: String,
+        /// The supervisor's reason.
+        message: String,
+    },
+}
+
+/// Outcome of a hook run that did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The supervisor acknowledged.
+    Done,
+    /// The supervisor could not be reached; the container goes on unsupervised.
+    /// The string is the warning to print.
+    Unsupervised(String),
+}
+
+/// Runs one hook invocation for the container described by `state`.
+pub fn run(args: &HookArgs, state: &State) -> Result<Outcome, HookError> {
+    let id = state.id().to_string();
+    let request = match args.stage {
+        Stage::CreateRuntime => Request::Register(registration(args, state)),
+        Stage::Poststop => Request::Deregister { id: id.clone() },
+    };
+    match client::call(&args.runtime_dir, &request, REGISTER_TIMEOUT) {
+        Ok(Response::Ok {}) | Ok(Response::Pong { .. }) => Ok(Outcome::Done),
+        Ok(Response::Error { message }) => match args.stage {
+            Stage::CreateRuntime => Err(HookError::Refused { id, message }),
+            Stage::Poststop => Ok(Outcome::Unsupervised(format!(
+                "{MESSAGE_PREFIX}: warning: supervisor did not deregister container {id}: {message}"
+            ))),
+        },
+        Err(source) => match (args.stage, args.fail) {
+            (Stage::CreateRuntime, FailPolicy::Closed) => Err(HookError::FailClosed {
+                id,
+                environment: args.environment.clone(),
+                source,
+            }),
+            (Stage::CreateRuntime, FailPolicy::Open) => Ok(Outcome::Unsupervised(format!(
+                "{MESSAGE_PREFIX}: warning: {source}; environment {:?} fails open, so container {id} starts without sniffing detection",
+                args.environment
+            ))),
+            (Stage::Poststop, _) => Ok(Outcome::Unsupervised(format!(
+                "{MESSAGE_PREFIX}: warning: could not deregister container {id}: {source}"
+            ))),
+        },
+    }
+}
+
+fn registration(args: &HookArgs, state: &State) -> Registration {
+    let pid = (*state.pid())
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 1);
+    let annotations = state
+        .annotations()
+        .as_ref()
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    Registration {
+        id: state.id().to_string(),
+        bundle: state.bundle().display().to_string(),
+        pid,
+        cgroup_id: pid.and_then(inspect::cgroup_id),
+        namespaces: pid.map(inspect::namespaces).unwrap_or_default(),
+        annotations,
+        environment: args.environment.clone(),
+        runtime: args.runtime.clone(),
+        pipeline: pipeline_from_bundle(state.bundle()),
+    }
+}
+
+/// CI identifiers from the container process's environment in `config.json`;
+/// nothing when the file cannot be read (the alert just lacks them).
+fn pipeline_from_bundle(bundle: &Path) -> std::collections::BTreeMap<String, String> {
+    let Ok(bytes) = inject::read_config(bundle) else {
+        return Default::default();
+    };
+    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Default::default();
+    };
+    let env = config
+        .pointer("/process/env")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    inspect::pipeline_ids(env)
+}

@@ -1,0 +1,492 @@
+//! Rewriting a bundle's `config.json` so that the container is attached to the
+//! supervisor.
+//!
+//! Two additions:
+//! - the `sniffguard-hook` as a `createRuntime` hook (registration) and a
+//!   `poststop` hook (deregistration);
+//! - in an enforce environment, seccomp rules that hand `execve`, `execveat` and
+//!   packet/raw `socket` calls to the supervisor (`SCMP_ACT_NOTIFY`), merged into
+//!   whatever profile the bundle already has, with `listenerPath` pointing at the
+//!   supervisor and `listenerMetadata` naming the environment.
+//!
+//! The document is edited as JSON so that fields this crate does not model survive
+//! untouched; it is also parsed as an [`oci_spec::runtime::Spec`] first so that a
+//! malformed bundle is refused before anything is written.
+//!
+//! Merging with an existing profile follows how libseccomp resolves rules for one
+//! syscall: an unconditional rule wins over conditional ones, and two conditional
+//! rules with the same arguments but different actions are refused (`EEXIST`).
+//! See [`merge_seccomp`] for the resulting table.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+use serde_json::{json, Map, Value};
+use sniffguard_common::paths;
+use sniffguard_common::policy::FailPolicy;
+
+/// Largest `config.json` accepted. Real ones are a few kilobytes; a profile with
+/// every syscall listed is under 100 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Seconds a runtime gives our hook before it kills it.
+const HOOK_TIMEOUT_SECONDS: i64 = 10;
+
+const AF_INET: u64 = 2;
+const AF_INET6: u64 = 10;
+const AF_PACKET: u64 = 17;
+const SOCK_RAW: u64 = 3;
+/// Obsolete `(AF_INET, SOCK_PACKET)`: the kernel turns it into a packet socket.
+const SOCK_PACKET: u64 = 10;
+/// The socket type without `SOCK_NONBLOCK` / `SOCK_CLOEXEC`.
+const SOCK_TYPE_MASK: u64 = 0xf;
+/// `int` arguments are compared on their low 32 bits only: the kernel ignores the
+/// upper half of the register, so a filter that compared all 64 bits could be
+/// walked around by setting garbage there.
+const INT_MASK: u64 = 0xffff_ffff;
+
+/// Errors preparing a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// `config.json` could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `config.json` is larger than [`MAX_CONFIG_BYTES`].
+    #[error("{0}: larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge(PathBuf),
+    /// `config.json` is not a valid OCI runtime spec.
+    #[error("config.json is not a valid OCI runtime spec: {0}")]
+    Spec(#[source] serde_json::Error),
+    /// A part of `config.json` has the wrong JSON type.
+    #[error("config.json: {0}")]
+    Shape(String),
+    /// The profile already sends notifications to another agent.
+    #[error("config.json: linux.seccomp.listenerPath is already set to {0:?}; sniffguard will not take over another seccomp agent's notifications")]
+    ForeignListener(String),
+    /// The profile has rules sniffguard cannot merge without weakening them.
+    #[error("config.json: {0}")]
+    Unmergeable(String),
+}
+
+/// Everything needed to attach one container.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The `sniffguard-hook` binary the runtime will run.
+    pub hook_path: PathBuf,
+    /// The supervisor's runtime directory.
+    pub runtime_dir: PathBuf,
+    /// The container's environment.
+    pub environment: String,
+    /// What the hook does when the supervisor cannot be reached.
+    pub fail: FailPolicy,
+    /// The real runtime's name, for alerts.
+    pub runtime_name: Option<String>,
+    /// Whether to install the seccomp listener (enforce environments with a
+    /// reachable supervisor).
+    pub seccomp_listener: bool,
+}
+
+impl Attachment {
+    fn hook_entry(&self, stage: &str) -> Value {
+        let mut args = vec![
+            "sniffguard-hook".to_string(),
+            "hook".to_string(),
+            "--stage".to_string(),
+            stage.to_string(),
+            "--runtime-dir".to_string(),
+            self.runtime_dir.display().to_string(),
+            "--environment".to_string(),
+            self.environment.clone(),
+            "--fail".to_string(),
+            self.fail.as_str().to_string(),
+        ];
+        if let Some(runtime) = &self.runtime_name {
+            args.push("--runtime".to_string());
+            args.push(runtime.clone());
+        }
+        json!({
+            "path": self.hook_path.display().to_string(),
+            "args": args,
+            "timeout": HOOK_TIMEOUT_SECONDS,
+        })
+    }
+}
+
+/// Reads `BUNDLE/config.json`, bounded.
+pub fn read_config(bundle: &Path) -> Result<Vec<u8>, InjectError> {
+    let path = bundle.join("config.json");
+    let io = |source| InjectError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = File::open(&path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(InjectError::TooLarge(path));
+    }
+    Ok(bytes)
+}
+
+/// Parses `config.json` strictly and returns it as a JSON object.
+pub fn parse_config(bytes: &[u8]) -> Result<Map<String, Value>, InjectError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(InjectError::Spec)?;
+    // Validate against the OCI schema, then keep the untyped document so that
+    // fields oci-spec does not model are written back as they were.
+    serde_json::from_value::<oci_spec::runtime::Spec>(value.clone()).map_err(InjectError::Spec)?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(InjectError::Shape(
+            "the document is not a JSON object".into(),
+        )),
+    }
+}
+
+/// The container's annotations, as `config.json` states them.
+pub fn annotations(config: &Map<String, Value>) -> std::collections::BTreeMap<String, String> {
+    config
+        .get("annotations")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Applies `attachment` to a parsed `config.json`.
+pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
+    add_hooks(config, attachment)?;
+    if attachment.seccomp_listener {
+        let linux = object_entry(config, "linux")?;
+        let existing = match linux.remove("seccomp") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                Some(serde_json::from_value::<LinuxSeccomp>(value).map_err(InjectError::Spec)?)
+            }
+        };
+        let listener = paths::seccomp_socket(&attachment.runtime_dir);
+        let merged = merge_seccomp(existing, &listener, &attachment.environment)?;
+        let merged = serde_json::to_value(merged).map_err(InjectError::Spec)?;
+        linux.insert("seccomp".to_string(), merged);
+    }
+    Ok(())
+}
+
+/// Rewrites `BUNDLE/config.json` in place: read, attach, write to a temporary
+/// file beside it, `fsync`, rename over the original. A reader never sees a half
+/// written file and a failure leaves the original untouched.
+pub fn inject_bundle(bundle: &Path, attachment: &Attachment) -> Result<(), InjectError> {
+    let bytes = read_config(bundle)?;
+    let mut config = parse_config(&bytes)?;
+    attach(&mut config, attachment)?;
+    write_config(bundle, &config)
+}
+
+/// Writes `config` as `BUNDLE/config.json`, atomically.
+pub fn write_config(bundle: &Path, config: &Map<String, Value>) -> Result<(), InjectError> {
+    let out = serde_json::to_vec_pretty(config).map_err(InjectError::Spec)?;
+    write_atomically(&bundle.join("config.json"), &out)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), InjectError> {
+    let io = |source| InjectError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    let tmp = path.with_file_name(format!(".config.json.sniffguard.{}", std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+fn object_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, InjectError> {
+    let entry = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry
+        .as_object_mut()
+        .ok_or_else(|| InjectError::Shape(format!("{key} is not an object")))
+}
+
+fn add_hooks(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
+    let hooks = object_entry(config, "hooks")?;
+    let ours = attachment.hook_path.display().to_string();
+    for (stage, first) in [("createRuntime", true), ("poststop", false)] {
+        let entry = hooks
+            .entry(stage.to_string())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if entry.is_null() {
+            *entry = Value::Array(Vec::new());
+        }
+        let list = entry
+            .as_array_mut()
+            .ok_or_else(|| InjectError::Shape(format!("hooks.{stage} is not an array")))?;
+        // Injecting twice (a retried create, or `inject` then the shim) replaces
+        // our entry instead of running the hook twice.
+        list.retain(|hook| hook.get("path").and_then(Value::as_str) != Some(ours.as_str()));
+        let hook_stage = if stage == "createRuntime" {
+            "create-runtime"
+        } else {
+            "poststop"
+        };
+        let hook = attachment.hook_entry(hook_stage);
+        // Register before any other createRuntime hook runs; deregister last.
+        if first {
+            list.insert(0, hook);
+        } else {
+            list.push(hook);
+        }
+    }
+    Ok(())
+}
+
+/// The syscalls whose every call the supervisor must see in enforce mode.
+const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
+const SOCKET: &str = "socket";
+
+fn is_permissive(action: LinuxSeccompAction) -> bool {
+    matches!(
+        action,
+        LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+    )
+}
+
+fn masked(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .value(mask)
+        .value_two(value)
+        .build()
+        .unwrap_or_default()
+}
+
+fn notify_rule(names: Vec<String>, args: Option<Vec<LinuxSeccompArg>>) -> LinuxSyscall {
+    let mut rule = LinuxSyscall::default();
+    rule.set_names(names);
+    rule.set_action(LinuxSeccompAction::ScmpActNotify);
+    rule.set_args(args);
+    rule
+}
+
+/// The conditional rules that catch capture sockets: `AF_PACKET` of any type,
+/// `SOCK_RAW` on `AF_INET` and `AF_INET6`, and the obsolete `(AF_INET,
+/// SOCK_PACKET)`.
+fn capture_socket_rules() -> Vec<LinuxSyscall> {
+    let family = |f| masked(0, INT_MASK, f);
+    let kind = |t| masked(1, SOCK_TYPE_MASK, t);
+    [
+        vec![family(AF_PACKET)],
+        vec![family(AF_INET), kind(SOCK_RAW)],
+        vec![family(AF_INET), kind(SOCK_PACKET)],
+        vec![family(AF_INET6), kind(SOCK_RAW)],
+    ]
+    .into_iter()
+    .map(|args| notify_rule(vec![SOCKET.to_string()], Some(args)))
+    .collect()
+}
+
+/// The architectures a new profile covers. Without the compat ABIs a 32-bit
+/// `execve` (`int 0x80`) would not match the filter at all.
+fn host_architectures() -> Vec<Arch> {
+    if cfg!(target_arch = "x86_64") {
+        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+    } else if cfg!(target_arch = "aarch64") {
+        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+    } else {
+        vec![Arch::ScmpArchNative]
+    }
+}
+
+/// What an existing profile already does with one syscall.
+#[derive(Debug, PartialEq, Eq)]
+enum Existing {
+    /// An unconditional rule refuses it: nothing to add.
+    Refused,
+    /// An unconditional rule allows it: that rule must lose the name, or it would
+    /// win over ours.
+    Allowed,
+    /// Only rules with argument conditions name it.
+    Conditional,
+    /// No rule names it: the default action applies.
+    Unmentioned,
+}
+
+fn existing_treatment(rules: &[LinuxSyscall], name: &str) -> Existing {
+    let mut found = Existing::Unmentioned;
+    for rule in rules.iter().filter(|r| r.names().iter().any(|n| n == name)) {
+        let unconditional = rule.args().as_ref().is_none_or(Vec::is_empty);
+        match (unconditional, is_permissive(rule.action())) {
+            (true, false) => return Existing::Refused,
+            (true, true) => found = Existing::Allowed,
+            (false, _) if found == Existing::Unmentioned => found = Existing::Conditional,
+            (false, _) => {}
+        }
+    }
+    found
+}
+
+fn remove_name(rules: &mut Vec<LinuxSyscall>, name: &str, only_permissive_unconditional: bool) {
+    for rule in rules.iter_mut() {
+        let unconditional = rule.args().as_ref().is_none_or(Vec::is_empty);
+        if only_permissive_unconditional && !(unconditional && is_permissive(rule.action())) {
+            continue;
+        }
+        let names: Vec<String> = rule
+            .names()
+            .iter()
+            .filter(|n| *n != name)
+            .cloned()
+            .collect();
+        rule.set_names(names);
+    }
+    rules.retain(|rule| !rule.names().is_empty());
+}
+
+/// Merges sniffguard's notify rules into `existing` (or a fresh allow-all
+/// profile).
+///
+/// | existing treatment of the syscall | result |
+/// |---|---|
+/// | unconditional refusal (`ERRNO`, `KILL`, …) | kept; no notify rule (already stopped) |
+/// | unconditional `ALLOW`/`LOG` | the name leaves that rule; unconditional `NOTIFY` |
+/// | only conditional rules, `execve`/`execveat` | refused: merging would widen or drop them |
+/// | only conditional rules, `socket` | kept; conditional `NOTIFY` for capture sockets |
+/// | not mentioned, permissive default | `NOTIFY` (conditional for `socket`) |
+/// | not mentioned, refusing default | nothing (already stopped) |
+///
+/// An unconditional `NOTIFY` on `socket` sends every socket call to the
+/// supervisor, which lets all but capture sockets continue.
+pub fn merge_seccomp(
+    existing: Option<LinuxSeccomp>,
+    listener: &Path,
+    environment: &str,
+) -> Result<LinuxSeccomp, InjectError> {
+    let listener_text = listener.display().to_string();
+    let mut profile = match existing {
+        Some(profile) => profile,
+        None => {
+            let mut profile = LinuxSeccomp::default();
+            profile.set_default_action(LinuxSeccompAction::ScmpActAllow);
+            profile
+        }
+    };
+    let ours_already = match profile.listener_path() {
+        Some(path) if path.as_os_str().is_empty() => false,
+        Some(path) if path == listener => true,
+        Some(path) => return Err(InjectError::ForeignListener(path.display().to_string())),
+        None => false,
+    };
+    let mut rules = profile.syscalls().clone().unwrap_or_default();
+    if ours_already {
+        // A previous injection's rules are the only NOTIFY rules a profile with
+        // our listener can have. Undo them before merging afresh: an unconditional
+        // one replaced an unconditional allow (or a permissive default), so it
+        // turns back into an allow; conditional ones were pure additions.
+        rules.retain(|rule| {
+            rule.action() != LinuxSeccompAction::ScmpActNotify
+                || rule.args().as_ref().is_none_or(Vec::is_empty)
+        });
+        for rule in rules.iter_mut() {
+            if rule.action() == LinuxSeccompAction::ScmpActNotify {
+                rule.set_action(LinuxSeccompAction::ScmpActAllow);
+            }
+        }
+    } else if rules
+        .iter()
+        .any(|rule| rule.action() == LinuxSeccompAction::ScmpActNotify)
+    {
+        return Err(InjectError::Unmergeable(
+            "linux.seccomp already has SCMP_ACT_NOTIFY rules but no listener".into(),
+        ));
+    }
+    let default_permissive = is_permissive(profile.default_action());
+
+    let mut exec_names = Vec::new();
+    for name in EXEC_SYSCALLS {
+        match existing_treatment(&rules, name) {
+            Existing::Refused => {}
+            Existing::Allowed => {
+                remove_name(&mut rules, name, true);
+                exec_names.push(name.to_string());
+            }
+            Existing::Conditional => {
+                return Err(InjectError::Unmergeable(format!(
+                    "linux.seccomp has rules with argument conditions for {name}; sniffguard must see every {name} and cannot merge them without changing their meaning"
+                )))
+            }
+            Existing::Unmentioned if default_permissive => exec_names.push(name.to_string()),
+            Existing::Unmentioned => {}
+        }
+    }
+    let mut added = Vec::new();
+    if !exec_names.is_empty() {
+        added.push(notify_rule(exec_names, None));
+    }
+    match existing_treatment(&rules, SOCKET) {
+        Existing::Refused => {}
+        Existing::Allowed => {
+            remove_name(&mut rules, SOCKET, true);
+            added.push(notify_rule(vec![SOCKET.to_string()], None));
+        }
+        Existing::Conditional | Existing::Unmentioned => {
+            let ours = capture_socket_rules();
+            let clash = rules.iter().any(|rule| {
+                rule.names().iter().any(|n| n == SOCKET)
+                    && ours.iter().any(|o| o.args() == rule.args())
+            });
+            if clash {
+                return Err(InjectError::Unmergeable(
+                    "linux.seccomp has a socket rule with the same arguments as sniffguard's capture-socket rules".into(),
+                ));
+            }
+            if default_permissive || existing_treatment(&rules, SOCKET) == Existing::Conditional {
+                added.extend(ours);
+            }
+        }
+    }
+    rules.extend(added);
+    profile.set_syscalls(Some(rules));
+    if profile.architectures().as_ref().is_none_or(Vec::is_empty) {
+        profile.set_architectures(Some(host_architectures()));
+    }
+    profile.set_listener_path(Some(PathBuf::from(listener_text)));
+    profile.set_listener_metadata(Some(environment.to_string()));
+    Ok(profile)
+}

@@ -1,0 +1,121 @@
+//! What the hook learns about a container's init process from `/proc` on the
+//! host: its cgroup v2 id and its namespace inodes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Largest `/proc/PID/cgroup` read; a few lines in practice.
+const MAX_CGROUP_FILE_BYTES: usize = 64 * 1024;
+
+/// Namespaces recorded at registration.
+const NAMESPACES: [&str; 7] = ["mnt", "net", "pid", "uts", "ipc", "user", "cgroup"];
+
+/// Where the cgroup v2 hierarchy is mounted on this host: the hybrid layout's
+/// `unified` directory, or the root of a pure v2 host.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|root| root.join("cgroup.controllers").exists())
+}
+
+/// The cgroup v2 path of `pid` as `/proc/PID/cgroup` states it (the `0::` line).
+pub fn cgroup2_path(pid: u32) -> Option<String> {
+    let text = fs::read(format!("/proc/{pid}/cgroup")).ok()?;
+    let text = String::from_utf8_lossy(&text[..text.len().min(MAX_CGROUP_FILE_BYTES)]).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(str::to_string)
+}
+
+/// The inode of `pid`'s cgroup v2 directory: the id the kernel reports as
+/// `bpf_get_current_cgroup_id()` for tasks in it.
+pub fn cgroup_id(pid: u32) -> Option<u64> {
+    let root = cgroup2_root()?;
+    let relative = cgroup2_path(pid)?;
+    let dir = join_cgroup(&root, &relative)?;
+    fs::metadata(dir).ok().map(|m| m.ino())
+}
+
+/// Joins a cgroup path from `/proc` onto the mount root, refusing `..` so that a
+/// hostile path cannot point outside the hierarchy.
+fn join_cgroup(root: &Path, relative: &str) -> Option<PathBuf> {
+    let mut dir = root.to_path_buf();
+    for part in relative.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." || part == "." {
+            return None;
+        }
+        dir.push(part);
+    }
+    Some(dir)
+}
+
+/// The namespace inodes of `pid`, by namespace name; missing ones are left out.
+pub fn namespaces(pid: u32) -> BTreeMap<String, u64> {
+    NAMESPACES
+        .iter()
+        .filter_map(|ns| {
+            fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                .ok()
+                .map(|m| (ns.to_string(), m.ino()))
+        })
+        .collect()
+}
+
+/// CI systems' variables that identify a pipeline run; copied from the container
+/// process's environment into alerts so that a CI owner can find the job.
+pub const PIPELINE_VARIABLES: [&str; 14] = [
+    "CI_PIPELINE_ID",
+    "CI_JOB_ID",
+    "CI_PROJECT_PATH",
+    "GITHUB_RUN_ID",
+    "GITHUB_RUN_ATTEMPT",
+    "GITHUB_REPOSITORY",
+    "BUILD_ID",
+    "BUILD_NUMBER",
+    "BUILD_URL",
+    "BUILDKITE_BUILD_ID",
+    "CIRCLE_WORKFLOW_ID",
+    "TRAVIS_BUILD_ID",
+    "DRONE_BUILD_NUMBER",
+    "TEKTON_PIPELINE_RUN",
+];
+
+/// Picks the pipeline identifiers out of `KEY=VALUE` environment entries.
+pub fn pipeline_ids<'a>(env: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
+    env.into_iter()
+        .filter_map(|entry| entry.split_once('='))
+        .filter(|(key, _)| PIPELINE_VARIABLES.contains(key))
+        .map(|(key, value)| (key.to_string(), value.chars().take(256).collect()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths_cannot_climb_out() {
+        let root = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            join_cgroup(root, "/a/b").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/a/b")
+        );
+        assert!(join_cgroup(root, "/a/../../etc").is_none());
+    }
+
+    #[test]
+    fn own_process_has_namespaces() {
+        let ns = namespaces(std::process::id());
+        assert!(ns.contains_key("mnt") && ns.contains_key("net"));
+    }
+
+    #[test]
+    fn pipeline_variables_are_picked() {
+        let ids = pipeline_ids(["PATH=/bin", "CI_JOB_ID=42", "GITHUB_RUN_ID=7", "junk"]);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids["CI_JOB_ID"], "42");
+    }
+}

@@ -1,0 +1,297 @@
+//! The runtime shim: a drop-in for runc that prepares a bundle for sniffguard on
+//! `create` and `run`, then hands every invocation to the real runtime unchanged.
+//!
+//! It is configured through its environment, because callers (Podman's
+//! `--runtime`, containerd's `BinaryName`, Docker's `runtimes`) give a runtime no
+//! room for extra flags:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `SNIFFGUARD_REAL_RUNTIME` | `runc` (from `PATH`) | the runtime to hand over to |
+//! | `SNIFFGUARD_RUNTIME_DIR` | `/run/sniffguard` | the supervisor's sockets |
+//! | `SNIFFGUARD_CONFIG` | `/etc/sniffguard/sniffguard.toml` if present, else the built-in policy | the policy |
+//! | `SNIFFGUARD_HOOK` | `sniffguard-hook` beside this binary | the hook to inject |
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
+use sniffguard_common::policy::{FailPolicy, Mode, Policy, PolicyError};
+use sniffguard_common::wire::{Request, Response};
+
+use crate::client::{self, ClientError};
+use crate::inject::{self, Attachment, InjectError};
+use crate::MESSAGE_PREFIX;
+
+/// Where an installed policy lives.
+pub const DEFAULT_POLICY_PATH: &str = "/etc/sniffguard/sniffguard.toml";
+
+/// How long the shim waits for the supervisor to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Global flags of runc and crun that take a value as the next argument.
+const GLOBAL_VALUE_FLAGS: [&str; 7] = [
+    "--root",
+    "--log",
+    "--log-format",
+    "--log-level",
+    "--criu",
+    "--cgroup-manager",
+    "--rootless",
+];
+
+/// Errors that stop the shim before it hands over.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// The policy could not be loaded.
+    #[error("{MESSAGE_PREFIX}-runtime: {0}")]
+    Policy(#[from] PolicyError),
+    /// The bundle could not be prepared.
+    #[error("{MESSAGE_PREFIX}-runtime: cannot prepare bundle {bundle}: {source}")]
+    Inject {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Why.
+        #[source]
+        source: InjectError,
+    },
+    /// The supervisor is unreachable and the environment fails closed.
+    #[error("{MESSAGE_PREFIX}-runtime: {source}; environment {environment:?} fails closed, so the container is refused")]
+    FailClosed {
+        /// The environment.
+        environment: String,
+        /// Why the supervisor is unreachable.
+        #[source]
+        source: ClientError,
+    },
+    /// `SNIFFGUARD_REAL_RUNTIME` points back at the shim.
+    #[error("{MESSAGE_PREFIX}-runtime: SNIFFGUARD_REAL_RUNTIME={0:?} is this shim itself; point it at runc or crun")]
+    Loop(PathBuf),
+    /// The hook binary is missing.
+    #[error("{MESSAGE_PREFIX}-runtime: hook binary {0} does not exist; set SNIFFGUARD_HOOK")]
+    MissingHook(PathBuf),
+}
+
+/// The shim's configuration.
+#[derive(Debug, Clone)]
+pub struct ShimConfig {
+    /// The runtime to hand over to.
+    pub real_runtime: PathBuf,
+    /// The supervisor's runtime directory.
+    pub runtime_dir: PathBuf,
+    /// The policy file, or `None` for the built-in policy.
+    pub policy: Option<PathBuf>,
+    /// The hook binary to inject.
+    pub hook: PathBuf,
+}
+
+impl ShimConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> ShimConfig {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let beside_us = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("sniffguard-hook")))
+            .unwrap_or_else(|| PathBuf::from("/usr/local/bin/sniffguard-hook"));
+        ShimConfig {
+            real_runtime: var("SNIFFGUARD_REAL_RUNTIME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("runc")),
+            runtime_dir: var("SNIFFGUARD_RUNTIME_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR)),
+            policy: var("SNIFFGUARD_CONFIG").map(PathBuf::from).or_else(|| {
+                Path::new(DEFAULT_POLICY_PATH)
+                    .exists()
+                    .then(|| PathBuf::from(DEFAULT_POLICY_PATH))
+            }),
+            hook: var("SNIFFGUARD_HOOK")
+                .map(PathBuf::from)
+                .unwrap_or(beside_us),
+        }
+    }
+
+    /// The real runtime's short name (`runc`, `crun`), for alerts.
+    pub fn runtime_name(&self) -> Option<String> {
+        self.real_runtime
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// Refuses a configuration that would make the shim exec itself.
+    pub fn check_not_self(&self) -> Result<(), ShimError> {
+        let resolved = resolve_in_path(&self.real_runtime);
+        let me = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.canonicalize().ok());
+        match (resolved.and_then(|p| p.canonicalize().ok()), me) {
+            (Some(a), Some(b)) if a == b => Err(ShimError::Loop(self.real_runtime.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn resolve_in_path(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// What the shim understood of its command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Invocation {
+    /// The subcommand (`create`, `run`, `exec`, …), if any.
+    pub subcommand: Option<String>,
+    /// The bundle of `create`/`run` (`--bundle`, `-b`, or the working directory).
+    pub bundle: Option<PathBuf>,
+}
+
+impl Invocation {
+    /// Whether this invocation creates a container.
+    pub fn creates(&self) -> bool {
+        matches!(self.subcommand.as_deref(), Some("create" | "run"))
+    }
+}
+
+/// Finds the subcommand and, for `create`/`run`, the bundle, in runc/crun-style
+/// arguments (without the program name).
+pub fn parse_args(args: &[OsString]) -> Invocation {
+    let mut iter = args.iter();
+    let mut invocation = Invocation::default();
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy();
+        if text.starts_with('-') {
+            if GLOBAL_VALUE_FLAGS.contains(&text.as_ref()) {
+                iter.next();
+            }
+            continue;
+        }
+        invocation.subcommand = Some(text.into_owned());
+        break;
+    }
+    if !invocation.creates() {
+        return invocation;
+    }
+    while let Some(arg) = iter.next() {
+        let bytes = arg.as_bytes();
+        if arg == OsStr::new("--bundle") || arg == OsStr::new("-b") {
+            invocation.bundle = iter.next().map(PathBuf::from);
+        } else if let Some(value) = bytes
+            .strip_prefix(b"--bundle=")
+            .or_else(|| bytes.strip_prefix(b"-b="))
+        {
+            invocation.bundle = Some(PathBuf::from(OsStr::from_bytes(value)));
+        } else if arg == OsStr::new("--") {
+            break;
+        }
+    }
+    if invocation.bundle.is_none() {
+        invocation.bundle = std::env::current_dir().ok();
+    }
+    invocation
+}
+
+/// Prepares the bundle of a `create`/`run` invocation. Returns a warning to print
+/// when the container will start unsupervised.
+pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
+    let inject_err = |source| ShimError::Inject {
+        bundle: bundle.to_path_buf(),
+        source,
+    };
+    let policy = Policy::load(config.policy.as_deref())?;
+    let bytes = inject::read_config(bundle).map_err(inject_err)?;
+    let mut spec = inject::parse_config(&bytes).map_err(inject_err)?;
+    let (environment, settings) = policy.resolve_environment(&inject::annotations(&spec))?;
+    if !config.hook.is_file() {
+        return Err(ShimError::MissingHook(config.hook.clone()));
+    }
+    let mut warning = None;
+    let reachable = match client::call(&config.runtime_dir, &Request::Ping {}, PING_TIMEOUT) {
+        Ok(Response::Pong { .. }) => Ok(()),
+        Ok(other) => Err(ClientError::Exchange {
+            path: config.runtime_dir.clone(),
+            source: std::io::Error::other(format!("unexpected answer to ping: {other:?}")),
+        }),
+        Err(err) => Err(err),
+    };
+    if let Err(source) = reachable {
+        if settings.fail == FailPolicy::Closed {
+            return Err(ShimError::FailClosed {
+                environment: environment.to_string(),
+                source,
+            });
+        }
+        warning = Some(format!(
+            "{MESSAGE_PREFIX}-runtime: warning: {source}; environment {environment:?} fails open, so this container starts without sniffing protection"
+        ));
+    }
+    let attachment = Attachment {
+        hook_path: config.hook.clone(),
+        runtime_dir: config.runtime_dir.clone(),
+        environment: environment.to_string(),
+        fail: settings.fail,
+        runtime_name: config.runtime_name(),
+        seccomp_listener: settings.mode == Mode::Enforce && warning.is_none(),
+    };
+    inject::attach(&mut spec, &attachment).map_err(inject_err)?;
+    inject::write_config(bundle, &spec).map_err(inject_err)?;
+    Ok(warning)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn finds_subcommand_after_global_flags() {
+        let inv = parse_args(&args(&[
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "--debug",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "c1",
+        ]));
+        assert_eq!(inv.subcommand.as_deref(), Some("create"));
+        assert_eq!(inv.bundle.as_deref(), Some(Path::new("/b")));
+    }
+
+    #[test]
+    fn bundle_forms() {
+        let inv = parse_args(&args(&["run", "-b", "/x", "id"]));
+        assert_eq!(inv.bundle.as_deref(), Some(Path::new("/x")));
+        let inv = parse_args(&args(&["--root=/r", "run", "--bundle=/y", "id"]));
+        assert_eq!(inv.bundle.as_deref(), Some(Path::new("/y")));
+        let inv = parse_args(&args(&["run", "id"]));
+        assert_eq!(inv.bundle, std::env::current_dir().ok());
+    }
+
+    #[test]
+    fn other_subcommands_pass_through() {
+        for sub in ["exec", "start", "delete", "state", "features", "kill"] {
+            let inv = parse_args(&args(&["--root", "/r", sub, "--bundle", "/b"]));
+            assert_eq!(inv.subcommand.as_deref(), Some(sub));
+            assert!(!inv.creates());
+            assert_eq!(inv.bundle, None);
+        }
+        assert_eq!(parse_args(&args(&["--version"])).subcommand, None);
+    }
+}

@@ -1,0 +1,165 @@
+//! Golden tests of the `config.json` rewrite. Set `UPDATE_GOLDEN=1` to rewrite
+//! the expected files after a deliberate change, then review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sniffguard_common::policy::{Mode, Policy};
+use sniffguard_hook::inject::{self, Attachment, InjectError};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Rewrites a fixture the way the shim would with the built-in policy and a
+/// reachable supervisor.
+fn rewrite(bytes: &[u8]) -> Result<Value, InjectError> {
+    let policy = Policy::builtin().unwrap();
+    let mut config = inject::parse_config(bytes)?;
+    let (environment, settings) = policy
+        .resolve_environment(&inject::annotations(&config))
+        .unwrap();
+    let attachment = Attachment {
+        hook_path: PathBuf::from("/usr/local/bin/sniffguard-hook"),
+        runtime_dir: PathBuf::from("/run/sniffguard"),
+        environment: environment.to_string(),
+        fail: settings.fail,
+        runtime_name: Some("runc".into()),
+        seccomp_listener: settings.mode == Mode::Enforce,
+    };
+    inject::attach(&mut config, &attachment)?;
+    Ok(Value::Object(config))
+}
+
+fn check_golden(name: &str) -> Value {
+    let input = std::fs::read(golden_dir().join(format!("{name}.json"))).unwrap();
+    let out = rewrite(&input).unwrap();
+    let expected_path = golden_dir().join(format!("{name}.expected.json"));
+    let rendered = serde_json::to_string_pretty(&out).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &rendered).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1)",
+            expected_path.display()
+        )
+    });
+    assert_eq!(
+        rendered, expected,
+        "{name}: rewrite differs from the golden file"
+    );
+    // Injecting twice gives the same document (a retried create, or `inject`
+    // followed by the shim).
+    let again = rewrite(rendered.as_bytes()).unwrap();
+    assert_eq!(again, out, "{name}: second injection changed the document");
+    out
+}
+
+fn rule_names(seccomp: &Value, action: &str) -> Vec<String> {
+    seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action)
+        .flat_map(|r| r["names"].as_array().unwrap().iter())
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn runc_default_spec_in_ci_gets_hooks_only() {
+    let out = check_golden("runc-default");
+    assert!(out["linux"].get("seccomp").is_none());
+    let create = &out["hooks"]["createRuntime"][0];
+    assert_eq!(create["path"], "/usr/local/bin/sniffguard-hook");
+    assert!(create["args"].as_array().unwrap().contains(&"ci".into()));
+    assert_eq!(
+        out["hooks"]["poststop"][0]["path"],
+        "/usr/local/bin/sniffguard-hook"
+    );
+}
+
+#[test]
+fn docker_like_profile_keeps_its_rules_and_gains_notify() {
+    let out = check_golden("docker-like");
+    let seccomp = &out["linux"]["seccomp"];
+    assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(seccomp["listenerPath"], "/run/sniffguard/seccomp.sock");
+    assert_eq!(seccomp["listenerMetadata"], "staging");
+    let allowed = rule_names(seccomp, "SCMP_ACT_ALLOW");
+    for kept in ["accept", "read", "write", "personality"] {
+        assert!(allowed.contains(&kept.to_string()), "{kept} lost");
+    }
+    for moved in ["execve", "execveat", "socket"] {
+        assert!(
+            !allowed.contains(&moved.to_string()),
+            "{moved} still allowed outright"
+        );
+    }
+    let notified = rule_names(seccomp, "SCMP_ACT_NOTIFY");
+    assert_eq!(notified, ["execve", "execveat", "socket"]);
+    assert_eq!(
+        rule_names(seccomp, "SCMP_ACT_ERRNO"),
+        ["kexec_load", "open_by_handle_at"]
+    );
+}
+
+#[test]
+fn foreign_listener_is_refused() {
+    let input = std::fs::read(golden_dir().join("foreign-listener.json")).unwrap();
+    let err = rewrite(&input).unwrap_err();
+    assert!(matches!(err, InjectError::ForeignListener(_)), "{err}");
+    assert!(err.to_string().contains("/run/other-agent.sock"), "{err}");
+}
+
+#[test]
+fn bad_config_json_is_a_clear_error() {
+    let cases: [&[u8]; 6] = [
+        b"",
+        b"{not json",
+        b"[1,2]",
+        br#"{"ociVersion":"1.0.2","hooks":"yes"}"#,
+        br#"{"ociVersion":"1.0.2","process":{"args":"sh"}}"#,
+        br#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_FROBNICATE"}},"annotations":{"sniffguard.io/environment":"staging"}}"#,
+    ];
+    for case in cases {
+        let err = rewrite(case).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+    }
+}
+
+#[test]
+fn staging_spec_without_profile_gets_allow_all_with_capture_rules() {
+    let mut spec: Value =
+        serde_json::from_slice(&std::fs::read(golden_dir().join("runc-default.json")).unwrap())
+            .unwrap();
+    spec["annotations"] = serde_json::json!({"sniffguard.io/environment": "staging"});
+    let out = rewrite(&serde_json::to_vec(&spec).unwrap()).unwrap();
+    let seccomp = &out["linux"]["seccomp"];
+    assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
+    let socket_rules: Vec<&Value> = seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"][0] == "socket")
+        .collect();
+    // AF_PACKET; SOCK_RAW on AF_INET and AF_INET6; (AF_INET, SOCK_PACKET).
+    assert_eq!(socket_rules.len(), 4);
+    assert!(socket_rules
+        .iter()
+        .all(|r| !r["args"].as_array().unwrap().is_empty()));
+    assert_eq!(seccomp["architectures"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn oversized_bundle_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![b' '; (inject::MAX_CONFIG_BYTES + 1) as usize];
+    std::fs::write(dir.path().join("config.json"), big).unwrap();
+    assert!(matches!(
+        inject::read_config(dir.path()),
+        Err(InjectError::TooLarge(_))
+    ));
+}
