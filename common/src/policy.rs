@@ -314,7 +314,7 @@ mod tests {
         );
         assert!(policy.is_catalogued(b"tcpdump"));
         assert!(!policy.is_catalogued(b"ls"));
-        for (_, env) in &policy.environments {
+        for env in policy.environments.values() {
             assert!(!env.next_steps.is_empty());
         }
     }

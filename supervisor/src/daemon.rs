@@ -1,0 +1,157 @@
+//! Start-up and life cycle of `sniffguard run`.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sniffguard_common::paths;
+use sniffguard_common::policy::{Policy, PolicyError};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::alert::AlertSink;
+use crate::classify::Classifier;
+use crate::registry::Registry;
+use crate::{api, listener, Shared};
+
+/// Errors that stop the supervisor from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The policy is unusable.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The runtime directory cannot be prepared.
+    #[error("runtime directory {path}: {source}")]
+    RuntimeDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket cannot be bound.
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A path exists where a socket should go and is not a socket.
+    #[error("{0} exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    /// Signal handlers cannot be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// How the supervisor was asked to run.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where its sockets go.
+    pub runtime_dir: PathBuf,
+    /// The policy file, or `None` for the built-in policy.
+    pub policy: Option<PathBuf>,
+}
+
+/// Runs the supervisor until SIGTERM or SIGINT.
+pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    let policy = Policy::load(config.policy.as_deref())?;
+    tracing::info!(
+        policy = policy.origin,
+        environments = ?policy.environments.keys().collect::<Vec<_>>(),
+        "policy loaded"
+    );
+    prepare_runtime_dir(&config.runtime_dir)?;
+    let api_path = paths::api_socket(&config.runtime_dir);
+    let seccomp_path = paths::seccomp_socket(&config.runtime_dir);
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let registry = Arc::new(Registry::new());
+    let shared = Arc::new(Shared {
+        policy: policy.clone(),
+        registry,
+        classifier: Classifier::new(),
+        alerts: AlertSink::start(Box::new(std::io::stdout()), policy.clone()),
+    });
+    // The seccomp socket is bound first: a runtime that finds the API socket
+    // (the shim's ping) must also find the listener.
+    let seccomp = bind(&seccomp_path)?;
+    let api_listener = bind(&api_path)?;
+    tokio::spawn(listener::serve(seccomp, shared.clone()));
+    tokio::spawn(api::serve(api_listener, shared.clone()));
+    tracing::info!(runtime_dir = %config.runtime_dir.display(), "sniffguard supervisor ready");
+
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => reload(&config, &policy),
+        }
+    }
+    tracing::info!(
+        "stopping; enforced containers' watched syscalls fail until a supervisor is back"
+    );
+    let _ = fs::remove_file(&api_path);
+    let _ = fs::remove_file(&seccomp_path);
+    Ok(())
+}
+
+fn reload(config: &DaemonConfig, policy: &ArcSwap<Policy>) {
+    match Policy::load(config.policy.as_deref()) {
+        Ok(new) => {
+            tracing::info!(policy = new.origin, "policy reloaded");
+            policy.store(Arc::new(new));
+        }
+        Err(err) => tracing::error!(%err, "policy reload failed; keeping the policy in force"),
+    }
+}
+
+fn prepare_runtime_dir(dir: &Path) -> Result<(), DaemonError> {
+    let err = |source| DaemonError::RuntimeDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(err)?;
+    // Only root may even look at the sockets.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
+    Ok(())
+}
+
+fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            // A previous supervisor's socket: nobody can be listening on it any
+            // more once we could not... but check, two supervisors must not race.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(DaemonError::Bind {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another supervisor is listening there",
+                    ),
+                });
+            }
+            let _ = fs::remove_file(path);
+        }
+        Ok(_) => return Err(DaemonError::NotASocket(path.to_path_buf())),
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|source| DaemonError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
+        DaemonError::Bind {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(listener)
+}

@@ -1,0 +1,41 @@
+//! The sniffguard supervisor: one per node, it watches every attached container
+//! for network sniffing and stops or reports it according to the container's
+//! environment.
+//!
+//! Where things happen:
+//! - [`api`]: the hook socket (register / deregister);
+//! - [`listener`]: the seccomp listener socket (notify fds from the runtimes);
+//! - [`notify`]: the enforce decision for each notification;
+//! - [`target`], [`resolve`], [`classify`]: reading, locating and judging what a
+//!   process tries to run;
+//! - [`alert`]: what the operator reads;
+//! - [`registry`]: the attached containers;
+//! - [`daemon`]: start-up, sockets, signals.
+
+pub mod alert;
+pub mod api;
+pub mod classify;
+pub mod daemon;
+pub mod listener;
+pub mod notify;
+pub mod peer;
+pub mod registry;
+pub mod resolve;
+pub mod target;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sniffguard_common::policy::Policy;
+
+/// What every task of the supervisor shares.
+pub struct Shared {
+    /// The policy in force (replaced whole on reload).
+    pub policy: Arc<ArcSwap<Policy>>,
+    /// Attached containers.
+    pub registry: Arc<registry::Registry>,
+    /// The classifier and its file cache.
+    pub classifier: classify::Classifier,
+    /// The alert queue.
+    pub alerts: alert::AlertSink,
+}

@@ -1,0 +1,95 @@
+//! `sniffguard`: the node supervisor and its command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sniffguard::daemon::{self, DaemonConfig};
+use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
+use sniffguard_common::policy::Policy;
+
+#[derive(Parser)]
+#[command(version, about = "Stops network sniffing tools inside containers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the supervisor: alerts as JSON lines on stdout, logs on stderr.
+    Run {
+        /// Policy file (default: the built-in policy).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory for the supervisor's sockets.
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// Check a policy file and print what it defines.
+    CheckConfig {
+        /// The policy file (default: the built-in policy).
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SNIFFGUARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Run {
+            config,
+            runtime_dir,
+        } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("sniffguard: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(daemon::run(DaemonConfig {
+                runtime_dir,
+                policy: config,
+            })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("sniffguard: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::CheckConfig { file } => match Policy::load(file.as_deref()) {
+            Ok(policy) => {
+                println!("{}: ok", policy.origin);
+                for (name, env) in &policy.environments {
+                    let default = if *name == policy.default_environment {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "  {name}{default}: mode={} fail={}",
+                        env.mode.as_str(),
+                        env.fail.as_str()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,445 @@
+//! Answering seccomp user notifications: the enforce decision.
+//!
+//! Each notify fd is served by one task waiting for readiness on the fd (no
+//! thread per container). A notification is decided synchronously on the task:
+//! read the path (and argv\[0\]) from the target with `process_vm_readv`,
+//! re-check the notification id after every read (the pid may have been reused
+//! and the memory may no longer be the caller's), resolve the file inside the
+//! container, classify, answer. The answer must come within microseconds: runc's
+//! init retries an entrypoint `execve` that waits too long, forever
+//! (PLATFORM.md), so nothing here waits on I/O that can stall; the SHA-256 for the
+//! alert is computed later by the alert task.
+//!
+//! `SECCOMP_USER_NOTIF_FLAG_CONTINUE` is not a security boundary
+//! (seccomp_unotify(2)): a second thread can change the path after the check.
+//! What this path guarantees is that the *name it checked* is refused; the eBPF
+//! exec probe and the packet-socket rule stand behind it.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use libseccomp::{
+    notify_id_valid, ScmpArch, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall,
+};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
+use sniffguard_common::policy::Mode;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::alert::{self, Action, Incident, Mechanism, ProcessInfo};
+use crate::classify::{Evidence, ExecSite};
+use crate::resolve::{self, Base};
+use crate::target::{self, PATH_MAX};
+use crate::Shared;
+
+/// Arguments kept for alerts and for the loader check.
+const MAX_ARGS: usize = 64;
+
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (`_IOW('!', 4, __u64)`), not wrapped by
+/// libseccomp 2.5.
+const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): wake the listener on the
+/// caller's CPU. PLATFORM.md measured it removing most of a round trip.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const AF_PACKET: u32 = 17;
+const SOCK_RAW: u32 = 3;
+const SOCK_PACKET: u32 = 10;
+
+/// Which container a notify fd belongs to.
+#[derive(Debug, Clone)]
+pub struct ListenerContext {
+    /// The container id.
+    pub container_id: String,
+    /// Its environment.
+    pub environment: String,
+}
+
+/// The syscalls the filter sends here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Execve,
+    Execveat,
+    Socket,
+}
+
+/// Syscall numbers of the watched calls for every ABI the filter covers.
+struct SyscallTable {
+    entries: Vec<(ScmpArch, i32, Watched)>,
+}
+
+impl SyscallTable {
+    fn new() -> SyscallTable {
+        let native = ScmpArch::native();
+        let mut arches = vec![native];
+        if native == ScmpArch::X8664 {
+            arches.extend([ScmpArch::X86, ScmpArch::X32]);
+        } else if native == ScmpArch::Aarch64 {
+            arches.push(ScmpArch::Arm);
+        }
+        let mut entries = Vec::new();
+        for arch in arches {
+            for (name, watched) in [
+                ("execve", Watched::Execve),
+                ("execveat", Watched::Execveat),
+                ("socket", Watched::Socket),
+            ] {
+                if let Ok(nr) = ScmpSyscall::from_name_by_arch(name, arch) {
+                    entries.push((arch, nr.as_raw_syscall(), watched));
+                }
+            }
+        }
+        SyscallTable { entries }
+    }
+
+    fn lookup(&self, arch: ScmpArch, syscall: ScmpSyscall) -> Option<Watched> {
+        let nr = syscall.as_raw_syscall();
+        self.entries
+            .iter()
+            .find(|(a, n, _)| *a == arch && *n == nr)
+            .map(|(_, _, w)| *w)
+    }
+}
+
+fn pointer_width(arch: ScmpArch) -> usize {
+    match arch {
+        ScmpArch::X86 | ScmpArch::X32 | ScmpArch::Arm => 4,
+        _ => 8,
+    }
+}
+
+/// Serves one notify fd until every process using its filter has exited.
+pub async fn serve(fd: OwnedFd, context: ListenerContext, shared: Arc<Shared>) {
+    set_sync_wake_up(&fd);
+    let table = SyscallTable::new();
+    let id = context.container_id.clone();
+    // SAFETY: `fd` is an open notify fd that the AsyncFd takes by value; an
+    // OwnedFd always returns the same descriptor and is only closed when the
+    // AsyncFd is dropped.
+    let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+    let fd = match registered {
+        Ok(fd) => fd,
+        Err(err) => {
+            tracing::error!(container = id, %err, "cannot watch the notify fd");
+            shared.registry.listener_detached(&id);
+            return;
+        }
+    };
+    'serve: loop {
+        let mut guard = match fd.readable().await {
+            Ok(guard) => guard,
+            Err(err) => {
+                tracing::error!(container = id, %err, "notify fd failed");
+                break;
+            }
+        };
+        loop {
+            let (pending, hung_up) = poll_now(fd.get_ref().as_raw_fd());
+            if !pending {
+                if hung_up {
+                    break 'serve;
+                }
+                guard.clear_ready();
+                break;
+            }
+            match ScmpNotifReq::receive(fd.get_ref().as_raw_fd()) {
+                Ok(request) => handle(fd.get_ref().as_raw_fd(), request, &context, &shared, &table),
+                // The caller was killed between poll and receive.
+                Err(err) if err.errno() == Some(libseccomp::error::SeccompErrno::ENOENT) => {}
+                Err(err) => {
+                    tracing::error!(container = id, %err, "receiving a notification failed");
+                    break 'serve;
+                }
+            }
+        }
+    }
+    tracing::info!(container = id, "seccomp listener closed");
+    shared.registry.listener_detached(&id);
+}
+
+/// Whether a notification is waiting, and whether the filter has no users left.
+fn poll_now(fd: RawFd) -> (bool, bool) {
+    // SAFETY: `fd` is the notify fd owned by the AsyncFd of the caller, open for
+    // the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(borrowed, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => {
+            let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+            (
+                revents.contains(PollFlags::POLLIN),
+                revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL),
+            )
+        }
+        Err(_) => (false, true),
+    }
+}
+
+fn set_sync_wake_up(fd: &OwnedFd) {
+    // SAFETY: `fd` is a valid seccomp notify fd owned by the caller; the ioctl
+    // takes its flags by value and writes no memory.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            SECCOMP_IOCTL_NOTIF_SET_FLAGS as _,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(err = %std::io::Error::last_os_error(), "SYNC_WAKE_UP not available");
+    }
+}
+
+/// The parts of a decision that the alert needs.
+struct Finding {
+    evidence: Vec<Evidence>,
+    process: ProcessInfo,
+    file: Option<std::fs::File>,
+}
+
+enum Verdict {
+    /// Let it run.
+    Continue,
+    /// A sniffer.
+    Sniffer(Box<Finding>),
+    /// The notification went stale while deciding: no answer is possible.
+    Stale,
+}
+
+fn handle(
+    fd: RawFd,
+    request: ScmpNotifReq,
+    context: &ListenerContext,
+    shared: &Shared,
+    table: &SyscallTable,
+) {
+    let started = Instant::now();
+    let policy = shared.policy.load();
+    // An environment that vanished from a reloaded policy keeps being enforced:
+    // a listener exists only because the environment enforced when it started.
+    let mode = policy
+        .environment(&context.environment)
+        .map(|(_, env)| env.mode)
+        .unwrap_or(Mode::Enforce);
+    let watched = table.lookup(request.data.arch, request.data.syscall);
+    let verdict = match watched {
+        Some(Watched::Execve) | Some(Watched::Execveat) => decide_exec(
+            fd,
+            &request,
+            watched == Some(Watched::Execveat),
+            shared,
+            &policy,
+        ),
+        Some(Watched::Socket) => decide_socket(&request),
+        None => Verdict::Continue,
+    };
+    let finding = match verdict {
+        Verdict::Stale => return,
+        Verdict::Continue => None,
+        Verdict::Sniffer(finding) => Some(finding),
+    };
+    // What /proc says about the caller is read while it still waits: a refused
+    // entrypoint exits the moment it gets its answer.
+    let finding = finding.map(|mut finding| {
+        alert::describe_process(request.pid, &mut finding.process);
+        finding
+    });
+    let deny = finding.is_some() && mode == Mode::Enforce;
+    let response = if deny {
+        ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
+    } else {
+        ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
+    };
+    let answered = response.respond(fd);
+    let latency = started.elapsed();
+    tracing::debug!(
+        container = context.container_id,
+        pid = request.pid,
+        syscall = ?watched,
+        deny,
+        latency_us = latency.as_micros() as u64,
+        "decided"
+    );
+    if let Err(err) = answered {
+        // The call was interrupted (runc's init retries its entrypoint execve
+        // with a new id) or the process died: the retry brings a new decision
+        // and its own alert.
+        tracing::debug!(container = context.container_id, %err, "answer not delivered");
+        return;
+    }
+    let Some(finding) = finding else { return };
+    let finding = *finding;
+    shared.alerts.raise(Incident {
+        container: shared.registry.get(&context.container_id),
+        time: SystemTime::now(),
+        container_id: context.container_id.clone(),
+        environment: context.environment.clone(),
+        mode,
+        action: if deny {
+            Action::Denied
+        } else {
+            Action::Allowed
+        },
+        mechanism: Mechanism::Seccomp,
+        syscall: match watched {
+            Some(Watched::Execveat) => "execveat",
+            Some(Watched::Socket) => "socket",
+            _ => "execve",
+        },
+        evidence: finding.evidence,
+        process: finding.process,
+        file: finding.file,
+        decision_latency: latency,
+    });
+}
+
+fn still_valid(fd: RawFd, id: u64) -> bool {
+    notify_id_valid(fd, id).is_ok()
+}
+
+fn decide_exec(
+    fd: RawFd,
+    request: &ScmpNotifReq,
+    at: bool,
+    shared: &Shared,
+    policy: &sniffguard_common::policy::Policy,
+) -> Verdict {
+    let args = request.data.args;
+    let tid = request.pid;
+    let pid = Pid::from_raw(tid as i32);
+    let width = pointer_width(request.data.arch);
+    let (base, path_ptr, argv_ptr) = if at {
+        // execveat(dirfd, pathname, argv, envp, flags)
+        let dirfd = args[0] as u32 as i32;
+        let empty_path = args[4] as u32 as i32 & libc::AT_EMPTY_PATH != 0;
+        let base = if empty_path {
+            Base::EmptyPath(dirfd)
+        } else if dirfd == resolve::AT_FDCWD {
+            Base::Cwd
+        } else {
+            Base::DirFd(dirfd)
+        };
+        (base, args[1], args[2])
+    } else {
+        (Base::Cwd, args[0], args[1])
+    };
+    // An unreadable or over-long path is refused by the kernel itself (EFAULT,
+    // ENAMETOOLONG) once we let the call continue.
+    let Ok(path) = target::read_cstring(pid, path_ptr, PATH_MAX) else {
+        return if still_valid(fd, request.id) {
+            Verdict::Continue
+        } else {
+            Verdict::Stale
+        };
+    };
+    if !still_valid(fd, request.id) {
+        return Verdict::Stale;
+    }
+    let argv0 = target::read_pointers(pid, argv_ptr, 1, width)
+        .ok()
+        .and_then(|p| p.first().copied())
+        .and_then(|p| target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok());
+    if !still_valid(fd, request.id) {
+        return Verdict::Stale;
+    }
+    let Ok(root) = resolve::open_root(tid) else {
+        return Verdict::Continue;
+    };
+    // A path that does not resolve fails in the kernel too (ENOENT, EACCES):
+    // nothing runs, so there is nothing to refuse or report. Answering EPERM here
+    // would also change how shells search PATH.
+    let Ok(resolved) = resolve::resolve(&root, tid, base, &path) else {
+        return if still_valid(fd, request.id) {
+            Verdict::Continue
+        } else {
+            Verdict::Stale
+        };
+    };
+    let read_all_args = || target::read_argv(pid, argv_ptr, MAX_ARGS, width);
+    let site = ExecSite {
+        root: &root,
+        tid,
+        argv: &read_all_args,
+    };
+    let evidence =
+        shared
+            .classifier
+            .classify_exec(policy, &site, &path, argv0.as_deref(), Some(&resolved));
+    if evidence.is_empty() {
+        return if still_valid(fd, request.id) {
+            Verdict::Continue
+        } else {
+            Verdict::Stale
+        };
+    }
+    // Arguments are read while the caller still waits, so the alert shows the
+    // command line that was refused.
+    let argv = read_all_args()
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !still_valid(fd, request.id) {
+        return Verdict::Stale;
+    }
+    let exe = alert::path_in_container(tid, &resolved.host_path);
+    Verdict::Sniffer(Box::new(Finding {
+        evidence,
+        process: ProcessInfo {
+            exe: Some(exe),
+            argv,
+            ..ProcessInfo::default()
+        },
+        file: Some(resolved.file),
+    }))
+}
+
+/// Classifies a `socket(family, type, protocol)` call. Only register arguments
+/// are involved, so this decision cannot be raced.
+fn decide_socket(request: &ScmpNotifReq) -> Verdict {
+    let family = request.data.args[0] as u32;
+    let socket_type = request.data.args[1] as u32 & 0xf;
+    let evidence = match (family, socket_type) {
+        (AF_PACKET, _) => Evidence::PacketSocket {
+            family: "AF_PACKET".into(),
+            socket_type,
+        },
+        (AF_INET, SOCK_PACKET) => Evidence::PacketSocket {
+            family: "AF_INET".into(),
+            socket_type,
+        },
+        (AF_INET, SOCK_RAW) => Evidence::RawSocket {
+            family: "AF_INET".into(),
+            socket_type,
+        },
+        (AF_INET6, SOCK_RAW) => Evidence::RawSocket {
+            family: "AF_INET6".into(),
+            socket_type,
+        },
+        _ => return Verdict::Continue,
+    };
+    let exe = std::fs::read_link(format!("/proc/{}/exe", request.pid))
+        .ok()
+        .map(|p| alert::path_in_container(request.pid, &p));
+    let argv = std::fs::read(format!("/proc/{}/cmdline", request.pid))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .take(MAX_ARGS)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Verdict::Sniffer(Box::new(Finding {
+        evidence: vec![evidence],
+        process: ProcessInfo {
+            exe,
+            argv,
+            ..ProcessInfo::default()
+        },
+        file: None,
+    }))
+}

@@ -1,0 +1,231 @@
+//! The containers the supervisor knows, by id.
+//!
+//! A container is known from two sides that arrive in either order: the hook's
+//! registration (bundle, cgroup, namespaces, annotations) and the runtime's
+//! seccomp listener fd (enforce environments only). Both are joined here by
+//! container id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use sniffguard_common::wire::Registration;
+
+/// One attached container.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerRecord {
+    /// The container id.
+    pub id: String,
+    /// The bundle directory.
+    pub bundle: Option<String>,
+    /// The init process on the host.
+    pub pid: Option<u32>,
+    /// The cgroup v2 id.
+    pub cgroup_id: Option<u64>,
+    /// Namespace inodes.
+    pub namespaces: BTreeMap<String, u64>,
+    /// OCI annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The environment.
+    pub environment: String,
+    /// The real runtime.
+    pub runtime: Option<String>,
+    /// CI pipeline identifiers.
+    pub pipeline: BTreeMap<String, String>,
+    /// Whether the hook registered it (as opposed to only a listener fd).
+    pub registered: bool,
+    /// Seccomp listener fds currently served for it.
+    pub listeners: u32,
+    /// When the supervisor first heard of it.
+    #[serde(with = "humantime_serde_shim")]
+    pub since: SystemTime,
+}
+
+mod humantime_serde_shim {
+    use std::time::SystemTime;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_rfc3339_micros(*time).to_string())
+    }
+}
+
+impl ContainerRecord {
+    fn new(id: &str, environment: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.to_string(),
+            bundle: None,
+            pid: None,
+            cgroup_id: None,
+            namespaces: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            environment: environment.to_string(),
+            runtime: None,
+            pipeline: BTreeMap::new(),
+            registered: false,
+            listeners: 0,
+            since: SystemTime::now(),
+        }
+    }
+}
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct Registry {
+    containers: Mutex<HashMap<String, ContainerRecord>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, ContainerRecord>) -> T) -> T {
+        // A panic while the lock was held cannot leave a record half-written in a
+        // way that matters more than losing every container: keep going.
+        let mut guard = self
+            .containers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Records a hook registration; idempotent (createRuntime and prestart may
+    /// both run it).
+    pub fn register(&self, registration: &Registration) {
+        self.with(|map| {
+            let record = map.entry(registration.id.clone()).or_insert_with(|| {
+                ContainerRecord::new(&registration.id, &registration.environment)
+            });
+            record.bundle = Some(registration.bundle.clone());
+            record.pid = registration.pid.or(record.pid);
+            record.cgroup_id = registration.cgroup_id.or(record.cgroup_id);
+            if !registration.namespaces.is_empty() {
+                record.namespaces = registration.namespaces.clone();
+            }
+            record.annotations = registration.annotations.clone();
+            record.environment = registration.environment.clone();
+            record.runtime = registration.runtime.clone();
+            record.pipeline = registration.pipeline.clone();
+            record.registered = true;
+        });
+    }
+
+    /// Records that a listener fd for `id` is being served.
+    pub fn listener_attached(
+        &self,
+        id: &str,
+        environment: &str,
+        annotations: &BTreeMap<String, String>,
+    ) {
+        self.with(|map| {
+            let record = map
+                .entry(id.to_string())
+                .or_insert_with(|| ContainerRecord::new(id, environment));
+            if record.annotations.is_empty() {
+                record.annotations = annotations.clone();
+            }
+            record.listeners += 1;
+        });
+    }
+
+    /// Records that a listener fd for `id` closed (all its processes exited).
+    /// A container that was never registered and has no listener left is
+    /// forgotten.
+    pub fn listener_detached(&self, id: &str) {
+        self.with(|map| {
+            if let Some(record) = map.get_mut(id) {
+                record.listeners = record.listeners.saturating_sub(1);
+                if record.listeners == 0 && !record.registered {
+                    map.remove(id);
+                }
+            }
+        });
+    }
+
+    /// Forgets a container the hook deregistered. Returns whether it was known.
+    pub fn deregister(&self, id: &str) -> bool {
+        self.with(|map| map.remove(id).is_some())
+    }
+
+    /// A copy of one record.
+    pub fn get(&self, id: &str) -> Option<ContainerRecord> {
+        self.with(|map| map.get(id).cloned())
+    }
+
+    /// Copies of every record, sorted by id.
+    pub fn list(&self) -> Vec<ContainerRecord> {
+        let mut all: Vec<_> = self.with(|map| map.values().cloned().collect());
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// How many containers are known.
+    pub fn len(&self) -> usize {
+        self.with(|map| map.len())
+    }
+
+    /// Whether no container is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(id: &str) -> Registration {
+        Registration {
+            id: id.into(),
+            bundle: "/b".into(),
+            pid: Some(5),
+            cgroup_id: Some(9),
+            namespaces: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            environment: "staging".into(),
+            runtime: Some("runc".into()),
+            pipeline: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn fd_and_registration_join_in_either_order() {
+        let registry = Registry::new();
+        registry.listener_attached("a", "staging", &BTreeMap::new());
+        registry.register(&registration("a"));
+        let a = registry.get("a").unwrap();
+        assert!(a.registered);
+        assert_eq!(a.listeners, 1);
+
+        registry.register(&registration("b"));
+        registry.register(&registration("b"));
+        registry.listener_attached("b", "staging", &BTreeMap::new());
+        assert_eq!(registry.get("b").unwrap().listeners, 1);
+        assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn unregistered_containers_go_with_their_last_listener() {
+        let registry = Registry::new();
+        registry.listener_attached("x", "staging", &BTreeMap::new());
+        registry.listener_attached("x", "staging", &BTreeMap::new());
+        registry.listener_detached("x");
+        assert!(registry.get("x").is_some());
+        registry.listener_detached("x");
+        assert!(registry.get("x").is_none());
+
+        registry.register(&registration("y"));
+        registry.listener_attached("y", "staging", &BTreeMap::new());
+        registry.listener_detached("y");
+        assert!(
+            registry.get("y").is_some(),
+            "registered containers stay until poststop"
+        );
+        assert!(registry.deregister("y"));
+        assert!(!registry.deregister("y"));
+    }
+}

@@ -1,0 +1,242 @@
+//! Finding the file an exec names, the way the target process would, from the
+//! host.
+//!
+//! The path is resolved inside the process's own root (`/proc/TID/root`) with
+//! `openat2(RESOLVE_IN_ROOT)`, so `..` and absolute symlinks stay inside the
+//! container as they do for the kernel. Relative paths are taken relative to the
+//! calling thread's working directory (or to `execveat`'s directory fd), turned
+//! into a path inside the root. `AT_EMPTY_PATH` executes the fd itself.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat2, readlink, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+/// `AT_FDCWD` as `execveat` receives it.
+pub const AT_FDCWD: i32 = libc::AT_FDCWD;
+
+/// Errors resolving an exec's file.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The process or one of its fds is gone.
+    #[error("cannot open {what} of thread {tid}: {errno}")]
+    Proc {
+        /// Which `/proc` entry.
+        what: &'static str,
+        /// The thread.
+        tid: u32,
+        /// Why.
+        errno: Errno,
+    },
+    /// The path does not resolve to a file the supervisor can open.
+    #[error("cannot open {path:?} inside the container: {errno}")]
+    Open {
+        /// The path as passed.
+        path: String,
+        /// Why.
+        errno: Errno,
+    },
+}
+
+/// How the exec named its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// Relative to the working directory (`execve`, or `execveat(AT_FDCWD, …)`).
+    Cwd,
+    /// Relative to a directory fd of the target (`execveat(fd, …)`).
+    DirFd(i32),
+    /// The fd itself (`execveat(fd, "", AT_EMPTY_PATH)`, `fexecve`).
+    EmptyPath(i32),
+}
+
+/// A resolved executable.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The open file.
+    pub file: File,
+    /// Its path as the supervisor sees it (`/proc/self/fd` link), whose last
+    /// component is the name after every symlink.
+    pub host_path: PathBuf,
+}
+
+impl Resolved {
+    /// The file's name after symlinks were followed.
+    pub fn basename(&self) -> &[u8] {
+        self.host_path
+            .file_name()
+            .map(|n| n.as_bytes())
+            .unwrap_or_default()
+    }
+}
+
+/// Flags every executable is opened with: never block on a FIFO, never become a
+/// controlling terminal.
+fn open_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
+}
+
+fn proc_path(tid: u32, entry: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{tid}/{entry}"))
+}
+
+/// The thread's root directory, to resolve inside.
+pub fn open_root(tid: u32) -> Result<OwnedFd, ResolveError> {
+    open(
+        &proc_path(tid, "root"),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| ResolveError::Proc {
+        what: "root",
+        tid,
+        errno,
+    })
+}
+
+/// Opens `path` inside `root` the way the kernel would for the thread.
+pub fn resolve(
+    root: &OwnedFd,
+    tid: u32,
+    base: Base,
+    path: &[u8],
+) -> Result<Resolved, ResolveError> {
+    let file = match base {
+        Base::EmptyPath(fd) if path.is_empty() => {
+            let link = proc_path(tid, &format!("fd/{fd}"));
+            open(&link, open_flags(), Mode::empty()).map_err(|errno| ResolveError::Proc {
+                what: "exec fd",
+                tid,
+                errno,
+            })?
+        }
+        _ if path.first() == Some(&b'/') => open_in_root(root, path)?,
+        Base::Cwd | Base::EmptyPath(_) => open_relative(root, tid, "cwd", path)?,
+        Base::DirFd(fd) => open_relative(root, tid, &format!("fd/{fd}"), path)?,
+    };
+    let host_path = readlink(&PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    )))
+    .map(PathBuf::from)
+    .unwrap_or_default();
+    Ok(Resolved {
+        file: File::from(file),
+        host_path,
+    })
+}
+
+fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError> {
+    let how = OpenHow::new()
+        .flags(open_flags())
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(
+        root.as_fd(),
+        Path::new(std::ffi::OsStr::from_bytes(path)),
+        how,
+    )
+    .map_err(|errno| ResolveError::Open {
+        path: String::from_utf8_lossy(path).into_owned(),
+        errno,
+    })
+}
+
+/// Resolves a relative path against a directory of the thread (`cwd` or a
+/// directory fd). The directory's path inside the container is its `/proc` link
+/// with the root's own link stripped; both are rendered relative to the same
+/// mount namespace, so the prefix matches whenever the directory is inside the
+/// root.
+fn open_relative(
+    root: &OwnedFd,
+    tid: u32,
+    entry: &str,
+    path: &[u8],
+) -> Result<OwnedFd, ResolveError> {
+    let proc_err = |errno| ResolveError::Proc {
+        what: "working directory",
+        tid,
+        errno,
+    };
+    let dir = readlink(&proc_path(tid, entry)).map_err(proc_err)?;
+    let root_link = readlink(&proc_path(tid, "root")).map_err(proc_err)?;
+    if let Some(inside) = strip_root(&dir, &root_link) {
+        let mut joined = inside.into_vec();
+        if joined.last() != Some(&b'/') {
+            joined.push(b'/');
+        }
+        joined.extend_from_slice(path);
+        return open_in_root(root, &joined);
+    }
+    // The directory is not under the root (moved out, or deleted): resolve from
+    // the directory itself, confined to it.
+    let dir_fd = open(
+        &proc_path(tid, entry),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(proc_err)?;
+    open_in_root(&dir_fd, path)
+}
+
+/// The part of `dir` below `root`, both as `/proc` renders them.
+pub(crate) fn strip_root(dir: &OsString, root: &OsString) -> Option<OsString> {
+    let dir = dir.as_bytes();
+    let root = root.as_bytes();
+    if dir.ends_with(b" (deleted)") {
+        return None;
+    }
+    if root == b"/" {
+        return dir
+            .starts_with(b"/")
+            .then(|| OsString::from_vec(dir.to_vec()));
+    }
+    let rest = dir.strip_prefix(root)?;
+    match rest.first() {
+        None => Some(OsString::from("/")),
+        Some(b'/') => Some(OsString::from_vec(rest.to_vec())),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> OsString {
+        OsString::from(s)
+    }
+
+    #[test]
+    fn root_prefix_is_stripped_on_component_boundaries() {
+        assert_eq!(strip_root(&os("/tmp"), &os("/")), Some(os("/tmp")));
+        assert_eq!(
+            strip_root(&os("/c/rootfs/tmp"), &os("/c/rootfs")),
+            Some(os("/tmp"))
+        );
+        assert_eq!(
+            strip_root(&os("/c/rootfs"), &os("/c/rootfs")),
+            Some(os("/"))
+        );
+        assert_eq!(strip_root(&os("/c/rootfs2/tmp"), &os("/c/rootfs")), None);
+        assert_eq!(strip_root(&os("/x (deleted)"), &os("/")), None);
+    }
+
+    #[test]
+    fn resolves_like_the_kernel_for_this_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("tcpdump");
+        std::fs::write(&target, b"\x7fELF").unwrap();
+        let link = dir.path().join("innocent");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let tid = std::process::id();
+        let root = open_root(tid).unwrap();
+        let resolved = resolve(&root, tid, Base::Cwd, link.as_os_str().as_bytes()).unwrap();
+        assert_eq!(resolved.basename(), b"tcpdump");
+        let missing = resolve(&root, tid, Base::Cwd, b"/definitely/not/here");
+        assert!(matches!(missing, Err(ResolveError::Open { .. })));
+    }
+}

@@ -1,0 +1,176 @@
+//! Reading a notified process's memory: the path and argument strings of an
+//! `execve` it is blocked in.
+//!
+//! `process_vm_readv` is used rather than `/proc/PID/mem`: each exec comes from a
+//! new pid, and opening `/proc/PID/mem` costs a cold `/proc` lookup and an access
+//! check every time (PLATFORM.md measured it as the most expensive step of a
+//! decision). Memory is read one page at a time so that a string ending just
+//! before an unmapped page is still read, and a fault means "the kernel would
+//! fault too".
+
+use std::io::IoSliceMut;
+
+use nix::errno::Errno;
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::Pid;
+
+/// Longest path the kernel accepts for `execve` (`PATH_MAX`, NUL included).
+pub const PATH_MAX: usize = 4096;
+
+/// Longest argument string kept for alerts and loader checks.
+pub const MAX_ARG_BYTES: usize = 4096;
+
+const PAGE: usize = 4096;
+
+/// Errors reading target memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The address is not mapped readable in the target (the kernel would
+    /// answer the syscall with `EFAULT`).
+    #[error("address {0:#x} is not readable in the target")]
+    Fault(usize),
+    /// No NUL within the limit (the kernel would answer `ENAMETOOLONG` or
+    /// `E2BIG`).
+    #[error("string at {0:#x} is longer than the limit")]
+    TooLong(usize),
+    /// The process is gone, or another error.
+    #[error("cannot read target memory: {0}")]
+    Os(Errno),
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (NUL excluded) at `addr`
+/// in `pid`.
+pub fn read_cstring(pid: Pid, addr: u64, max: usize) -> Result<Vec<u8>, TargetError> {
+    let mut addr = usize::try_from(addr).map_err(|_| TargetError::Fault(usize::MAX))?;
+    let start = addr;
+    if addr == 0 {
+        return Err(TargetError::Fault(0));
+    }
+    let mut out = Vec::with_capacity(256);
+    let mut page = [0u8; PAGE];
+    while out.len() <= max {
+        let chunk = PAGE - (addr % PAGE);
+        let n = read_into(pid, addr, &mut page[..chunk])?;
+        if let Some(nul) = page[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&page[..nul]);
+            if out.len() > max {
+                break;
+            }
+            return Ok(out);
+        }
+        out.extend_from_slice(&page[..n]);
+        addr = addr.checked_add(n).ok_or(TargetError::Fault(addr))?;
+    }
+    Err(TargetError::TooLong(start))
+}
+
+/// Reads up to `count` pointers of `width` bytes (4 or 8) from the array at
+/// `addr`, stopping at the first NULL.
+pub fn read_pointers(
+    pid: Pid,
+    addr: u64,
+    count: usize,
+    width: usize,
+) -> Result<Vec<u64>, TargetError> {
+    let addr = usize::try_from(addr).map_err(|_| TargetError::Fault(usize::MAX))?;
+    if addr == 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = addr
+            .checked_add(i * width)
+            .ok_or(TargetError::Fault(addr))?;
+        let mut raw = [0u8; 8];
+        let n = read_into(pid, at, &mut raw[..width])?;
+        if n < width {
+            return Err(TargetError::Fault(at + n));
+        }
+        let value = if width == 4 {
+            u64::from(u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]))
+        } else {
+            u64::from_ne_bytes(raw)
+        };
+        if value == 0 {
+            break;
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// Reads the first `count` argument strings of the `argv` array at `addr`.
+/// Unreadable entries end the list early: arguments are evidence for alerts and
+/// loader checks, not a reason to fail a decision.
+pub fn read_argv(pid: Pid, addr: u64, count: usize, width: usize) -> Vec<Vec<u8>> {
+    read_pointers(pid, addr, count, width)
+        .unwrap_or_default()
+        .into_iter()
+        .map_while(|ptr| read_cstring(pid, ptr, MAX_ARG_BYTES).ok())
+        .collect()
+}
+
+fn read_into(pid: Pid, addr: usize, buf: &mut [u8]) -> Result<usize, TargetError> {
+    let len = buf.len();
+    let mut local = [IoSliceMut::new(buf)];
+    let remote = [RemoteIoVec { base: addr, len }];
+    match process_vm_readv(pid, &mut local, &remote) {
+        Ok(0) | Err(Errno::EFAULT) => Err(TargetError::Fault(addr)),
+        Ok(n) => Ok(n),
+        Err(errno) => Err(TargetError::Os(errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Pid {
+        Pid::this()
+    }
+
+    #[test]
+    fn reads_own_strings_and_argv() {
+        let text = b"/usr/bin/tcpdump\0";
+        let got = read_cstring(me(), text.as_ptr() as u64, PATH_MAX).unwrap();
+        assert_eq!(got, b"/usr/bin/tcpdump");
+
+        let a = b"tcpdump\0";
+        let b = b"-D\0";
+        let argv: [u64; 3] = [a.as_ptr() as u64, b.as_ptr() as u64, 0];
+        let args = read_argv(me(), argv.as_ptr() as u64, 8, 8);
+        assert_eq!(args, vec![b"tcpdump".to_vec(), b"-D".to_vec()]);
+    }
+
+    #[test]
+    fn strings_crossing_pages_are_read() {
+        let mut buf = vec![b'a'; 3 * PAGE];
+        let start = PAGE - (buf.as_ptr() as usize % PAGE) + PAGE - 5;
+        buf[start + 100] = 0;
+        let got = read_cstring(me(), buf[start..].as_ptr() as u64, PATH_MAX).unwrap();
+        assert_eq!(got.len(), 100);
+    }
+
+    #[test]
+    fn bad_addresses_fault_and_long_strings_stop() {
+        assert_eq!(read_cstring(me(), 0, PATH_MAX), Err(TargetError::Fault(0)));
+        assert!(matches!(
+            read_cstring(me(), 8, PATH_MAX),
+            Err(TargetError::Fault(_))
+        ));
+        let long = vec![b'x'; PATH_MAX + 10];
+        let mut long = long;
+        long.push(0);
+        assert!(matches!(
+            read_cstring(me(), long.as_ptr() as u64, PATH_MAX),
+            Err(TargetError::TooLong(_))
+        ));
+        let exact = [vec![b'y'; PATH_MAX], vec![0]].concat();
+        assert_eq!(
+            read_cstring(me(), exact.as_ptr() as u64, PATH_MAX)
+                .unwrap()
+                .len(),
+            PATH_MAX
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! Enforcement through the runtime shim and the supervisor, with runc and with crun.
+//!
+//! Needs root, the built workspace (`cargo build --workspace`), runc, crun,
+//! busybox-static and tcpdump. Each scenario is a function taking the [`Runtime`]; the
+//! `per_runtime!` macro at the bottom makes one `#[test]` per runtime
+//! (`staging_denies_tcpdump::runc`, `staging_denies_tcpdump::crun`, ...).
+//!
+//! The built-in policy's environments: `ci` (audit, fail open), `staging` (enforce, fail
+//! open), `production` (enforce, fail closed).
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sniffguard_tests::{
+    evidence_kinds, is_alert_for, require_root, rootfs, str_at, Bundle, CmdOutput, Container,
+    NoSupervisor, Runtime, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT, RULE_NAME,
+};
+
+/// How long the alert stream must stay quiet before "no more alerts" is concluded.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// What the shell says when execve fails with EPERM (runc's Go error text is lowercase;
+/// [`CmdOutput::mentions`] ignores case).
+const EPERM_TEXT: &str = "Operation not permitted";
+
+/// Waits for a denied sniffer alert about `container`, checks the fields every denial
+/// carries, and returns it.
+fn wait_denied(sup: &Supervisor, container: &Container, environment: &str) -> Value {
+    let id = container.id();
+    let alert = sup
+        .wait_alert(
+            |a| is_alert_for(a, id) && str_at(a, "/action") == Some("denied"),
+            ALERT_TIMEOUT,
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no denied alert for {id} within {ALERT_TIMEOUT:?}\n{}",
+                container.runtime(),
+                sup.report()
+            )
+        });
+    assert_eq!(str_at(&alert, "/rule"), Some(RULE_NAME), "{alert}");
+    assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
+    assert_eq!(str_at(&alert, "/mode"), Some("enforce"), "{alert}");
+    assert_eq!(str_at(&alert, "/mechanism"), Some("seccomp"), "{alert}");
+    assert_eq!(str_at(&alert, "/container/id"), Some(id), "{alert}");
+    assert!(
+        alert.pointer("/process/pid").is_some_and(Value::is_u64),
+        "no process.pid: {alert}"
+    );
+    assert!(
+        alert.pointer("/process/argv").is_some_and(Value::is_array),
+        "no process.argv: {alert}"
+    );
+    alert
+}
+
+/// Every sniffer alert about `container`, once the supervisor's output has been quiet for
+/// [`QUIET`] (a bounded window to see that no further alert follows).
+fn all_alerts_for(sup: &Supervisor, container: &Container) -> Vec<Value> {
+    sup.alerts_settled(QUIET, ALERT_TIMEOUT)
+        .into_iter()
+        .filter(|a| is_alert_for(a, container.id()))
+        .collect()
+}
+
+/// Runs `script` with `sh -c` in a fresh container of `environment` under `sup`.
+fn run_script(
+    sup: &Supervisor,
+    runtime: Runtime,
+    environment: &str,
+    script: &str,
+) -> (Container, CmdOutput) {
+    let bundle = Bundle::new(rootfs(), &["sh", "-c", script], Some(environment));
+    let container = Container::new(runtime);
+    let out = container.run_via_shim(sup, &bundle);
+    (container, out)
+}
+
+fn assert_stdout_has(out: &CmdOutput, needles: &[&str], sup: &Supervisor) {
+    for needle in needles {
+        assert!(
+            out.stdout.contains(needle),
+            "no {needle:?} in stdout:\n{out}\n{}",
+            sup.report()
+        );
+    }
+}
+
+fn staging_denies_tcpdump(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_script(
+        &sup,
+        runtime,
+        "staging",
+        "tcpdump -D; echo tcpdump_rc=$?; \
+         ls / >/dev/null; echo ls_rc=$?; \
+         sh -c 'echo hi'; \
+         busybox true; echo true_rc=$?",
+    );
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_stdout_has(
+        &out,
+        &["tcpdump_rc=126", "ls_rc=0", "hi\n", "true_rc=0"],
+        &sup,
+    );
+    assert!(out.stderr_mentions(EPERM_TEXT), "{runtime}: {out}");
+
+    let alert = wait_denied(&sup, &container, "staging");
+    assert_eq!(
+        str_at(&alert, "/process/exe"),
+        Some("/usr/bin/tcpdump"),
+        "{alert}"
+    );
+    let alerts = all_alerts_for(&sup, &container);
+    assert_eq!(
+        alerts.len(),
+        1,
+        "{runtime}: expected exactly one alert for {}, got {alerts:#?}",
+        container.id()
+    );
+}
+
+fn staging_denies_tcpdump_via_symlink(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_script(
+        &sup,
+        runtime,
+        "staging",
+        "ln -s /usr/bin/tcpdump /tmp/x || exit 90; /tmp/x -D; echo rc=$?",
+    );
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_stdout_has(&out, &["rc=126"], &sup);
+    assert!(out.stderr_mentions(EPERM_TEXT), "{runtime}: {out}");
+    wait_denied(&sup, &container, "staging");
+}
+
+fn staging_denies_tcpdump_via_relative_path(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_script(
+        &sup,
+        runtime,
+        "staging",
+        "cd /usr/bin || exit 90; ./tcpdump -D; echo rc=$?",
+    );
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_stdout_has(&out, &["rc=126"], &sup);
+    assert!(out.stderr_mentions(EPERM_TEXT), "{runtime}: {out}");
+    wait_denied(&sup, &container, "staging");
+}
+
+fn staging_denies_renamed_copy_linking_libpcap(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_script(
+        &sup,
+        runtime,
+        "staging",
+        "cp /usr/bin/tcpdump /tmp/netcheck || exit 90; /tmp/netcheck -D; echo rc=$?",
+    );
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_stdout_has(&out, &["rc=126"], &sup);
+    assert!(out.stderr_mentions(EPERM_TEXT), "{runtime}: {out}");
+    let alert = wait_denied(&sup, &container, "staging");
+    let kinds = evidence_kinds(&alert);
+    assert!(
+        kinds.iter().any(|k| k == "links_libpcap"),
+        "{runtime}: no links_libpcap evidence: {alert}"
+    );
+}
+
+fn staging_denies_exec_into_running_container(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("staging"));
+    let container = Container::new(runtime);
+    let out = container.create_detached_via_shim(&sup, &bundle);
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+
+    // An ordinary exec still works.
+    let out = container.exec_via_shim(&sup, &["sh", "-c", "echo ok"]);
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_eq!(out.stdout, "ok\n", "{runtime}: {out}");
+
+    let out = container.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(
+        !out.success(),
+        "{runtime}: tcpdump exec was not refused: {out}"
+    );
+    assert!(out.stderr_mentions(EPERM_TEXT), "{runtime}: {out}");
+    assert!(
+        !out.stdout.contains("Loopback"),
+        "{runtime}: tcpdump ran: {out}"
+    );
+    wait_denied(&sup, &container, "staging");
+}
+
+fn staging_refuses_sniffer_entrypoint(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = Bundle::new(rootfs(), &["tcpdump", "-D"], Some("staging"));
+    let container = Container::new(runtime);
+    let out = container.run_via_shim(&sup, &bundle);
+    assert!(
+        !out.success(),
+        "{runtime}: sniffer entrypoint started: {out}"
+    );
+    assert!(
+        !out.stdout.contains("Loopback"),
+        "{runtime}: tcpdump ran: {out}"
+    );
+    wait_denied(&sup, &container, "staging");
+}
+
+fn ci_allows_tcpdump_capture(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (_container, out) = run_script(&sup, runtime, "ci", CAPTURE_SCRIPT);
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_stdout_has(&out, &["tcpdump_rc=0", "1 packet captured"], &sup);
+}
+
+fn production_fails_closed_without_supervisor(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let nosup = NoSupervisor::new(None);
+    let bundle = Bundle::new(rootfs(), &["sh", "-c", "echo started"], Some("production"));
+    let container = Container::new(runtime);
+    let out = container.run_via_shim(&nosup, &bundle);
+    assert!(
+        !out.success(),
+        "{runtime}: production container started: {out}"
+    );
+    assert!(!out.stdout.contains("started"), "{runtime}: {out}");
+    assert!(out.stderr_mentions("sniffguard"), "{runtime}: {out}");
+}
+
+fn ci_fails_open_without_supervisor(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let nosup = NoSupervisor::new(None);
+    let bundle = Bundle::new(rootfs(), &["sh", "-c", "echo started"], Some("ci"));
+    let container = Container::new(runtime);
+    let out = container.run_via_shim(&nosup, &bundle);
+    assert!(out.success(), "{runtime}: ci container refused: {out}");
+    assert_eq!(out.stdout, "started\n", "{runtime}: {out}");
+    assert!(
+        out.stderr_mentions("sniffguard"),
+        "{runtime}: no warning mentioning sniffguard: {out}"
+    );
+}
+
+macro_rules! per_runtime {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn runc() {
+                super::$name(sniffguard_tests::Runtime::Runc);
+            }
+
+            #[test]
+            fn crun() {
+                super::$name(sniffguard_tests::Runtime::Crun);
+            }
+        }
+    )*};
+}
+
+per_runtime!(
+    staging_denies_tcpdump,
+    staging_denies_tcpdump_via_symlink,
+    staging_denies_tcpdump_via_relative_path,
+    staging_denies_renamed_copy_linking_libpcap,
+    staging_denies_exec_into_running_container,
+    staging_refuses_sniffer_entrypoint,
+    ci_allows_tcpdump_capture,
+    production_fails_closed_without_supervisor,
+    ci_fails_open_without_supervisor,
+);
