@@ -3,8 +3,9 @@
 # Idempotent and quick when everything is already there. Must run as root.
 #
 #   scripts/setup.sh            # packages + `cargo build --workspace`
+#   source scripts/setup.sh     # the same, keeping its environment (PATH, eBPF toolchain)
 #
-# Packages: the container runtimes the tests and the demo drive (runc, crun), the
+# Then the eBPF toolchain (rust-src, bpf-linker). Packages: the container runtimes the tests and the demo drive (runc, crun), the
 # test root filesystem's ingredients (busybox-static, tcpdump), libseccomp's
 # headers for the `libseccomp` crate, gcc for static test helpers, jq for the
 # demo's table.
@@ -27,13 +28,33 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! command -v cargo >/dev/null; then
-	[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-fi
+# cargo, rustup and bpf-linker live in ~/.cargo/bin.
+export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || {
 	echo "setup.sh: no Rust toolchain found; install one with rustup (stable 1.95 or later)" >&2
 	exit 1
 }
+
+# The eBPF programs (supervisor-ebpf/) are built by the supervisor's build.rs
+# with aya-build: a toolchain that can build `core` for bpfel-unknown-none
+# (nightly with rust-src; stable with rust-src and RUSTC_BOOTSTRAP=1 otherwise)
+# and bpf-linker. Never `rustup update`/install a toolchain: that would replace
+# the machine's own.
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+	ebpf_toolchain=nightly
+else
+	ebpf_toolchain=stable
+	export RUSTC_BOOTSTRAP=1
+fi
+export SNIFFGUARD_EBPF_TOOLCHAIN=$ebpf_toolchain
+if ! rustup component list --toolchain "$ebpf_toolchain" --installed 2>/dev/null | grep -q '^rust-src'; then
+	echo "setup.sh: adding rust-src to the $ebpf_toolchain toolchain" >&2
+	rustup component add rust-src --toolchain "$ebpf_toolchain"
+fi
+if ! command -v bpf-linker >/dev/null; then
+	echo "setup.sh: installing bpf-linker 0.10.0 (about a minute)" >&2
+	cargo install bpf-linker --version 0.10.0 --locked --quiet
+fi
 
 cd "$(dirname "$0")/.."
 cargo build --workspace --locked --quiet

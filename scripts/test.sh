@@ -5,6 +5,5 @@
 # otherwise). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-export PATH="$HOME/.cargo/bin:$PATH"
+source scripts/setup.sh
 cargo test --workspace --locked "$@"

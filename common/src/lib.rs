@@ -6,8 +6,12 @@
 //! the runtime shim and the supervisor read ([`policy`]), and the names of the
 //! files under the runtime directory ([`paths`]). Keeping these here means the hook
 //! never links the supervisor and the supervisor never links the hook.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 
+pub mod abi;
+
+#[cfg(feature = "std")]
+pub mod client;
 #[cfg(feature = "std")]
 pub mod paths;
 #[cfg(feature = "std")]

@@ -43,6 +43,8 @@ pub enum Request {
         /// The container id.
         id: String,
     },
+    /// What is the supervisor watching? (`sniffguard status`)
+    Status {},
 }
 
 /// Everything the hook knows about a starting container.
@@ -84,11 +86,49 @@ pub enum Response {
         /// The supervisor's version.
         version: String,
     },
+    /// Answer to [`Request::Status`].
+    Status(StatusReport),
     /// The request was refused.
     Error {
         /// Why, in words an operator can act on.
         message: String,
     },
+}
+
+/// The supervisor's state, as `sniffguard status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusReport {
+    /// The supervisor's version.
+    pub version: String,
+    /// Where the policy in force came from.
+    pub policy: String,
+    /// Whether the eBPF probes are loaded.
+    pub ebpf: bool,
+    /// Counters: `ringbuf_drops`, `probe_events`, `kernel_kills`, `alerts_dropped`, ….
+    pub counters: BTreeMap<String, u64>,
+    /// Attached containers, by id.
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// One attached container in a [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerStatus {
+    /// The container id.
+    pub id: String,
+    /// Its environment.
+    pub environment: String,
+    /// The environment's mode (`audit` or `enforce`).
+    pub mode: String,
+    /// Whether a seccomp listener fd is being served for it.
+    pub seccomp: bool,
+    /// Whether the hook registered it.
+    pub registered: bool,
+    /// Its cgroup v2 id, when known.
+    pub cgroup_id: Option<u64>,
+    /// Since when the supervisor knows it (RFC 3339).
+    pub since: String,
 }
 
 /// Serialises a message as one line (with its trailing newline).
@@ -112,7 +152,11 @@ pub fn decode<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, WireError> {
 /// Checks a container id against the character set runc enforces, so ids can be
 /// used in file names and log lines without escaping.
 pub fn validate_container_id(id: &str) -> Result<(), WireError> {
+    // "." and ".." pass the character check but name directories, not
+    // containers: ids end up in paths (cgroups, state files).
     let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= MAX_CONTAINER_ID_BYTES
         && id
             .bytes()
@@ -148,6 +192,7 @@ mod tests {
             Request::Ping {},
             Request::Register(registration()),
             Request::Deregister { id: "c1".into() },
+            Request::Status {},
         ] {
             let line = encode(&request).unwrap();
             assert_eq!(line.last(), Some(&b'\n'));
@@ -181,7 +226,7 @@ mod tests {
     #[test]
     fn container_ids_follow_runc_rules() {
         assert!(validate_container_id("abc-1.2_3+x").is_ok());
-        for bad in ["", "a/b", "../x", "a b", "é", &"a".repeat(1025)] {
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "é", &"a".repeat(1025)] {
             assert!(validate_container_id(bad).is_err(), "{bad:?}");
         }
     }

@@ -13,8 +13,8 @@ use oci_spec::runtime::State;
 use sniffguard_common::policy::FailPolicy;
 use sniffguard_common::wire::{Registration, Request, Response};
 
-use crate::client::{self, ClientError};
 use crate::{inject, inspect, MESSAGE_PREFIX};
+use sniffguard_common::client::{self, ClientError};
 
 /// How long the hook waits for the supervisor's acknowledgement.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,10 +82,13 @@ pub fn run(args: &HookArgs, state: &State) -> Result<Outcome, HookError> {
     let id = state.id().to_string();
     let request = match args.stage {
         Stage::CreateRuntime => Request::Register(registration(args, state)),
-        Stage::Poststop => Request::Deregister { id: id.clone() },
+        Stage::Poststop => {
+            inspect::remove_own_cgroup(&id);
+            Request::Deregister { id: id.clone() }
+        }
     };
     match client::call(&args.runtime_dir, &request, REGISTER_TIMEOUT) {
-        Ok(Response::Ok {}) | Ok(Response::Pong { .. }) => Ok(Outcome::Done),
+        Ok(Response::Ok {} | Response::Pong { .. } | Response::Status(_)) => Ok(Outcome::Done),
         Ok(Response::Error { message }) => match args.stage {
             Stage::CreateRuntime => Err(HookError::Refused { id, message }),
             Stage::Poststop => Ok(Outcome::Unsupervised(format!(
@@ -122,7 +125,7 @@ fn registration(args: &HookArgs, state: &State) -> Registration {
         id: state.id().to_string(),
         bundle: state.bundle().display().to_string(),
         pid,
-        cgroup_id: pid.and_then(inspect::cgroup_id),
+        cgroup_id: pid.and_then(|pid| inspect::ensure_own_cgroup(pid, state.id())),
         namespaces: pid.map(inspect::namespaces).unwrap_or_default(),
         annotations,
         environment: args.environment.clone(),

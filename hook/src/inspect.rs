@@ -39,6 +39,39 @@ pub fn cgroup_id(pid: u32) -> Option<u64> {
     fs::metadata(dir).ok().map(|m| m.ino())
 }
 
+/// Parent of the cgroups sniffguard creates for containers that have none.
+pub const OWN_CGROUP_PARENT: &str = "sniffguard";
+
+/// Gives the container of init process `pid` a cgroup v2 identity of its own and
+/// returns its id.
+///
+/// The eBPF probes recognise a container by its cgroup v2 id. A runtime that
+/// manages only cgroup v1 (crun on a hybrid host, run with the v2 mount hidden)
+/// leaves the container in the caller's v2 cgroup, shared with host processes.
+/// Such a container is moved into an empty leaf `sniffguard/ID` of the v2
+/// hierarchy, created for it: no controller is enabled there, so nothing about
+/// its resource limits changes, and its children inherit the leaf.
+pub fn ensure_own_cgroup(pid: u32, id: &str) -> Option<u64> {
+    let root = cgroup2_root()?;
+    let current = cgroup2_path(pid)?;
+    let ours = cgroup2_path(std::process::id());
+    if current != "/" && Some(&current) != ours.as_ref() {
+        return cgroup_id(pid);
+    }
+    let leaf = root.join(OWN_CGROUP_PARENT).join(id);
+    fs::create_dir_all(&leaf).ok()?;
+    fs::write(leaf.join("cgroup.procs"), pid.to_string()).ok()?;
+    fs::metadata(&leaf).ok().map(|m| m.ino())
+}
+
+/// Removes the leaf [`ensure_own_cgroup`] created for container `id`, if any.
+/// Only an empty cgroup can be removed, so this never disturbs a live process.
+pub fn remove_own_cgroup(id: &str) {
+    if let Some(root) = cgroup2_root() {
+        let _ = fs::remove_dir(root.join(OWN_CGROUP_PARENT).join(id));
+    }
+}
+
 /// Joins a cgroup path from `/proc` onto the mount root, refusing `..` so that a
 /// hostile path cannot point outside the hierarchy.
 fn join_cgroup(root: &Path, relative: &str) -> Option<PathBuf> {

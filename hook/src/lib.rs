@@ -5,7 +5,6 @@
 //! The binaries in `src/bin/` only parse their command line and call into these
 //! modules.
 
-pub mod client;
 pub mod hook;
 pub mod inject;
 pub mod inspect;

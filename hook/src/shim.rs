@@ -21,9 +21,9 @@ use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
 use sniffguard_common::policy::{FailPolicy, Mode, Policy, PolicyError};
 use sniffguard_common::wire::{Request, Response};
 
-use crate::client::{self, ClientError};
 use crate::inject::{self, Attachment, InjectError};
 use crate::MESSAGE_PREFIX;
+use sniffguard_common::client::{self, ClientError};
 
 /// Where an installed policy lives.
 pub const DEFAULT_POLICY_PATH: &str = "/etc/sniffguard/sniffguard.toml";

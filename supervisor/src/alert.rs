@@ -35,6 +35,8 @@ pub enum Action {
     Denied,
     /// Let through (audit mode).
     Allowed,
+    /// Killed after it started (the enforce backstop).
+    Killed,
 }
 
 /// Which mechanism saw it.
@@ -43,6 +45,10 @@ pub enum Action {
 pub enum Mechanism {
     /// A seccomp user notification.
     Seccomp,
+    /// The eBPF exec tracepoint.
+    ExecProbe,
+    /// The eBPF socket / setsockopt / ioctl tracepoints.
+    SocketProbe,
 }
 
 /// A process as seen from `/proc`.
@@ -231,6 +237,7 @@ fn render(incident: &Incident, host: &str, policy: &Policy) -> String {
     let verb = match incident.action {
         Action::Denied => "was refused",
         Action::Allowed => "ran (audit only)",
+        Action::Killed => "was killed",
     };
     let alert = Alert {
         time: humantime::format_rfc3339_micros(incident.time).to_string(),

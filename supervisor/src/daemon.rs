@@ -13,8 +13,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::alert::AlertSink;
 use crate::classify::Classifier;
+use crate::probe::Probes;
 use crate::registry::Registry;
-use crate::{api, listener, Shared};
+use crate::{api, detect, listener, Shared};
 
 /// Errors that stop the supervisor from starting.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub struct DaemonConfig {
     pub runtime_dir: PathBuf,
     /// The policy file, or `None` for the built-in policy.
     pub policy: Option<PathBuf>,
+    /// Whether to load the eBPF probes.
+    pub ebpf: bool,
 }
 
 /// Runs the supervisor until SIGTERM or SIGINT.
@@ -72,6 +75,33 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
+    let (probes, events) = if config.ebpf {
+        match Probes::load() {
+            Ok(mut probes) => {
+                if let Err(err) = probes
+                    .maps
+                    .set_kill_names(policy.catalogue.names.iter().map(String::as_str))
+                {
+                    tracing::error!(%err, "cannot fill the exec probe's kill list");
+                }
+                tracing::info!("eBPF exec and socket probes attached");
+                let events = probes.events.take();
+                (Some(probes), events)
+            }
+            Err(err) => {
+                tracing::error!(%err, "eBPF probes unavailable: audit environments are not observed and the exec backstop is off (`sniffguard doctor` tells why)");
+                (None, None)
+            }
+        }
+    } else {
+        tracing::warn!("eBPF probes disabled by --no-ebpf");
+        (None, None)
+    };
+    // The programs stay attached for as long as this binding lives.
+    let (_attached_programs, probe_maps) = match probes {
+        Some(Probes { programs, maps, .. }) => (Some(programs), Some(std::sync::Mutex::new(maps))),
+        None => (None, None),
+    };
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let registry = Arc::new(Registry::new());
     let shared = Arc::new(Shared {
@@ -79,7 +109,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         registry,
         classifier: Classifier::new(),
         alerts: AlertSink::start(Box::new(std::io::stdout()), policy.clone()),
+        probes: probe_maps,
     });
+    if let Some(events) = events {
+        tokio::spawn(detect::run(events, shared.clone()));
+    }
     // The seccomp socket is bound first: a runtime that finds the API socket
     // (the shim's ping) must also find the listener.
     let seccomp = bind(&seccomp_path)?;
@@ -92,7 +126,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => reload(&config, &policy),
+            _ = hangup.recv() => reload(&config, &shared),
         }
     }
     tracing::info!(
@@ -103,11 +137,17 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn reload(config: &DaemonConfig, policy: &ArcSwap<Policy>) {
+fn reload(config: &DaemonConfig, shared: &Shared) {
     match Policy::load(config.policy.as_deref()) {
         Ok(new) => {
             tracing::info!(policy = new.origin, "policy reloaded");
-            policy.store(Arc::new(new));
+            let names: Vec<String> = new.catalogue.names.clone();
+            shared.policy.store(Arc::new(new));
+            shared.with_probes(|maps| {
+                if let Err(err) = maps.set_kill_names(names.iter().map(String::as_str)) {
+                    tracing::error!(%err, "cannot refresh the exec probe's kill list");
+                }
+            });
         }
         Err(err) => tracing::error!(%err, "policy reload failed; keeping the policy in force"),
     }

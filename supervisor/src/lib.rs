@@ -6,6 +6,8 @@
 //! - [`api`]: the hook socket (register / deregister);
 //! - [`listener`]: the seccomp listener socket (notify fds from the runtimes);
 //! - [`notify`]: the enforce decision for each notification;
+//! - [`probe`], [`detect`]: the eBPF programs and what their events mean;
+//! - [`respond`]: acting on a process (the enforce backstop);
 //! - [`target`], [`resolve`], [`classify`]: reading, locating and judging what a
 //!   process tries to run;
 //! - [`alert`]: what the operator reads;
@@ -15,15 +17,19 @@
 pub mod alert;
 pub mod api;
 pub mod classify;
+pub mod commands;
 pub mod daemon;
+pub mod detect;
 pub mod listener;
 pub mod notify;
 pub mod peer;
+pub mod probe;
 pub mod registry;
 pub mod resolve;
+pub mod respond;
 pub mod target;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use sniffguard_common::policy::Policy;
@@ -38,4 +44,17 @@ pub struct Shared {
     pub classifier: classify::Classifier,
     /// The alert queue.
     pub alerts: alert::AlertSink,
+    /// The eBPF maps, when the probes are loaded.
+    pub probes: Option<Mutex<probe::ProbeMaps>>,
+}
+
+impl Shared {
+    /// Runs `f` on the eBPF maps, if the probes are loaded.
+    pub fn with_probes<T>(&self, f: impl FnOnce(&mut probe::ProbeMaps) -> T) -> Option<T> {
+        let probes = self.probes.as_ref()?;
+        let mut maps = probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(f(&mut maps))
+    }
 }

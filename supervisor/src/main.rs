@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sniffguard::commands::{doctor, status};
 use sniffguard::daemon::{self, DaemonConfig};
 use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
 use sniffguard_common::policy::Policy;
@@ -25,6 +26,28 @@ enum Command {
         /// Directory for the supervisor's sockets.
         #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
         runtime_dir: PathBuf,
+        /// Do not load the eBPF probes (seccomp enforcement only).
+        #[arg(long)]
+        no_ebpf: bool,
+    },
+    /// Show what a running supervisor watches.
+    Status {
+        /// The supervisor's runtime directory.
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check what this host supports; exits non-zero when the policy needs
+    /// something that is missing.
+    Doctor {
+        /// Policy file (default: the built-in policy).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Skip loading the eBPF programs.
+        #[arg(long)]
+        no_ebpf: bool,
     },
     /// Check a policy file and print what it defines.
     CheckConfig {
@@ -46,6 +69,7 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             runtime_dir,
+            no_ebpf,
         } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -61,12 +85,51 @@ fn main() -> ExitCode {
             match runtime.block_on(daemon::run(DaemonConfig {
                 runtime_dir,
                 policy: config,
+                ebpf: !no_ebpf,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("sniffguard: {err}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Status { runtime_dir, json } => match status::fetch(&runtime_dir) {
+            Ok(report) => {
+                if json {
+                    match serde_json::to_string_pretty(&report) {
+                        Ok(text) => println!("{text}"),
+                        Err(err) => {
+                            eprintln!("sniffguard: {err}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                } else {
+                    print!("{}", status::render(&report));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("sniffguard: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Doctor { config, no_ebpf } => {
+            let policy = match Policy::load(config.as_deref()) {
+                Ok(policy) => policy,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let checks = doctor::run(&policy, !no_ebpf);
+            for check in &checks {
+                println!("{check}");
+            }
+            if checks.iter().any(|c| c.level == doctor::Level::Missing) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Command::CheckConfig { file } => match Policy::load(file.as_deref()) {

@@ -146,9 +146,18 @@ impl Registry {
         });
     }
 
-    /// Forgets a container the hook deregistered. Returns whether it was known.
-    pub fn deregister(&self, id: &str) -> bool {
-        self.with(|map| map.remove(id).is_some())
+    /// Forgets a container the hook deregistered. Returns its record.
+    pub fn deregister(&self, id: &str) -> Option<ContainerRecord> {
+        self.with(|map| map.remove(id))
+    }
+
+    /// The registered container whose cgroup v2 id is `cgroup_id`.
+    pub fn by_cgroup(&self, cgroup_id: u64) -> Option<ContainerRecord> {
+        self.with(|map| {
+            map.values()
+                .find(|r| r.registered && r.cgroup_id == Some(cgroup_id))
+                .cloned()
+        })
     }
 
     /// A copy of one record.
@@ -225,7 +234,9 @@ mod tests {
             registry.get("y").is_some(),
             "registered containers stay until poststop"
         );
-        assert!(registry.deregister("y"));
-        assert!(!registry.deregister("y"));
+        assert_eq!(registry.by_cgroup(9).unwrap().id, "y");
+        assert!(registry.deregister("y").is_some());
+        assert!(registry.deregister("y").is_none());
+        assert!(registry.by_cgroup(9).is_none());
     }
 }

@@ -104,10 +104,25 @@ pub fn script(name: &str) -> PathBuf {
     repo_root().join("scripts").join(name)
 }
 
-/// Directories where the workspace's debug binaries may be, most likely first:
-/// the one holding this test executable's `deps/`, `$CARGO_TARGET_DIR/debug`, and
-/// `<repo>/target/debug`.
+/// Environment variable naming the one directory to take the workspace's binaries from
+/// (e.g. `target/release`, to drive an optimised build from a debug test, or a debug build
+/// from a bench). Relative paths are taken from the repository root. When it is set, no
+/// other directory is searched: a benchmark must not silently measure another build.
+pub const BIN_DIR_ENV: &str = "SNIFFGUARD_BIN_DIR";
+
+/// Directories where the workspace's binaries may be, most likely first: only
+/// `$SNIFFGUARD_BIN_DIR` when it is set ([`BIN_DIR_ENV`]); otherwise the profile directory
+/// holding this test executable's `deps/` (`target/debug` for tests, `target/release` for
+/// benches), `$CARGO_TARGET_DIR/debug`, and `<repo>/target/debug`.
 fn binary_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os(BIN_DIR_ENV).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return vec![if dir.is_absolute() {
+            dir
+        } else {
+            repo_root().join(dir)
+        }];
+    }
     let mut dirs = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         // target/debug/deps/<test>-<hash>: binaries live in target/debug.
@@ -149,7 +164,8 @@ pub fn binary(name: &str) -> PathBuf {
     }
     panic!(
         "binary `{name}` not found in any of {dirs:?}: run `cargo build --workspace` first \
-         (the integration tests drive the built binaries)"
+         (the integration tests drive the built binaries), or point {BIN_DIR_ENV} at a \
+         directory that has it"
     );
 }
 
@@ -1227,6 +1243,106 @@ impl Drop for Container {
             }
         }
         // `dir` (TempDir) removes the state directory after this.
+    }
+}
+
+/// Talking to a running supervisor the way operators and hooks do.
+impl Supervisor {
+    /// `sniffguard status --json` against this supervisor, parsed.
+    ///
+    /// # Panics
+    /// When the command fails or prints something that is not JSON.
+    pub fn status(&self) -> Value {
+        let out = run_command(
+            Command::new(sniffguard_bin())
+                .arg("status")
+                .arg("--json")
+                .arg("--runtime-dir")
+                .arg(self.runtime_dir()),
+            COMMAND_TIMEOUT,
+        );
+        assert!(out.success(), "sniffguard status failed: {out}");
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
+    }
+
+    /// A counter from [`Supervisor::status`] (0 when absent).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.status()
+            .pointer(&format!("/counters/{name}"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    /// Sends one raw request line to the API socket and returns the answer line.
+    ///
+    /// # Panics
+    /// When the socket cannot be reached.
+    pub fn api_request(&self, line: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream =
+            UnixStream::connect(self.runtime_dir().join("api.sock")).expect("connect api.sock");
+        stream
+            .set_read_timeout(Some(COMMAND_TIMEOUT))
+            .expect("set timeout");
+        stream.write_all(line.as_bytes()).expect("write request");
+        stream.write_all(b"\n").expect("write newline");
+        let mut answer = String::new();
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .expect("read answer");
+        answer
+    }
+}
+
+/// Compiles a C program statically with `gcc -static -O2` into `dir/name` and
+/// returns its path.
+///
+/// # Panics
+/// When gcc fails (its output is shown).
+pub fn compile_static(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    fs::write(&src, source).expect("write C source");
+    let out_path = dir.join(name);
+    let out = run_command(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&out_path)
+            .arg(&src),
+        COMMAND_TIMEOUT,
+    );
+    assert!(out.success(), "gcc failed: {out}");
+    out_path
+}
+
+impl Bundle {
+    /// Bind-mounts host directory `source` read-only at `destination`.
+    pub fn bind_ro(self, source: &Path, destination: &str) -> Bundle {
+        let source = source.display().to_string();
+        let destination = destination.to_owned();
+        self.edit(move |spec| {
+            if let Some(mounts) = spec.pointer_mut("/mounts").and_then(Value::as_array_mut) {
+                mounts.push(serde_json::json!({
+                    "destination": destination,
+                    "type": "bind",
+                    "source": source,
+                    "options": ["rbind", "ro"],
+                }));
+            }
+        })
+    }
+}
+
+impl Bundle {
+    /// Re-reads `config.json` from disk, after a tool outside the harness (such
+    /// as `sniffguard-hook inject`) rewrote it, so later edits keep its changes.
+    ///
+    /// # Panics
+    /// When the file is unreadable or not JSON.
+    pub fn reload(mut self) -> Bundle {
+        let text = fs::read_to_string(self.config_path()).expect("read config.json");
+        self.spec = serde_json::from_str(&text).expect("config.json is JSON");
+        self
     }
 }
 

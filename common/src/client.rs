@@ -1,4 +1,5 @@
-//! A blocking client for the supervisor's API socket, with bounded waits.
+//! A blocking client for the supervisor's API socket, with bounded waits, used
+//! by the hook, the shim and the command line.
 //!
 //! The hook and the shim sit in a container's start path, so every step here has a
 //! timeout: a supervisor that accepts but never answers must not hang the runtime.
@@ -8,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sniffguard_common::paths;
-use sniffguard_common::wire::{self, Request, Response, WireError, MAX_MESSAGE_BYTES};
+use crate::paths;
+use crate::wire::{self, Request, Response, WireError, MAX_MESSAGE_BYTES};
 
 /// Errors talking to the supervisor.
 #[derive(Debug, thiserror::Error)]

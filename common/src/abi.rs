@@ -1,0 +1,365 @@
+//! The kernel ↔ user-space ABI of sniffguard's eBPF programs.
+//!
+//! Every record in the ring buffer starts with an [`EventHeader`] whose `kind`
+//! says which struct follows; user space checks the length against that struct
+//! before reading it. All structs are `#[repr(C)]` with explicit padding and only
+//! fixed-width integers, so the layout is the same for `bpfel-unknown-none` and
+//! the host.
+
+/// Ring buffer carrying every event to user space.
+pub const EVENTS_MAP: &str = "SG_EVENTS";
+/// Hash map: cgroup v2 id → [`MonitorFlags`] bits, filled on registration.
+pub const MONITORED_MAP: &str = "SG_MONITORED";
+/// Hash map: `comm` (16 bytes, NUL padded) → 1, names the exec probe kills in
+/// enforce containers.
+pub const KILL_NAMES_MAP: &str = "SG_KILL_NAMES";
+/// LRU hash map: thread id at `execve` entry → [`PendingArgv`].
+pub const PENDING_ARGV_MAP: &str = "SG_PENDING_ARGV";
+/// Per-CPU array with one [`PendingArgv`] used as scratch space.
+pub const SCRATCH_MAP: &str = "SG_SCRATCH";
+/// Per-CPU array of `u64` counters, indexed by the `COUNTER_*` constants.
+pub const COUNTERS_MAP: &str = "SG_COUNTERS";
+/// Global `u32`: the supervisor's own tgid, whose events are skipped.
+pub const SUPERVISOR_TGID_GLOBAL: &str = "SG_SUPERVISOR_TGID";
+
+/// Ring buffer size in bytes (a power of two, a multiple of the page size).
+pub const EVENTS_BYTES: u32 = 4 * 1024 * 1024;
+/// Containers that can be monitored at once.
+pub const MAX_MONITORED: u32 = 16 * 1024;
+/// Catalogue names the kernel can kill by.
+pub const MAX_KILL_NAMES: u32 = 1024;
+/// Execs in flight between `sys_enter_execve` and `sched_process_exec`.
+pub const MAX_PENDING_ARGV: u32 = 16 * 1024;
+
+/// Counter: ring-buffer reservations that failed (events lost).
+pub const COUNTER_RINGBUF_DROPS: u32 = 0;
+/// Counter: events submitted.
+pub const COUNTER_EVENTS: u32 = 1;
+/// Counter: processes killed by the exec probe.
+pub const COUNTER_KILLS: u32 = 2;
+/// Number of counters.
+pub const COUNTERS: u32 = 3;
+
+/// The container's environment enforces: the exec probe may kill.
+pub const MONITOR_ENFORCE: u32 = 1;
+
+/// Event kind: a process in a monitored container executed a file.
+pub const EVENT_EXEC: u32 = 1;
+/// Event kind: a capture socket was requested.
+pub const EVENT_SOCKET: u32 = 2;
+/// Event kind: promiscuous membership or a filter attached with `setsockopt`.
+pub const EVENT_SETSOCKOPT: u32 = 3;
+/// Event kind: `ioctl(SIOCSIFFLAGS)` setting `IFF_PROMISC`.
+pub const EVENT_IOCTL: u32 = 4;
+
+/// Header flag: the exec probe sent `SIGKILL`.
+pub const FLAG_KILLED: u32 = 1;
+/// Header flag: the command line was not captured at `execve` entry.
+pub const FLAG_NO_ARGV: u32 = 2;
+/// Header flag: there were more arguments than [`ARGV_SLOTS`].
+pub const FLAG_ARGV_TRUNCATED: u32 = 4;
+
+/// Bytes of the executed file name kept.
+pub const FILENAME_LEN: usize = 256;
+/// Arguments kept.
+pub const ARGV_SLOTS: usize = 8;
+/// Bytes kept per argument (NUL included).
+pub const ARG_LEN: usize = 64;
+/// Length of a task's `comm`.
+pub const COMM_LEN: usize = 16;
+
+/// Linux constants the probes match on.
+pub mod linux {
+    /// `AF_INET`.
+    pub const AF_INET: u64 = 2;
+    /// `AF_INET6`.
+    pub const AF_INET6: u64 = 10;
+    /// `AF_PACKET`.
+    pub const AF_PACKET: u64 = 17;
+    /// `SOCK_RAW`.
+    pub const SOCK_RAW: u64 = 3;
+    /// `SOCK_PACKET` (obsolete; `AF_INET` + `SOCK_PACKET` is a packet socket).
+    pub const SOCK_PACKET: u64 = 10;
+    /// Mask of the socket type without `SOCK_NONBLOCK` / `SOCK_CLOEXEC`.
+    pub const SOCK_TYPE_MASK: u64 = 0xf;
+    /// `SOL_SOCKET`.
+    pub const SOL_SOCKET: u64 = 1;
+    /// `SOL_PACKET`.
+    pub const SOL_PACKET: u64 = 263;
+    /// `PACKET_ADD_MEMBERSHIP`.
+    pub const PACKET_ADD_MEMBERSHIP: u64 = 1;
+    /// `PACKET_MR_PROMISC`.
+    pub const PACKET_MR_PROMISC: u16 = 1;
+    /// `SO_ATTACH_FILTER`.
+    pub const SO_ATTACH_FILTER: u64 = 26;
+    /// `SO_ATTACH_BPF`.
+    pub const SO_ATTACH_BPF: u64 = 50;
+    /// `SIOCSIFFLAGS`.
+    pub const SIOCSIFFLAGS: u64 = 0x8914;
+    /// `IFF_PROMISC`.
+    pub const IFF_PROMISC: u16 = 0x100;
+    /// Offset of `mr_type` in `struct packet_mreq`.
+    pub const PACKET_MREQ_TYPE_OFFSET: u64 = 4;
+    /// Offset of `ifr_flags` in `struct ifreq`.
+    pub const IFREQ_FLAGS_OFFSET: u64 = 16;
+}
+
+/// Start of every ring-buffer record.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of the `EVENT_*` kinds.
+    pub kind: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Process id (thread group id) on the host.
+    pub tgid: u32,
+    /// Thread id on the host.
+    pub tid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// cgroup v2 id of the task.
+    pub cgroup_id: u64,
+    /// `bpf_ktime_get_ns()` at the event.
+    pub time_ns: u64,
+}
+
+/// A command line captured at `execve` entry.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct PendingArgv {
+    /// Arguments stored in `argv`.
+    pub argc: u32,
+    /// `FLAG_ARGV_TRUNCATED` when more arguments existed.
+    pub flags: u32,
+    /// Slot `i` holds argument `i`, NUL terminated, at `i * ARG_LEN`.
+    pub argv: [u8; ARGV_SLOTS * ARG_LEN],
+}
+
+/// `EVENT_EXEC`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ExecEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// Arguments in `argv`.
+    pub argc: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// `comm` after the exec (the kernel sets it from the file name).
+    pub comm: [u8; COMM_LEN],
+    /// The file name as the kernel executed it (NUL terminated).
+    pub filename: [u8; FILENAME_LEN],
+    /// The command line, as in [`PendingArgv::argv`].
+    pub argv: [u8; ARGV_SLOTS * ARG_LEN],
+}
+
+/// `EVENT_SOCKET`, `EVENT_SETSOCKOPT`, `EVENT_IOCTL`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// `socket`: address family.
+    pub family: u32,
+    /// `socket`: type (flags masked off).
+    pub sock_type: u32,
+    /// `socket`: protocol.
+    pub protocol: u32,
+    /// `setsockopt`: level.
+    pub level: u32,
+    /// `setsockopt`: option name; `ioctl`: request.
+    pub optname: u32,
+    /// `setsockopt`: `mr_type`; `ioctl`: `ifr_flags`.
+    pub value: u32,
+    /// `setsockopt`/`ioctl`: the fd.
+    pub fd: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// The task's `comm`.
+    pub comm: [u8; COMM_LEN],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), only integers, explicit padding field: every bit pattern
+    // is a valid value and there are no implicit padding bytes.
+    unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: repr(C), integers and a byte array, no implicit padding.
+    unsafe impl aya::Pod for super::PendingArgv {}
+    // SAFETY: repr(C), a Pod header, integers and byte arrays, explicit padding.
+    unsafe impl aya::Pod for super::ExecEvent {}
+    // SAFETY: repr(C), a Pod header, integers, a byte array, explicit padding.
+    unsafe impl aya::Pod for super::NetEvent {}
+}
+
+#[cfg(any(feature = "std", test))]
+/// A decoded ring-buffer record.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An exec (boxed: it is ten times the size of the others).
+    Exec(Box<ExecEvent>),
+    /// A socket, setsockopt or ioctl event.
+    Net(NetEvent),
+}
+
+#[cfg(any(feature = "std", test))]
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than its header or its kind's struct.
+    Short {
+        /// The record's length.
+        len: usize,
+        /// What the kind needs.
+        need: usize,
+    },
+    /// A kind this build does not know.
+    UnknownKind(u32),
+}
+
+#[cfg(any(feature = "std", test))]
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let need = core::mem::size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            need,
+        });
+    }
+    // SAFETY: the slice holds at least size_of::<T>() bytes (checked above),
+    // read_unaligned copes with any alignment, and every T used here is a
+    // repr(C) struct of integers for which every bit pattern is valid.
+    Ok(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+#[cfg(any(feature = "std", test))]
+impl Event {
+    /// Decodes one ring-buffer record, checking its length against its kind.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let header: EventHeader = read(bytes)?;
+        match header.kind {
+            EVENT_EXEC => read(bytes).map(|e| Event::Exec(Box::new(e))),
+            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL => read(bytes).map(Event::Net),
+            other => Err(DecodeError::UnknownKind(other)),
+        }
+    }
+
+    /// The header of either kind.
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            Event::Exec(e) => &e.header,
+            Event::Net(e) => &e.header,
+        }
+    }
+}
+
+/// The NUL-terminated prefix of a fixed buffer.
+pub fn c_str(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// The arguments stored in an argv buffer.
+pub fn argv_slots(argv: &[u8; ARGV_SLOTS * ARG_LEN], argc: u32) -> impl Iterator<Item = &[u8]> {
+    argv.chunks(ARG_LEN)
+        .take((argc as usize).min(ARGV_SLOTS))
+        .map(c_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_bytes<T>(value: &T) -> &[u8] {
+        // SAFETY: reading the bytes of a live, initialised repr(C) value.
+        unsafe {
+            core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
+        }
+    }
+
+    #[test]
+    fn layouts_have_no_hidden_padding() {
+        assert_eq!(core::mem::size_of::<EventHeader>(), 40);
+        assert_eq!(core::mem::size_of::<NetEvent>(), 40 + 32 + 16);
+        assert_eq!(
+            core::mem::size_of::<ExecEvent>(),
+            40 + 8 + COMM_LEN + FILENAME_LEN + ARGV_SLOTS * ARG_LEN
+        );
+        assert_eq!(
+            core::mem::size_of::<PendingArgv>(),
+            8 + ARGV_SLOTS * ARG_LEN
+        );
+        assert_eq!(core::mem::align_of::<ExecEvent>(), 8);
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let mut exec = ExecEvent {
+            header: EventHeader {
+                kind: EVENT_EXEC,
+                flags: FLAG_KILLED,
+                tgid: 10,
+                tid: 11,
+                uid: 0,
+                _pad: 0,
+                cgroup_id: 77,
+                time_ns: 5,
+            },
+            argc: 2,
+            _pad: 0,
+            comm: [0; COMM_LEN],
+            filename: [0; FILENAME_LEN],
+            argv: [0; ARGV_SLOTS * ARG_LEN],
+        };
+        exec.filename[..12].copy_from_slice(b"/usr/bin/tcp");
+        exec.argv[..7].copy_from_slice(b"tcpdump");
+        exec.argv[ARG_LEN..ARG_LEN + 2].copy_from_slice(b"-D");
+        let Event::Exec(back) = Event::decode(as_bytes(&exec)).unwrap() else {
+            panic!("wrong kind")
+        };
+        assert_eq!(back.header, exec.header);
+        assert_eq!(c_str(&back.filename), b"/usr/bin/tcp");
+        let args: [&[u8]; 2] = [b"tcpdump", b"-D"];
+        assert!(argv_slots(&back.argv, back.argc).eq(args));
+
+        let net = NetEvent {
+            header: EventHeader {
+                kind: EVENT_SOCKET,
+                ..EventHeader::default()
+            },
+            family: 17,
+            ..NetEvent::default()
+        };
+        let Event::Net(back) = Event::decode(as_bytes(&net)).unwrap() else {
+            panic!("wrong kind")
+        };
+        assert_eq!(back, net);
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_refused() {
+        let header = EventHeader {
+            kind: EVENT_EXEC,
+            ..EventHeader::default()
+        };
+        assert!(matches!(
+            Event::decode(as_bytes(&header)),
+            Err(DecodeError::Short { .. })
+        ));
+        assert!(matches!(
+            Event::decode(&[1, 2, 3]),
+            Err(DecodeError::Short { .. })
+        ));
+        let odd = EventHeader {
+            kind: 99,
+            ..EventHeader::default()
+        };
+        assert_eq!(
+            Event::decode(as_bytes(&odd)).unwrap_err(),
+            DecodeError::UnknownKind(99)
+        );
+    }
+}

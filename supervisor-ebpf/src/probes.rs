@@ -1,0 +1,329 @@
+//! The programs. Each exported program is a thin wrapper over a `try_` function
+//! returning `Result`, so that every early exit is explicit.
+
+use aya_ebpf::bindings::BPF_RB_NO_WAKEUP;
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+    bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes,
+    bpf_probe_read_user, bpf_probe_read_user_str_bytes, bpf_send_signal,
+};
+use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::EbpfContext;
+use sniffguard_common::abi::{
+    linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
+    COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_BYTES, EVENT_EXEC, EVENT_IOCTL,
+    EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NO_ARGV, MAX_KILL_NAMES,
+    MAX_MONITORED, MAX_PENDING_ARGV, MONITOR_ENFORCE,
+};
+
+#[map]
+static SG_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+#[map]
+static SG_MONITORED: HashMap<u64, u32> = HashMap::with_max_entries(MAX_MONITORED, 0);
+
+#[map]
+static SG_KILL_NAMES: HashMap<[u8; COMM_LEN], u32> = HashMap::with_max_entries(MAX_KILL_NAMES, 0);
+
+#[map]
+static SG_PENDING_ARGV: LruHashMap<u32, PendingArgv> =
+    LruHashMap::with_max_entries(MAX_PENDING_ARGV, 0);
+
+#[map]
+static SG_SCRATCH: PerCpuArray<PendingArgv> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static SG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+/// Set by the loader: the supervisor's own tgid.
+#[unsafe(no_mangle)]
+static SG_SUPERVISOR_TGID: u32 = 0;
+
+/// Offset of the first syscall argument in a `syscalls/sys_enter_*` record.
+const SYSCALL_ARGS: usize = 16;
+/// `sched/sched_process_exec`: `__data_loc char[] filename` at 8, `pid` at 12,
+/// `old_pid` at 16.
+const EXEC_FILENAME_LOC: usize = 8;
+const EXEC_OLD_PID: usize = 16;
+const SIGKILL: u32 = 9;
+
+type Res = Result<(), i64>;
+
+fn count(index: u32) {
+    if let Some(counter) = SG_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the per-CPU slot is only touched by programs on this CPU,
+        // which do not preempt each other.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// The monitoring flags of the current task's container, if it is monitored
+/// and not the supervisor itself.
+fn monitored() -> Option<u32> {
+    // SAFETY: plain helper call without pointers.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the map value is a u32 read once; the entry may be deleted
+    // concurrently, but hash map values stay valid until the program ends (RCU).
+    let flags = unsafe { SG_MONITORED.get(&cgroup) }.copied()?;
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: a read of a global the loader may have rewritten; volatile so
+    // the compiler does not fold the initial 0.
+    let supervisor = unsafe { core::ptr::read_volatile(&SG_SUPERVISOR_TGID) };
+    (tgid != supervisor).then_some(flags)
+}
+
+fn header(kind: u32) -> EventHeader {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    EventHeader {
+        kind,
+        flags: 0,
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        uid: bpf_get_current_uid_gid() as u32,
+        _pad: 0,
+        // SAFETY: plain helper calls without pointers.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        // SAFETY: as above.
+        time_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+fn syscall_arg(ctx: &TracePointContext, index: usize) -> Result<u64, i64> {
+    // SAFETY: syscall enter records hold six u64 arguments after the header.
+    unsafe { ctx.read_at::<u64>(SYSCALL_ARGS + index * 8) }.map_err(i64::from)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_execve")]
+pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
+    let _ = capture_argv(&ctx, 1);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_execveat")]
+pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
+    let _ = capture_argv(&ctx, 2);
+    0
+}
+
+/// Copies up to `ARGV_SLOTS` arguments of the exec being entered.
+fn capture_argv(ctx: &TracePointContext, argv_index: usize) -> Res {
+    monitored().ok_or(0)?;
+    let argv = syscall_arg(ctx, argv_index)? as *const u64;
+    let scratch = SG_SCRATCH.get_ptr_mut(0).ok_or(0)?;
+    // SAFETY: the per-CPU scratch slot is exclusively ours while this program
+    // runs on this CPU.
+    let pending = unsafe { &mut *scratch };
+    pending.argc = 0;
+    pending.flags = 0;
+    for i in 0..ARGV_SLOTS {
+        // SAFETY: reading a user pointer with the fault-tolerant helper.
+        let arg = unsafe { bpf_probe_read_user(argv.wrapping_add(i)) }.unwrap_or(0);
+        if arg == 0 {
+            break;
+        }
+        let slot = &mut pending.argv[i * ARG_LEN..(i + 1) * ARG_LEN];
+        // SAFETY: the helper bounds the copy by the slot length and tolerates
+        // faults.
+        if unsafe { bpf_probe_read_user_str_bytes(arg as *const u8, slot) }.is_err() {
+            slot[0] = 0;
+        }
+        pending.argc = (i + 1) as u32;
+    }
+    if pending.argc as usize == ARGV_SLOTS {
+        // SAFETY: as above.
+        let more = unsafe { bpf_probe_read_user(argv.wrapping_add(ARGV_SLOTS)) }.unwrap_or(0);
+        if more != 0 {
+            pending.flags |= FLAG_ARGV_TRUNCATED;
+        }
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    SG_PENDING_ARGV.insert(&tid, pending, 0).map_err(i64::from)
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let _ = report_exec(&ctx);
+    0
+}
+
+fn report_exec(ctx: &TracePointContext) -> Res {
+    let flags = monitored().ok_or(0)?;
+    let Some(mut entry) = SG_EVENTS.reserve::<ExecEvent>(0) else {
+        count(COUNTER_RINGBUF_DROPS);
+        return Err(0);
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at a reserved, exclusively owned ring-buffer record
+    // of size_of::<ExecEvent>() bytes; every field is written before submit.
+    let event = unsafe { &mut *event };
+    event.header = header(EVENT_EXEC);
+    event.comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+    event.filename[0] = 0;
+    // SAFETY: the data_loc word is part of the fixed tracepoint record.
+    if let Ok(loc) = unsafe { ctx.read_at::<u32>(EXEC_FILENAME_LOC) } {
+        let offset = (loc & 0xffff) as usize;
+        let src = (ctx.as_ptr() as *const u8).wrapping_add(offset);
+        // SAFETY: the filename lives inside the tracepoint record; the helper
+        // bounds the copy and tolerates faults.
+        if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut event.filename) }.is_err() {
+            event.filename[0] = 0;
+        }
+    }
+    // SAFETY: fixed field of the record.
+    let old_pid = unsafe { ctx.read_at::<u32>(EXEC_OLD_PID) }.unwrap_or(0);
+    // SAFETY: the value is copied out before the entry is removed.
+    match unsafe { SG_PENDING_ARGV.get(&old_pid) } {
+        Some(pending) => {
+            event.argc = pending.argc;
+            event.header.flags |= pending.flags;
+            event.argv = pending.argv;
+            let _ = SG_PENDING_ARGV.remove(&old_pid);
+        }
+        None => {
+            event.argc = 0;
+            event.header.flags |= FLAG_NO_ARGV;
+        }
+    }
+    event._pad = 0;
+    // SAFETY: the key is a stack array of the map's key size.
+    if flags & MONITOR_ENFORCE != 0 && unsafe { SG_KILL_NAMES.get(&event.comm) }.is_some() {
+        // SAFETY: signals the current task's process; no pointers involved.
+        if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            event.header.flags |= FLAG_KILLED;
+            count(COUNTER_KILLS);
+        }
+    }
+    count(COUNTER_EVENTS);
+    // Audit containers can wait for the consumer's next poll; enforce
+    // containers wake it, because a kill by pidfd follows the classification.
+    let wake = if flags & MONITOR_ENFORCE != 0 {
+        0
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    };
+    entry.submit(wake);
+    Ok(())
+}
+
+fn emit_net(kind: u32, fill: impl FnOnce(&mut NetEvent)) -> Res {
+    let Some(mut entry) = SG_EVENTS.reserve::<NetEvent>(0) else {
+        count(COUNTER_RINGBUF_DROPS);
+        return Err(0);
+    };
+    // SAFETY: exclusively owned reserved record; every field is written below.
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    *event = NetEvent {
+        header: header(kind),
+        family: 0,
+        sock_type: 0,
+        protocol: 0,
+        level: 0,
+        optname: 0,
+        value: 0,
+        fd: 0,
+        _pad: 0,
+        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+    };
+    fill(event);
+    count(COUNTER_EVENTS);
+    entry.submit(0);
+    Ok(())
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_socket")]
+pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
+    let _ = report_socket(&ctx);
+    0
+}
+
+fn report_socket(ctx: &TracePointContext) -> Res {
+    // The kernel reads these as int: compare the low 32 bits only.
+    let family = syscall_arg(ctx, 0)? & 0xffff_ffff;
+    let sock_type = syscall_arg(ctx, 1)? & linux::SOCK_TYPE_MASK;
+    let capture = family == linux::AF_PACKET
+        || (family == linux::AF_INET && sock_type == linux::SOCK_PACKET)
+        || ((family == linux::AF_INET || family == linux::AF_INET6)
+            && sock_type == linux::SOCK_RAW);
+    if !capture {
+        return Ok(());
+    }
+    monitored().ok_or(0)?;
+    let protocol = syscall_arg(ctx, 2)?;
+    emit_net(EVENT_SOCKET, |e| {
+        e.family = family as u32;
+        e.sock_type = sock_type as u32;
+        e.protocol = protocol as u32;
+    })
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_setsockopt")]
+pub fn sys_enter_setsockopt(ctx: TracePointContext) -> u32 {
+    let _ = report_setsockopt(&ctx);
+    0
+}
+
+fn report_setsockopt(ctx: &TracePointContext) -> Res {
+    let level = syscall_arg(ctx, 1)? & 0xffff_ffff;
+    let optname = syscall_arg(ctx, 2)? & 0xffff_ffff;
+    let promisc = level == linux::SOL_PACKET && optname == linux::PACKET_ADD_MEMBERSHIP;
+    let filter = level == linux::SOL_SOCKET
+        && (optname == linux::SO_ATTACH_FILTER || optname == linux::SO_ATTACH_BPF);
+    if !promisc && !filter {
+        return Ok(());
+    }
+    monitored().ok_or(0)?;
+    let fd = syscall_arg(ctx, 0)?;
+    let mut value = 0u32;
+    if promisc {
+        let optval = syscall_arg(ctx, 3)?;
+        let at = (optval + linux::PACKET_MREQ_TYPE_OFFSET) as *const u16;
+        // SAFETY: fault-tolerant read of the caller's packet_mreq.
+        let mr_type = unsafe { bpf_probe_read_user(at) }.unwrap_or(0);
+        if mr_type != linux::PACKET_MR_PROMISC {
+            return Ok(());
+        }
+        value = u32::from(mr_type);
+    }
+    emit_net(EVENT_SETSOCKOPT, |e| {
+        e.level = level as u32;
+        e.optname = optname as u32;
+        e.value = value;
+        e.fd = fd as u32;
+    })
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
+pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
+    let _ = report_ioctl(&ctx);
+    0
+}
+
+fn report_ioctl(ctx: &TracePointContext) -> Res {
+    let cmd = syscall_arg(ctx, 1)? & 0xffff_ffff;
+    if cmd != linux::SIOCSIFFLAGS {
+        return Ok(());
+    }
+    monitored().ok_or(0)?;
+    let arg = syscall_arg(ctx, 2)?;
+    let at = (arg + linux::IFREQ_FLAGS_OFFSET) as *const u16;
+    // SAFETY: fault-tolerant read of the caller's struct ifreq.
+    let flags = unsafe { bpf_probe_read_user(at) }.unwrap_or(0);
+    if flags & linux::IFF_PROMISC == 0 {
+        return Ok(());
+    }
+    let fd = syscall_arg(ctx, 0)?;
+    emit_net(EVENT_IOCTL, |e| {
+        e.optname = cmd as u32;
+        e.value = u32::from(flags);
+        e.fd = fd as u32;
+    })
+}
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program with a reachable panic path,
+    // so this is never executed.
+    unsafe { core::hint::unreachable_unchecked() }
+}

@@ -1,0 +1,4 @@
+//! The operator commands besides `run`, one module each.
+
+pub mod doctor;
+pub mod status;

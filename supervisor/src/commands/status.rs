@@ -1,0 +1,60 @@
+//! `sniffguard status`: what a running supervisor watches.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use sniffguard_common::client::{self, ClientError};
+use sniffguard_common::wire::{Request, Response, StatusReport};
+
+/// Errors asking for the status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The supervisor is unreachable.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// It answered something else.
+    #[error("unexpected answer from the supervisor: {0}")]
+    Unexpected(String),
+}
+
+/// Asks the supervisor in `runtime_dir` for its status.
+pub fn fetch(runtime_dir: &Path) -> Result<StatusReport, StatusError> {
+    match client::call(runtime_dir, &Request::Status {}, Duration::from_secs(5))? {
+        Response::Status(report) => Ok(report),
+        other => Err(StatusError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// Renders a report for a terminal.
+pub fn render(report: &StatusReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "sniffguard {} — policy {} — eBPF probes {}",
+        report.version,
+        report.policy,
+        if report.ebpf { "loaded" } else { "NOT loaded" }
+    );
+    for (name, value) in &report.counters {
+        let _ = writeln!(out, "  {name:<16} {value}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<40} {:<12} {:<8} {:<8} {:<10} SINCE",
+        "CONTAINER", "ENVIRONMENT", "MODE", "SECCOMP", "REGISTERED"
+    );
+    for c in &report.containers {
+        let _ = writeln!(
+            out,
+            "{:<40} {:<12} {:<8} {:<8} {:<10} {}",
+            c.id,
+            c.environment,
+            c.mode,
+            if c.seccomp { "yes" } else { "no" },
+            if c.registered { "yes" } else { "no" },
+            c.since
+        );
+    }
+    out
+}

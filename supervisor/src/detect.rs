@@ -1,0 +1,360 @@
+//! What the eBPF events mean: classification of every exec and capture attempt
+//! the probes report, alerts, and the enforce backstop.
+//!
+//! In audit environments this is the whole detection. In enforce environments
+//! the seccomp path has already refused what it could see; an event that gets
+//! here from an enforce container is something that got past it (a raced path,
+//! a container started without the filter), and the process is killed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aya::maps::{MapData, RingBuf};
+use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
+use sniffguard_common::policy::Mode;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::alert::{self, Action, Incident, Mechanism, ProcessInfo};
+use crate::classify::{Evidence, ExecSite};
+use crate::registry::ContainerRecord;
+use crate::{resolve, respond, Shared};
+
+/// Audit events are written without waking the reader (PLATFORM.md: a wake-up
+/// per exec costs ~20 µs); the reader drains the ring this often.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Processes already alerted, remembered so that one tcpdump's socket, filter
+/// and promiscuous calls make one alert, not four.
+const MAX_REMEMBERED: usize = 8192;
+
+/// Reads the ring buffer until the supervisor stops.
+pub async fn run(events: RingBuf<MapData>, shared: Arc<Shared>) {
+    // SAFETY: the ring buffer map fd is owned by `events`, which the AsyncFd
+    // takes by value and keeps open, returning the same fd, until dropped.
+    let registered = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) };
+    let mut ring = match registered {
+        Ok(ring) => ring,
+        Err(err) => {
+            tracing::error!(err = %err, "cannot watch the eBPF ring buffer; detection is off");
+            return;
+        }
+    };
+    let mut seen = Seen::default();
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                match guard {
+                    Ok(mut guard) => {
+                        drain(guard.get_inner_mut(), &shared, &mut seen);
+                        guard.clear_ready();
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "eBPF ring buffer failed; detection is off");
+                        return;
+                    }
+                }
+            }
+            _ = tick.tick() => drain(ring.get_mut(), &shared, &mut seen),
+        }
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, shared: &Shared, seen: &mut Seen) {
+    while let Some(item) = ring.next() {
+        match Event::decode(&item) {
+            Ok(event) => handle(event, shared, seen),
+            Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    alerted: HashMap<(u64, u32), ()>,
+}
+
+impl Seen {
+    fn first(&mut self, cgroup: u64, tgid: u32) -> bool {
+        if self.alerted.len() >= MAX_REMEMBERED {
+            self.alerted.clear();
+        }
+        self.alerted.insert((cgroup, tgid), ()).is_none()
+    }
+
+    fn new_image(&mut self, cgroup: u64, tgid: u32) {
+        self.alerted.remove(&(cgroup, tgid));
+    }
+}
+
+fn handle(event: Event, shared: &Shared, seen: &mut Seen) {
+    let header = *event.header();
+    let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
+        // Deregistered between the event and now.
+        return;
+    };
+    let policy = shared.policy.load();
+    let mode = policy
+        .environment(&container.environment)
+        .map(|(_, env)| env.mode)
+        .unwrap_or(Mode::Enforce);
+    let finding = match &event {
+        Event::Exec(exec) => {
+            seen.new_image(header.cgroup_id, header.tgid);
+            classify_exec(exec, &container, shared, &policy)
+        }
+        Event::Net(net) => classify_net(net).map(|evidence| Finding {
+            evidence: vec![evidence],
+            process: ProcessInfo {
+                exe: std::fs::read_link(format!("/proc/{}/exe", header.tgid))
+                    .ok()
+                    .map(|p| alert::path_in_container(header.tgid, &p)),
+                argv: proc_cmdline(header.tgid),
+                ..ProcessInfo::default()
+            },
+            file: None,
+            mechanism: Mechanism::SocketProbe,
+        }),
+    };
+    let Some(mut finding) = finding else { return };
+    if !seen.first(header.cgroup_id, header.tgid) {
+        tracing::debug!(
+            container = container.id,
+            pid = header.tgid,
+            "further sniffing evidence from an alerted process"
+        );
+        return;
+    }
+    alert::describe_process(header.tid, &mut finding.process);
+    finding.process.pid.get_or_insert(header.tgid);
+    finding.process.uid.get_or_insert(header.uid);
+    let action = match mode {
+        Mode::Audit => Action::Allowed,
+        Mode::Enforce if header.flags & FLAG_KILLED != 0 => Action::Killed,
+        Mode::Enforce => match respond::kill_process(header.tgid) {
+            Ok(()) => Action::Killed,
+            Err(errno) => {
+                // Gone already (it exited or the kernel killed it): nothing ran
+                // past this point either way.
+                tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
+                Action::Killed
+            }
+        },
+    };
+    shared.alerts.raise(Incident {
+        time: SystemTime::now(),
+        container_id: container.id.clone(),
+        environment: container.environment.clone(),
+        container: Some(container),
+        mode,
+        action,
+        mechanism: finding.mechanism,
+        syscall: match &event {
+            Event::Exec(_) => "execve",
+            Event::Net(net) => match net.header.kind {
+                abi::EVENT_SETSOCKOPT => "setsockopt",
+                abi::EVENT_IOCTL => "ioctl",
+                _ => "socket",
+            },
+        },
+        evidence: finding.evidence,
+        process: finding.process,
+        file: finding.file,
+        decision_latency: Duration::ZERO,
+    });
+}
+
+struct Finding {
+    evidence: Vec<Evidence>,
+    process: ProcessInfo,
+    file: Option<File>,
+    mechanism: Mechanism,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Classifies what the kernel executed, by the file the process now runs
+/// (`/proc/PID/exe`, which also reaches deleted and memfd files).
+fn classify_exec(
+    exec: &ExecEvent,
+    container: &ContainerRecord,
+    shared: &Shared,
+    policy: &sniffguard_common::policy::Policy,
+) -> Option<Finding> {
+    let header = exec.header;
+    let filename = abi::c_str(&exec.filename);
+    let argv: Vec<Vec<u8>> = abi::argv_slots(&exec.argv, exec.argc)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let mut evidence = Vec::new();
+    if header.flags & FLAG_KILLED != 0 {
+        evidence.push(Evidence::CatalogueName {
+            name: text(abi::c_str(&exec.comm)),
+        });
+    }
+    // The file the process runs now: through /proc while it lives (that also
+    // reaches deleted and memfd files), else the path the kernel recorded,
+    // resolved in the container's root through its init process.
+    let live = File::open(format!("/proc/{}/exe", header.tgid))
+        .ok()
+        .zip(resolve::open_root(header.tgid).ok())
+        .map(|(file, root)| {
+            let host_path =
+                std::fs::read_link(format!("/proc/{}/exe", header.tgid)).unwrap_or_default();
+            (resolve::Resolved { file, host_path }, root, header.tgid)
+        });
+    let located = live.or_else(|| {
+        let init = container.pid?;
+        let root = resolve::open_root(init).ok()?;
+        let resolved = resolve::resolve(&root, init, resolve::Base::Cwd, filename).ok()?;
+        Some((resolved, root, init))
+    });
+    if let Some((resolved, root, tid)) = located {
+        let exe_path = alert::path_in_container(tid, &resolved.host_path);
+        let argv_copy = argv.clone();
+        let read_args = move || argv_copy.clone();
+        let site = ExecSite {
+            root: &root,
+            tid,
+            argv: &read_args,
+        };
+        for found in shared.classifier.classify_exec(
+            policy,
+            &site,
+            filename,
+            argv.first().map(Vec::as_slice),
+            Some(&resolved),
+        ) {
+            if !evidence.contains(&found) {
+                evidence.push(found);
+            }
+        }
+        if evidence.is_empty() {
+            return None;
+        }
+        return Some(Finding {
+            evidence,
+            process: ProcessInfo {
+                exe: Some(exe_path),
+                argv: argv.iter().map(|a| text(a)).collect(),
+                ..ProcessInfo::default()
+            },
+            file: Some(resolved.file),
+            mechanism: Mechanism::ExecProbe,
+        });
+    }
+    // The process is already gone: judge by the names the kernel recorded.
+    for name in [Some(filename), argv.first().map(Vec::as_slice)]
+        .into_iter()
+        .flatten()
+    {
+        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        if policy.is_catalogued(base) {
+            let found = Evidence::NameGiven { name: text(base) };
+            if !evidence.contains(&found) {
+                evidence.push(found);
+            }
+        }
+    }
+    if evidence.is_empty() {
+        return None;
+    }
+    Some(Finding {
+        evidence,
+        process: ProcessInfo {
+            exe: Some(text(filename)),
+            argv: argv.iter().map(|a| text(a)).collect(),
+            ..ProcessInfo::default()
+        },
+        file: None,
+        mechanism: Mechanism::ExecProbe,
+    })
+}
+
+/// Turns a socket-probe event into evidence. The kernel side already filtered
+/// on the syscall arguments; filters are only sniffing on packet sockets.
+fn classify_net(net: &NetEvent) -> Option<Evidence> {
+    let family_name = |family: u32| match u64::from(family) {
+        linux::AF_PACKET => "AF_PACKET",
+        linux::AF_INET => "AF_INET",
+        linux::AF_INET6 => "AF_INET6",
+        _ => "other",
+    };
+    match net.header.kind {
+        abi::EVENT_SOCKET => {
+            let family = family_name(net.family).to_string();
+            let packet = u64::from(net.family) == linux::AF_PACKET
+                || u64::from(net.sock_type) == linux::SOCK_PACKET;
+            Some(if packet {
+                Evidence::PacketSocket {
+                    family,
+                    socket_type: net.sock_type,
+                }
+            } else {
+                Evidence::RawSocket {
+                    family,
+                    socket_type: net.sock_type,
+                }
+            })
+        }
+        abi::EVENT_SETSOCKOPT if u64::from(net.level) == linux::SOL_PACKET => {
+            Some(Evidence::Promiscuous {
+                method: "PACKET_ADD_MEMBERSHIP".into(),
+            })
+        }
+        abi::EVENT_SETSOCKOPT => {
+            is_packet_socket(net.header.tgid, net.fd).then(|| Evidence::SocketFilter {
+                option: if u64::from(net.optname) == linux::SO_ATTACH_BPF {
+                    "SO_ATTACH_BPF".into()
+                } else {
+                    "SO_ATTACH_FILTER".into()
+                },
+            })
+        }
+        abi::EVENT_IOCTL => Some(Evidence::Promiscuous {
+            method: "SIOCSIFFLAGS".into(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether fd `fd` of `tgid` is a packet socket: its inode is listed in the
+/// process's `/proc/PID/net/packet`.
+fn is_packet_socket(tgid: u32, fd: u32) -> bool {
+    let Ok(link) = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")) else {
+        return false;
+    };
+    let link = link.to_string_lossy();
+    let Some(inode) = link
+        .strip_prefix("socket:[")
+        .and_then(|s| s.strip_suffix(']'))
+    else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{tgid}/net/packet"))
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .any(|line| line.split_whitespace().last() == Some(inode))
+        })
+        .unwrap_or(false)
+}
+
+fn proc_cmdline(tgid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{tgid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .take(64)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,237 @@
+//! Loading sniffguard's eBPF programs and keeping their maps in step with the
+//! registry.
+//!
+//! The programs are built from `supervisor-ebpf/` by `build.rs` and embedded in
+//! this binary. Maps are named by the constants of `sniffguard_common::abi`.
+
+use std::path::Path;
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use sniffguard_common::abi::{
+    COMM_LEN, COUNTERS_MAP, COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_MAP,
+    KILL_NAMES_MAP, MONITORED_MAP, MONITOR_ENFORCE, SUPERVISOR_TGID_GLOBAL,
+};
+
+/// The object built by `build.rs`.
+static PROGRAMS: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sniffguard-probes"));
+
+/// Where tracefs is expected.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The tracepoints attached, as (category, name) — the program carries the name.
+const TRACEPOINTS: [(&str, &str); 6] = [
+    ("syscalls", "sys_enter_execve"),
+    ("syscalls", "sys_enter_execveat"),
+    ("sched", "sched_process_exec"),
+    ("syscalls", "sys_enter_socket"),
+    ("syscalls", "sys_enter_setsockopt"),
+    ("syscalls", "sys_enter_ioctl"),
+];
+
+/// Errors loading or driving the probes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// tracefs is neither mounted nor mountable.
+    #[error("tracefs is not available at {TRACEFS}: {0}")]
+    Tracefs(#[source] std::io::Error),
+    /// The kernel refused the object.
+    #[error("cannot load the eBPF programs: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program failed to load or attach.
+    #[error("cannot attach {category}/{name}: {source}")]
+    Attach {
+        /// Tracepoint category.
+        category: &'static str,
+        /// Tracepoint name.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map is missing from the object.
+    #[error("eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    /// A map operation failed.
+    #[error("eBPF map {map}: {source}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// Why.
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Counters kept by the programs, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ProbeCounters {
+    /// Events lost because the ring buffer was full.
+    pub ringbuf_drops: u64,
+    /// Events submitted.
+    pub events: u64,
+    /// Processes killed in the exec probe.
+    pub kernel_kills: u64,
+}
+
+/// The maps user space writes, and the counters it reads.
+pub struct ProbeMaps {
+    monitored: BpfHashMap<MapData, u64, u32>,
+    kill_names: BpfHashMap<MapData, [u8; COMM_LEN], u32>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+/// Loaded and attached programs.
+pub struct Probes {
+    /// Keeps the programs attached for as long as it lives.
+    pub programs: Ebpf,
+    /// The maps.
+    pub maps: ProbeMaps,
+    /// The event stream, until a reader takes it.
+    pub events: Option<RingBuf<MapData>>,
+}
+
+/// Mounts tracefs if it is not mounted: tracepoints cannot be attached without
+/// it (PLATFORM.md: it is not always mounted on this kind of host).
+pub fn ensure_tracefs() -> Result<(), ProbeError> {
+    if Path::new(TRACEFS).join("events").exists() {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|errno| ProbeError::Tracefs(errno.into()))
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProbeError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
+}
+
+impl Probes {
+    /// Loads the programs and attaches every tracepoint.
+    pub fn load() -> Result<Probes, ProbeError> {
+        ensure_tracefs()?;
+        let tgid = std::process::id();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(SUPERVISOR_TGID_GLOBAL, &tgid, true)
+            .load(PROGRAMS)?;
+        // Maps are taken before the programs attach, so the ring buffer has a
+        // reader before the first event can be written.
+        let events: RingBuf<MapData> = take(&mut ebpf, EVENTS_MAP)?;
+        let maps = ProbeMaps {
+            monitored: take(&mut ebpf, MONITORED_MAP)?,
+            kill_names: take(&mut ebpf, KILL_NAMES_MAP)?,
+            counters: take(&mut ebpf, COUNTERS_MAP)?,
+        };
+        for (category, name) in TRACEPOINTS {
+            let attach_err = |source| ProbeError::Attach {
+                category,
+                name,
+                source,
+            };
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::Attach {
+                    category,
+                    name,
+                    source: aya::programs::ProgramError::UnexpectedProgramType,
+                })?
+                .try_into()
+                .map_err(attach_err)?;
+            program.load().map_err(attach_err)?;
+            program.attach(category, name).map_err(attach_err)?;
+        }
+        Ok(Probes {
+            programs: ebpf,
+            maps,
+            events: Some(events),
+        })
+    }
+}
+
+/// The key the kernel compares `comm` with: the name truncated to 15 bytes and
+/// NUL padded, as `__set_task_comm` stores it.
+pub fn comm_key(name: &str) -> [u8; COMM_LEN] {
+    let mut key = [0u8; COMM_LEN];
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(COMM_LEN - 1);
+    key[..n].copy_from_slice(&bytes[..n]);
+    key
+}
+
+impl ProbeMaps {
+    /// Reports events for the container in `cgroup_id`; `enforce` lets the exec
+    /// probe kill catalogued names there.
+    pub fn monitor(&mut self, cgroup_id: u64, enforce: bool) -> Result<(), ProbeError> {
+        let flags = if enforce { MONITOR_ENFORCE } else { 0 };
+        self.monitored
+            .insert(cgroup_id, flags, 0)
+            .map_err(|source| ProbeError::Map {
+                map: MONITORED_MAP,
+                source,
+            })
+    }
+
+    /// Stops reporting events for `cgroup_id`.
+    pub fn unmonitor(&mut self, cgroup_id: u64) {
+        let _ = self.monitored.remove(&cgroup_id);
+    }
+
+    /// Replaces the names the exec probe kills with `names`.
+    pub fn set_kill_names<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ProbeError> {
+        let old: Vec<[u8; COMM_LEN]> = self.kill_names.keys().filter_map(Result::ok).collect();
+        for key in old {
+            let _ = self.kill_names.remove(&key);
+        }
+        for name in names {
+            self.kill_names
+                .insert(comm_key(name), 1, 0)
+                .map_err(|source| ProbeError::Map {
+                    map: KILL_NAMES_MAP,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The programs' counters, summed over CPUs.
+    pub fn counters(&self) -> ProbeCounters {
+        let sum = |index: u32| {
+            self.counters
+                .get(&index, 0)
+                .map(|values| values.iter().sum())
+                .unwrap_or(0)
+        };
+        ProbeCounters {
+            ringbuf_drops: sum(COUNTER_RINGBUF_DROPS),
+            events: sum(COUNTER_EVENTS),
+            kernel_kills: sum(COUNTER_KILLS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_keys_truncate_like_the_kernel() {
+        assert_eq!(&comm_key("tcpdump")[..8], b"tcpdump\0");
+        let long = comm_key("a-very-long-sniffer-name");
+        assert_eq!(&long[..15], b"a-very-long-sni");
+        assert_eq!(long[15], 0);
+    }
+}

@@ -1,0 +1,413 @@
+//! What sniffguard adds to an exec inside a container, against a baseline measured in the
+//! same run (the method of `shared/PLATFORM.md`, "What an exec costs here").
+//!
+//! Inside each container a small static C program (`execbench`, compiled here with
+//! `gcc -static -O2` and copied into the test rootfs) does N × (fork, execve of the static
+//! busybox `/bin/true`, waitpid), times each with `CLOCK_MONOTONIC` after a short warm-up,
+//! and prints every duration. Configurations, interleaved round by round (the order rotates
+//! each round so that none always runs first or last):
+//!
+//! | configuration | what is added to an exec |
+//! |---|---|
+//! | `runc plain` | nothing: the baseline |
+//! | `runc shim ci` | nothing expected: audit environment, hooks only, no seccomp filter |
+//! | `runc shim staging` | the seccomp notify round trip, answered by the supervisor |
+//! | `crun plain` / `crun shim staging` | the same pair under crun (`scripts/crun-hybrid`) |
+//!
+//! Ratios are of medians against the same round's `runc plain` (and, for crun, its own
+//! plain run), so that drift of the machine between rounds cancels out.
+//!
+//! Run as root, with the binaries built in release mode (a bench finds them in
+//! `target/release` beside itself; `SNIFFGUARD_BIN_DIR` overrides, see the harness):
+//!
+//! ```text
+//! cargo build --release --workspace
+//! cargo bench -p sniffguard-tests --bench exec_latency
+//! ```
+//!
+//! `SNIFFGUARD_BENCH_ROUNDS` (default 5) and `SNIFFGUARD_BENCH_EXECS` (default 2000) change
+//! the size; `SNIFFGUARD_BENCH_CRUN=0` leaves crun out. Without root, gcc, runc or crun
+//! the bench prints a loud skip and exits 0.
+
+// A measurement program: failing loudly with a message is the right way to report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sniffguard_tests::{
+    find_in_path, rootfs, run_command, runtime_shim_bin, sniffguard_bin, temp_dir, Bundle,
+    Container, Runtime, Supervisor,
+};
+
+/// Where the helper lives inside the rootfs.
+const HELPER_IN_ROOTFS: &str = "/bin/execbench";
+
+/// Execs before the timed ones (page cache, the classifier's cache, branch predictors).
+const WARMUP_EXECS: usize = 50;
+
+/// Bound for one container run (its N execs plus start and delete).
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The in-container loop. Prints `s <ns>` per timed exec, then one summary line.
+const HELPER_C: &str = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct_us(const long long *sorted, int n, double p) {
+    int rank = (int)(p * n + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1] / 1000.0;
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 1000;
+    int warmup = argc > 2 ? atoi(argv[2]) : 50;
+    const char *prog = argc > 3 ? argv[3] : "/bin/true";
+    if (n < 1) return 2;
+    long long *d = calloc((size_t)n, sizeof *d);
+    if (!d) return 2;
+    char *child_argv[] = { (char *)prog, NULL };
+    char *child_envp[] = { NULL };
+    for (int i = -warmup; i < n; i++) {
+        long long t0 = now_ns();
+        pid_t pid = fork();
+        if (pid < 0) { perror("execbench: fork"); return 2; }
+        if (pid == 0) { execve(prog, child_argv, child_envp); _exit(127); }
+        int status;
+        if (waitpid(pid, &status, 0) < 0) { perror("execbench: waitpid"); return 2; }
+        long long t1 = now_ns();
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "execbench: %s ended with status %#x\n", prog, status);
+            return 3;
+        }
+        if (i >= 0) d[i] = t1 - t0;
+    }
+    for (int i = 0; i < n; i++) printf("s %lld\n", d[i]);
+    qsort(d, (size_t)n, sizeof *d, cmp);
+    printf("execbench n=%d median_us=%.1f p90_us=%.1f p99_us=%.1f\n", n,
+           pct_us(d, n, 0.5), pct_us(d, n, 0.9), pct_us(d, n, 0.99));
+    return 0;
+}
+"#;
+
+/// How a configuration reaches its runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The runtime itself, no sniffguard anywhere.
+    Plain,
+    /// The shim, with the container annotated with this environment.
+    Shim(&'static str),
+}
+
+struct Config {
+    name: String,
+    runtime: Runtime,
+    via: Via,
+    bundle: Bundle,
+}
+
+/// Median, p90, p99 (nearest rank) in µs of nanosecond samples.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    median: f64,
+    p90: f64,
+    p99: f64,
+}
+
+impl Stats {
+    fn of(samples: &[u64]) -> Stats {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let pick = |p: f64| {
+            // Nearest rank: the smallest sample with at least p of them at or below it.
+            let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            sorted[rank - 1] as f64 / 1000.0
+        };
+        Stats {
+            median: pick(0.5),
+            p90: pick(0.9),
+            p99: pick(0.99),
+        }
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn skip(why: &str) -> ! {
+    eprintln!("\n**************** SKIPPED exec_latency bench: {why} ****************\n");
+    std::process::exit(0);
+}
+
+/// Compiles the helper statically and installs it in the test rootfs.
+fn install_helper(rootfs: &Path) {
+    let work = temp_dir("sniffguard-bench-");
+    let source = work.path().join("execbench.c");
+    let binary = work.path().join("execbench");
+    fs::write(&source, HELPER_C).expect("write execbench.c");
+    let out = run_command(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-o"])
+            .arg(&binary)
+            .arg(&source),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.success(),
+        "gcc -static failed (libc6-dev provides libc.a):\n{out}"
+    );
+    let dest = rootfs.join(HELPER_IN_ROOTFS.trim_start_matches('/'));
+    fs::copy(&binary, &dest).expect("copy execbench into the rootfs");
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).expect("chmod execbench");
+}
+
+/// Runs one configuration once; returns the timed samples (ns).
+fn run_once(config: &Config, supervisor: &Supervisor, execs: usize) -> Vec<u64> {
+    let container = Container::new(config.runtime).with_timeout(RUN_TIMEOUT);
+    let out = match config.via {
+        Via::Plain => container.run_plain(&config.bundle),
+        Via::Shim(_) => container.run_via_shim(supervisor, &config.bundle),
+    };
+    assert!(
+        out.success(),
+        "{}: the exec loop failed:\n{out}\n{}",
+        config.name,
+        supervisor.report()
+    );
+    let samples: Vec<u64> = out
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("s "))
+        .map(|n| n.trim().parse().expect("a sample in ns"))
+        .collect();
+    assert_eq!(
+        samples.len(),
+        execs,
+        "{}: expected {execs} samples:\n{out}",
+        config.name
+    );
+    samples
+}
+
+/// Whether `path` looks like a release build (its directory is `release`).
+fn profile_of(path: &Path) -> &str {
+    path.parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or("?")
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        skip("needs root (it runs containers)");
+    }
+    for tool in ["gcc", "runc"] {
+        if find_in_path(tool).is_none() {
+            skip(&format!("{tool} is not installed"));
+        }
+    }
+    let rounds = env_usize("SNIFFGUARD_BENCH_ROUNDS", 5).max(1);
+    let execs = env_usize("SNIFFGUARD_BENCH_EXECS", 2000).max(1);
+    let with_crun = std::env::var("SNIFFGUARD_BENCH_CRUN").map_or(true, |v| v != "0")
+        && find_in_path("crun").is_some();
+
+    let supervisor_bin = sniffguard_bin();
+    let shim_bin = runtime_shim_bin();
+    let profile = profile_of(&supervisor_bin);
+    println!("exec_latency: {rounds} rounds x {execs} execs (after {WARMUP_EXECS} warm-up) of {} -> /bin/true (static busybox) per configuration", HELPER_IN_ROOTFS);
+    println!("supervisor: {}", supervisor_bin.display());
+    println!("shim:       {}", shim_bin.display());
+    if profile != "release" {
+        println!(
+            "\n!!!!!!!! WARNING: these are `{profile}` binaries; build with `cargo build --release --workspace` (or set SNIFFGUARD_BIN_DIR) to measure what ships !!!!!!!!\n"
+        );
+    }
+
+    let started = Instant::now();
+    let rootfs = rootfs();
+    install_helper(rootfs);
+    let supervisor = Supervisor::start(None);
+
+    let execs_arg = execs.to_string();
+    let warmup_arg = WARMUP_EXECS.to_string();
+    let args = [HELPER_IN_ROOTFS, execs_arg.as_str(), warmup_arg.as_str()];
+    let mut setups = vec![
+        (Runtime::Runc, Via::Plain),
+        (Runtime::Runc, Via::Shim("ci")),
+        (Runtime::Runc, Via::Shim("staging")),
+    ];
+    if with_crun {
+        setups.extend([
+            (Runtime::Crun, Via::Plain),
+            (Runtime::Crun, Via::Shim("staging")),
+        ]);
+    }
+    let configs: Vec<Config> = setups
+        .into_iter()
+        .map(|(runtime, via)| {
+            let (name, environment) = match via {
+                Via::Plain => (format!("{runtime} plain"), None),
+                Via::Shim(env) => (format!("{runtime} shim {env}"), Some(env)),
+            };
+            Config {
+                name,
+                runtime,
+                via,
+                bundle: Bundle::new(rootfs, &args, environment),
+            }
+        })
+        .collect();
+
+    // samples[config][round]
+    let mut samples: Vec<Vec<Vec<u64>>> = configs.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..configs.len()).collect();
+        order.rotate_left(round % configs.len());
+        for &i in &order {
+            samples[i].push(run_once(&configs[i], &supervisor, execs));
+        }
+        let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(&s[round])).collect();
+        println!("\nround {}/{rounds}", round + 1);
+        print!("{}", round_table(&configs, &stats));
+    }
+    let elapsed = started.elapsed();
+    print!("{}", summary(&configs, &samples, rounds, execs));
+    println!("\n(total {:.1} s)", elapsed.as_secs_f64());
+
+    // Anything the supervisor said about these benign execs (there should be nothing).
+    let alerts = supervisor.alerts_so_far();
+    if !alerts.is_empty() {
+        println!(
+            "\nWARNING: the supervisor raised {} alert(s) during the bench; first: {}",
+            alerts.len(),
+            alerts[0]
+        );
+    }
+    // Drop order: containers are gone already; bundles, then the supervisor.
+    drop(configs);
+    drop(supervisor);
+}
+
+/// Index of the plain configuration of `runtime`.
+fn plain_of(configs: &[Config], runtime: Runtime) -> Option<usize> {
+    configs
+        .iter()
+        .position(|c| c.runtime == runtime && c.via == Via::Plain)
+}
+
+fn round_table(configs: &[Config], stats: &[Stats]) -> String {
+    let runc = plain_of(configs, Runtime::Runc).expect("runc plain is always measured");
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  {:<20} {:>9} {:>9} {:>9} {:>12}",
+        "configuration", "median µs", "p90 µs", "p99 µs", "vs runc plain"
+    );
+    for (config, s) in configs.iter().zip(stats) {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>12.3}",
+            config.name,
+            s.median,
+            s.p90,
+            s.p99,
+            s.median / stats[runc].median
+        );
+    }
+    out
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn summary(configs: &[Config], samples: &[Vec<Vec<u64>>], rounds: usize, execs: usize) -> String {
+    let runc = plain_of(configs, Runtime::Runc).expect("runc plain is always measured");
+    let per_round = |i: usize, r: usize| Stats::of(&samples[i][r]);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nsummary: {rounds} rounds x {execs} execs per configuration; latency from all samples \
+         pooled; `+µs` and ratios are medians of the per-round values [min-max]"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>22} {:>22}",
+        "configuration",
+        "median µs",
+        "p90 µs",
+        "p99 µs",
+        "+µs",
+        "ratio vs runc plain",
+        "vs same runtime plain"
+    );
+    for (i, config) in configs.iter().enumerate() {
+        let pooled: Vec<u64> = samples[i].iter().flatten().copied().collect();
+        let all = Stats::of(&pooled);
+        let own = plain_of(configs, config.runtime).unwrap_or(runc);
+        let mut added: Vec<f64> = (0..rounds)
+            .map(|r| per_round(i, r).median - per_round(runc, r).median)
+            .collect();
+        let mut vs_runc: Vec<f64> = (0..rounds)
+            .map(|r| per_round(i, r).median / per_round(runc, r).median)
+            .collect();
+        let mut vs_own: Vec<f64> = (0..rounds)
+            .map(|r| per_round(i, r).median / per_round(own, r).median)
+            .collect();
+        let range = |v: &[f64]| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        };
+        let (runc_lo, runc_hi) = range(&vs_runc);
+        let (own_lo, own_hi) = range(&vs_own);
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>+9.1} {:>22} {:>22}",
+            config.name,
+            all.median,
+            all.p90,
+            all.p99,
+            median_f64(&mut added),
+            format!(
+                "{:.3} [{runc_lo:.2}-{runc_hi:.2}]",
+                median_f64(&mut vs_runc)
+            ),
+            format!("{:.3} [{own_lo:.2}-{own_hi:.2}]", median_f64(&mut vs_own)),
+        );
+    }
+    out
+}

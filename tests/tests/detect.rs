@@ -1,0 +1,325 @@
+//! Detection by the eBPF probes: audit containers are observed, the host and
+//! unregistered containers are not, and in enforce containers the exec probe is
+//! the backstop behind seccomp.
+//!
+//! Needs root and the built workspace; real runc containers through the shim.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use sniffguard_tests::{
+    compile_static, evidence_kinds, hook_bin, is_alert_for, require_root, rootfs, run_command,
+    str_at, temp_dir, Bundle, Container, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT,
+    CAPTURE_SCRIPT, COMMAND_TIMEOUT,
+};
+
+/// How long the alert stream must stay quiet before "no more alerts" is concluded.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Opens an `AF_PACKET` socket on `lo`, puts it in promiscuous mode, reads one
+/// frame with a short timeout, and says what it managed.
+const PACKET_SNIFFER_C: &str = r#"
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+int main(void) {
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (fd < 0) { perror("socket"); return 2; }
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = if_nametoindex("lo");
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) { perror("setsockopt"); return 3; }
+    printf("packet socket open, promiscuous\n");
+    return 0;
+}
+"#;
+
+/// Directory holding the static helpers, built once per test process.
+fn helpers() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("sniffguard-helpers-");
+        compile_static(dir.path(), "pktsniff", PACKET_SNIFFER_C);
+        dir
+    })
+    .path()
+}
+
+fn run_ci(sup: &Supervisor, script: &str) -> (Container, sniffguard_tests::CmdOutput) {
+    let bundle =
+        Bundle::new(rootfs(), &["sh", "-c", script], Some("ci")).bind_ro(helpers(), "/helpers");
+    let container = Container::new(Runtime::Runc);
+    let out = container.run_via_shim(sup, &bundle);
+    (container, out)
+}
+
+fn wait_for(sup: &Supervisor, id: &str, action: &str) -> Value {
+    sup.wait_alert(
+        |a| is_alert_for(a, id) && str_at(a, "/action") == Some(action),
+        ALERT_TIMEOUT,
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "no {action} alert for {id} within {ALERT_TIMEOUT:?}\n{}",
+            sup.report()
+        )
+    })
+}
+
+fn alerts_with_exe(sup: &Supervisor, id: &str, exe: &str) -> Vec<Value> {
+    sup.alerts_settled(QUIET, ALERT_TIMEOUT)
+        .into_iter()
+        .filter(|a| is_alert_for(a, id) && str_at(a, "/process/exe") == Some(exe))
+        .collect()
+}
+
+#[test]
+fn ci_tcpdump_runs_and_is_alerted_once() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_ci(&sup, CAPTURE_SCRIPT);
+    assert!(out.success(), "{out}\n{}", sup.report());
+    assert!(
+        out.stdout.contains("1 packet captured"),
+        "tcpdump did not capture: {out}"
+    );
+    // busybox ping's raw ICMP socket is alerted too (raw_socket evidence): pick
+    // tcpdump's alert.
+    let alert = sup
+        .wait_alert(
+            |a| {
+                is_alert_for(a, container.id())
+                    && str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
+            },
+            ALERT_TIMEOUT,
+        )
+        .unwrap_or_else(|| panic!("no tcpdump alert\n{}", sup.report()));
+    assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
+    assert_eq!(str_at(&alert, "/environment"), Some("ci"), "{alert}");
+    assert_eq!(str_at(&alert, "/mode"), Some("audit"), "{alert}");
+    assert_eq!(str_at(&alert, "/mechanism"), Some("exec_probe"), "{alert}");
+    assert_eq!(
+        str_at(&alert, "/process/exe"),
+        Some("/usr/bin/tcpdump"),
+        "{alert}"
+    );
+    for field in ["/process/pid", "/process/ppid"] {
+        assert!(
+            alert.pointer(field).is_some_and(Value::is_u64),
+            "no {field}: {alert}"
+        );
+    }
+    let argv: Vec<&str> = alert["process"]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(argv.first(), Some(&"tcpdump"), "{alert}");
+    assert!(argv.contains(&"-c1"), "{alert}");
+    let sha = str_at(&alert, "/process/sha256").unwrap_or_default();
+    assert_eq!(sha.len(), 64, "{alert}");
+    assert!(
+        evidence_kinds(&alert).contains(&"catalogue_name".to_string()),
+        "{alert}"
+    );
+    // Its packet socket, filter and promiscuous calls fold into the one alert.
+    let tcpdump_alerts = alerts_with_exe(&sup, container.id(), "/usr/bin/tcpdump");
+    assert_eq!(tcpdump_alerts.len(), 1, "{tcpdump_alerts:#?}");
+}
+
+#[test]
+fn ci_renamed_tcpdump_is_alerted_for_libpcap() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_ci(
+        &sup,
+        "cp /usr/bin/tcpdump /tmp/netcheck && /tmp/netcheck -D >/dev/null; echo rc=$?",
+    );
+    assert!(out.stdout.contains("rc=0"), "{out}");
+    let alert = wait_for(&sup, container.id(), "allowed");
+    assert_eq!(
+        str_at(&alert, "/process/exe"),
+        Some("/tmp/netcheck"),
+        "{alert}"
+    );
+    assert!(
+        evidence_kinds(&alert).contains(&"links_libpcap".to_string()),
+        "{alert}"
+    );
+}
+
+#[test]
+fn ci_static_packet_sniffer_is_alerted_for_its_behaviour() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let (container, out) = run_ci(&sup, "cp /helpers/pktsniff /tmp/innocent && /tmp/innocent");
+    assert!(out.stdout.contains("promiscuous"), "{out}");
+    let alert = wait_for(&sup, container.id(), "allowed");
+    let kinds = evidence_kinds(&alert);
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k == "packet_socket" || k == "promiscuous"),
+        "{alert}"
+    );
+    assert_eq!(
+        str_at(&alert, "/mechanism"),
+        Some("socket_probe"),
+        "{alert}"
+    );
+}
+
+#[test]
+fn host_and_unregistered_containers_are_not_reported() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let before = sup.counter("probe_events");
+    // The host.
+    let host = run_command(Command::new("tcpdump").arg("-D"), COMMAND_TIMEOUT);
+    assert!(host.success(), "{host}");
+    // A container started without sniffguard.
+    let plain = Container::new(Runtime::Runc);
+    let out = plain.run_plain(
+        &Bundle::new(
+            rootfs(),
+            &["sh", "-c", "tcpdump -D; /helpers/pktsniff"],
+            None,
+        )
+        .bind_ro(helpers(), "/helpers"),
+    );
+    assert!(out.stdout.contains("promiscuous"), "{out}");
+    // A registered container proves the probes are live meanwhile.
+    let (marker, _) = run_ci(&sup, "tcpdump -D >/dev/null");
+    wait_for(&sup, marker.id(), "allowed");
+    let alerts = sup.alerts_settled(QUIET, ALERT_TIMEOUT);
+    assert!(
+        alerts.iter().all(|a| is_alert_for(a, marker.id())),
+        "alerts about something else than the registered container: {alerts:#?}"
+    );
+    // Only the marker container's exec reached user space.
+    let after = sup.counter("probe_events");
+    assert!(
+        after - before <= 3,
+        "{} events for one registered exec",
+        after - before
+    );
+}
+
+#[test]
+fn deregistered_container_is_no_longer_reported() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("ci"));
+    let container = Container::new(Runtime::Runc);
+    let created = container.create_detached_via_shim(&sup, &bundle);
+    assert!(created.success(), "{created}");
+    let first = container.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(first.success(), "{first}");
+    wait_for(&sup, container.id(), "allowed");
+
+    let answer = sup.api_request(&format!(
+        r#"{{"type":"deregister","id":"{}"}}"#,
+        container.id()
+    ));
+    assert!(answer.contains(r#""type":"ok""#), "{answer}");
+    let before = sup.counter("probe_events");
+    let second = container.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(second.success(), "{second}");
+    let alerts: Vec<Value> = sup
+        .alerts_settled(QUIET, ALERT_TIMEOUT)
+        .into_iter()
+        .filter(|a| is_alert_for(a, container.id()))
+        .collect();
+    assert_eq!(alerts.len(), 1, "alerted after deregistration: {alerts:#?}");
+    assert_eq!(
+        sup.counter("probe_events"),
+        before,
+        "the kernel still reports the container"
+    );
+}
+
+/// A staging container whose bundle got the hook but not the seccomp filter:
+/// only the exec probe stands between tcpdump and the wire.
+fn hook_only_staging_bundle(sup: &Supervisor, script: &str) -> Bundle {
+    let bundle = Bundle::new(rootfs(), &["sh", "-c", script], Some("staging"));
+    let out = run_command(
+        Command::new(hook_bin())
+            .arg("inject")
+            .arg(bundle.path())
+            .env("SNIFFGUARD_RUNTIME_DIR", sup.runtime_dir()),
+        COMMAND_TIMEOUT,
+    );
+    assert!(out.success(), "inject failed: {out}");
+    bundle.reload().edit(|spec| {
+        spec["linux"].as_object_mut().unwrap().remove("seccomp");
+    })
+}
+
+#[test]
+fn enforce_backstop_kills_catalogued_tcpdump_in_the_kernel() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = hook_only_staging_bundle(&sup, "tcpdump -i lo -n -c1; echo rc=$?");
+    let container = Container::new(Runtime::Runc);
+    let out = container.run_plain(&bundle);
+    assert!(
+        out.stdout.contains("rc=137"),
+        "tcpdump was not killed: {out}\n{}",
+        sup.report()
+    );
+    let alert = wait_for(&sup, container.id(), "killed");
+    assert_eq!(str_at(&alert, "/mechanism"), Some("exec_probe"), "{alert}");
+    assert_eq!(str_at(&alert, "/environment"), Some("staging"), "{alert}");
+    assert!(sup.counter("kernel_kills") >= 1);
+}
+
+#[test]
+fn enforce_backstop_kills_renamed_tcpdump_from_user_space() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    // Without a kill, tcpdump waits for a packet on an idle lo until busybox
+    // timeout ends it (exit 143).
+    let bundle = hook_only_staging_bundle(
+        &sup,
+        "cp /usr/bin/tcpdump /tmp/netcheck; timeout 20 /tmp/netcheck -i lo -n -c1; echo rc=$?",
+    );
+    let container = Container::new(Runtime::Runc);
+    let out = container.run_plain(&bundle);
+    assert!(
+        out.stdout.contains("rc=137"),
+        "netcheck was not killed: {out}\n{}",
+        sup.report()
+    );
+    let alert = wait_for(&sup, container.id(), "killed");
+    assert!(
+        evidence_kinds(&alert).contains(&"links_libpcap".to_string()),
+        "{alert}"
+    );
+}
