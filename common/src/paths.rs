@@ -20,3 +20,12 @@ pub fn api_socket(runtime_dir: &Path) -> PathBuf {
 pub fn seccomp_socket(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(SECCOMP_SOCKET)
 }
+
+/// Directory where the shim leaves one file per container that started
+/// without supervision (fail open), for the supervisor to report.
+pub const UNSUPERVISED_DIR: &str = "unsupervised";
+
+/// The fail-open spool inside `runtime_dir`.
+pub fn unsupervised_dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(UNSUPERVISED_DIR)
+}

@@ -118,6 +118,280 @@ pub struct Environment {
     /// What an alert from this environment recommends, in order.
     #[serde(default)]
     pub next_steps: Vec<String>,
+    /// What is done when a sniffer shows up. Default: `["alert"]` in audit,
+    /// `["alert", "deny"]` in enforce.
+    #[serde(default)]
+    pub responses: Option<Vec<Response>>,
+}
+
+/// One thing done about a sniffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Raise an alert.
+    Alert,
+    /// Refuse the exec or socket (`EPERM`) before it runs.
+    Deny,
+    /// Kill the process that tried (by pidfd).
+    Kill,
+    /// Freeze every process of the container (cgroup freezer).
+    Freeze,
+    /// Write a forensic record of the incident.
+    Forensics,
+}
+
+impl Environment {
+    /// The responses in force, defaults applied.
+    pub fn responses(&self) -> Vec<Response> {
+        match (&self.responses, self.mode) {
+            (Some(list), _) => list.clone(),
+            (None, Mode::Audit) => vec![Response::Alert],
+            (None, Mode::Enforce) => vec![Response::Alert, Response::Deny],
+        }
+    }
+
+    /// Whether `response` is among the responses in force.
+    pub fn responds_with(&self, response: Response) -> bool {
+        self.responses().contains(&response)
+    }
+}
+
+/// A shell-style pattern where `*` matches any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Pattern(pub String);
+
+impl Pattern {
+    /// Whether `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        glob_match(self.0.as_bytes(), text.as_bytes())
+    }
+}
+
+/// `*`-only glob matching, iterative with one backtrack point: linear in
+/// practice, never exponential (policy patterns are operator input, names are
+/// container input).
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Conditions on a container, all of which must hold (absent ones always do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// Kubernetes namespace (`io.kubernetes.pod.namespace`).
+    #[serde(default)]
+    pub namespace: Option<Pattern>,
+    /// Kubernetes pod name (`io.kubernetes.pod.name`).
+    #[serde(default)]
+    pub pod: Option<Pattern>,
+    /// Container name (`io.kubernetes.container.name`, or Podman's name).
+    #[serde(default)]
+    pub container: Option<Pattern>,
+    /// Other annotations, by key.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, Pattern>,
+}
+
+/// Annotation keys the selector reads.
+pub mod keys {
+    /// Kubernetes namespace.
+    pub const NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    /// Kubernetes pod name.
+    pub const POD: &str = "io.kubernetes.pod.name";
+    /// Kubernetes container name.
+    pub const CONTAINER: &str = "io.kubernetes.container.name";
+    /// Podman's container name.
+    pub const PODMAN_NAME: &str = "io.podman.annotations.name";
+}
+
+impl Selector {
+    fn is_empty(&self) -> bool {
+        self.namespace.is_none()
+            && self.pod.is_none()
+            && self.container.is_none()
+            && self.annotations.is_empty()
+    }
+
+    /// Whether a container with `annotations` is selected.
+    pub fn matches(&self, annotations: &BTreeMap<String, String>) -> bool {
+        let field = |pattern: &Option<Pattern>, keys: &[&str]| match pattern {
+            None => true,
+            Some(pattern) => keys
+                .iter()
+                .find_map(|k| annotations.get(*k))
+                .is_some_and(|v| pattern.matches(v)),
+        };
+        field(&self.namespace, &[keys::NAMESPACE])
+            && field(&self.pod, &[keys::POD])
+            && field(&self.container, &[keys::CONTAINER, keys::PODMAN_NAME])
+            && self
+                .annotations
+                .iter()
+                .all(|(k, p)| annotations.get(k).is_some_and(|v| p.matches(v)))
+    }
+}
+
+/// Maps selected containers to an environment (tried in order, after the
+/// `sniffguard.io/environment` annotation).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentRule {
+    /// The environment given to matching containers.
+    pub environment: toml::Spanned<String>,
+    /// Which containers.
+    #[serde(flatten)]
+    pub selector: Selector,
+}
+
+/// Lets selected containers run sniffers; every use is still alerted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowRule {
+    /// Why this exception exists (shown in alerts).
+    pub reason: String,
+    /// Only in this environment.
+    #[serde(default)]
+    pub environment: Option<toml::Spanned<String>>,
+    /// Only these tools (basenames; empty: any sniffer).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Which containers.
+    #[serde(flatten)]
+    pub selector: Selector,
+}
+
+/// How alerts are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertFormat {
+    /// sniffguard's own document.
+    #[default]
+    Sniffguard,
+    /// Falco's JSON output (for falcosidekick).
+    Falco,
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Write alerts to stdout.
+    pub stdout: bool,
+    /// Append alerts to this file (reopened on SIGHUP, for logrotate).
+    pub file: Option<std::path::PathBuf>,
+    /// Rendering for stdout, the file and the webhook.
+    pub format: AlertFormat,
+    /// POST every alert to an HTTP endpoint.
+    pub webhook: Option<WebhookConfig>,
+    /// Flood control.
+    pub flood: FloodConfig,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            // stdout is where a container platform collects a daemon's output.
+            stdout: true,
+            file: None,
+            format: AlertFormat::Sniffguard,
+            webhook: None,
+            flood: FloodConfig::default(),
+        }
+    }
+}
+
+/// An HTTP endpoint for alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://host:port/path` (plain HTTP: put a local forwarder in front for TLS).
+    pub url: String,
+    /// Per-request timeout.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Alerts queued for delivery before new ones are dropped (and counted).
+    #[serde(default = "default_webhook_queue")]
+    pub queue: usize,
+    /// Delivery attempts per alert, with exponential backoff between them.
+    #[serde(default = "default_webhook_attempts")]
+    pub attempts: u32,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    // Long enough for a loaded collector on the node, short enough that a dead
+    // one does not hold the queue for long.
+    2000
+}
+fn default_webhook_queue() -> usize {
+    1024
+}
+fn default_webhook_attempts() -> u32 {
+    5
+}
+
+/// Flood control: per container and program, the first `burst` alerts of an
+/// `interval_seconds` window are written; later ones are counted and written as
+/// one alert carrying the count when the window ends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FloodConfig {
+    /// Alerts written at once per key and window.
+    pub burst: u32,
+    /// Window length.
+    pub interval_seconds: u64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        // Five alerts show a pattern; one summary a minute keeps a loop that
+        // retries 10,000 times from drowning the sink.
+        FloodConfig {
+            burst: 5,
+            interval_seconds: 60,
+        }
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `address:port` to serve `/metrics` on; off when absent.
+    pub listen: Option<String>,
+}
+
+/// Where forensic records go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForensicsConfig {
+    /// Directory of per-incident JSON records.
+    pub dir: std::path::PathBuf,
+}
+
+impl Default for ForensicsConfig {
+    fn default() -> Self {
+        ForensicsConfig {
+            dir: std::path::PathBuf::from("/var/lib/sniffguard/forensics"),
+        }
+    }
 }
 
 /// What counts as a sniffer.
@@ -132,6 +406,8 @@ pub struct Catalogue {
     pub libpcap: bool,
     /// Library name prefixes that count as capture libraries.
     pub libraries: Vec<String>,
+    /// Whether capture sockets and promiscuous mode count as sniffing.
+    pub behaviour: bool,
 }
 
 impl Default for Catalogue {
@@ -143,6 +419,7 @@ impl Default for Catalogue {
             sha256: Vec::new(),
             libpcap: true,
             libraries: vec!["libpcap.so".to_string()],
+            behaviour: true,
         }
     }
 }
@@ -150,10 +427,20 @@ impl Default for Catalogue {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
-    default_environment: String,
+    default_environment: toml::Spanned<String>,
     environments: BTreeMap<String, Environment>,
     #[serde(default)]
+    rules: Vec<EnvironmentRule>,
+    #[serde(default)]
     catalogue: Catalogue,
+    #[serde(default)]
+    allow: Vec<AllowRule>,
+    #[serde(default)]
+    alerts: AlertsConfig,
+    #[serde(default)]
+    metrics: MetricsConfig,
+    #[serde(default)]
+    forensics: ForensicsConfig,
 }
 
 /// A validated policy.
@@ -165,8 +452,18 @@ pub struct Policy {
     pub default_environment: String,
     /// Every environment, by name.
     pub environments: BTreeMap<String, Environment>,
+    /// Ordered environment rules.
+    pub rules: Vec<EnvironmentRule>,
     /// The sniffer catalogue.
     pub catalogue: Catalogue,
+    /// Exceptions: containers that may run sniffers, audited.
+    pub allow: Vec<AllowRule>,
+    /// Alert sinks.
+    pub alerts: AlertsConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// Forensic records.
+    pub forensics: ForensicsConfig,
     names: HashSet<String>,
 }
 
@@ -197,37 +494,91 @@ impl Policy {
         Policy::parse(&text, &origin)
     }
 
-    /// Parses and validates policy text; `origin` names it in errors.
+    /// Parses and validates policy text; `origin` names it in errors. Every
+    /// problem found is reported, each with its line and column.
     pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
-        let invalid = |message: String| PolicyError::Invalid {
-            origin: origin.to_string(),
-            message,
+        let mut problems: Vec<String> = Vec::new();
+        let at = |span: std::ops::Range<usize>| {
+            let (line, column) = line_column(text, span.start);
+            format!("line {line}, column {column}")
         };
+        let whole = || "line 1, column 1".to_string();
         if file.environments.is_empty() {
-            return Err(invalid("no environment is defined".into()));
+            problems.push(format!("{}: no environment is defined", whole()));
         }
-        for name in file.environments.keys() {
+        for (name, env) in &file.environments {
             if !valid_environment_name(name) {
-                return Err(invalid(format!(
-                    "environment name {name:?} must be 1-64 characters of [a-z0-9_-]"
-                )));
+                problems.push(format!(
+                    "{}: environment name {name:?} must be 1-64 characters of [a-z0-9_-]",
+                    find(text, &format!("environments.{name}")).map_or_else(whole, &at)
+                ));
+            }
+            let responses = env.responses();
+            let place = || find(text, &format!("environments.{name}")).map_or_else(whole, &at);
+            match env.mode {
+                Mode::Audit => {
+                    for r in [Response::Deny, Response::Kill, Response::Freeze] {
+                        if responses.contains(&r) {
+                            problems.push(format!(
+                                "{}: environment {name:?} audits, so it cannot {:?} (use mode = \"enforce\")",
+                                place(),
+                                r
+                            ));
+                        }
+                    }
+                }
+                Mode::Enforce if !responses.contains(&Response::Deny) => problems.push(format!(
+                    "{}: environment {name:?} enforces, so its responses must include \"deny\"",
+                    place()
+                )),
+                Mode::Enforce => {}
             }
         }
-        if !file.environments.contains_key(&file.default_environment) {
-            return Err(invalid(format!(
-                "default_environment {:?} is not one of the environments",
-                file.default_environment
-            )));
+        let known = |name: &str| file.environments.contains_key(name);
+        if !known(file.default_environment.get_ref()) {
+            problems.push(format!(
+                "{}: default_environment {:?} is not one of the environments",
+                at(file.default_environment.span()),
+                file.default_environment.get_ref()
+            ));
+        }
+        for rule in &file.rules {
+            if !known(rule.environment.get_ref()) {
+                problems.push(format!(
+                    "{}: rule names environment {:?}, which is not defined",
+                    at(rule.environment.span()),
+                    rule.environment.get_ref()
+                ));
+            }
+            if rule.selector.is_empty() {
+                problems.push(format!(
+                    "{}: rule for {:?} selects every container; give it a namespace, pod, container or annotations",
+                    at(rule.environment.span()),
+                    rule.environment.get_ref()
+                ));
+            }
+        }
+        for allow in &file.allow {
+            if let Some(env) = &allow.environment {
+                if !known(env.get_ref()) {
+                    problems.push(format!(
+                        "{}: allow rule names environment {:?}, which is not defined",
+                        at(env.span()),
+                        env.get_ref()
+                    ));
+                }
+            }
         }
         for name in &file.catalogue.names {
             if name.is_empty() || name.contains('/') || name.contains('\0') {
-                return Err(invalid(format!(
-                    "catalogue name {name:?} must be a non-empty file name without '/'"
-                )));
+                problems.push(format!(
+                    "{}: catalogue name {name:?} must be a non-empty file name without '/'",
+                    find(text, &format!("{name:?}")).map_or_else(whole, &at)
+                ));
             }
         }
         for digest in &file.catalogue.sha256 {
@@ -236,17 +587,46 @@ impl Policy {
                     .bytes()
                     .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             {
-                return Err(invalid(format!(
-                    "catalogue sha256 {digest:?} must be 64 lower-case hex digits"
-                )));
+                problems.push(format!(
+                    "{}: catalogue sha256 {digest:?} must be 64 lower-case hex digits",
+                    find(text, digest).map_or_else(whole, &at)
+                ));
             }
+        }
+        if let Some(webhook) = &file.alerts.webhook {
+            if !webhook.url.starts_with("http://") {
+                problems.push(format!(
+                    "{}: alerts.webhook.url {:?} must start with http://",
+                    find(text, &webhook.url).map_or_else(whole, &at),
+                    webhook.url
+                ));
+            }
+        }
+        if let Some(listen) = &file.metrics.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                problems.push(format!(
+                    "{}: metrics.listen {listen:?} is not an address:port",
+                    find(text, listen).map_or_else(whole, &at)
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid {
+                origin: origin.to_string(),
+                message: problems.join("\n  "),
+            });
         }
         let names = file.catalogue.names.iter().cloned().collect();
         Ok(Policy {
             origin: origin.to_string(),
-            default_environment: file.default_environment,
+            default_environment: file.default_environment.into_inner(),
             environments: file.environments,
+            rules: file.rules,
             catalogue: file.catalogue,
+            allow: file.allow,
+            alerts: file.alerts,
+            metrics: file.metrics,
+            forensics: file.forensics,
             names,
         })
     }
@@ -259,6 +639,12 @@ impl Policy {
         let wanted = annotations
             .get(ENVIRONMENT_ANNOTATION)
             .map(String::as_str)
+            .or_else(|| {
+                self.rules
+                    .iter()
+                    .find(|rule| rule.selector.matches(annotations))
+                    .map(|rule| rule.environment.get_ref().as_str())
+            })
             .unwrap_or(&self.default_environment);
         self.environment(wanted)
     }
@@ -281,6 +667,42 @@ impl Policy {
     pub fn is_catalogued(&self, basename: &[u8]) -> bool {
         std::str::from_utf8(basename).is_ok_and(|name| self.names.contains(name))
     }
+}
+
+impl Policy {
+    /// The allow rule that lets a container with `annotations`, in
+    /// `environment`, run the sniffer called `name` (if any rule does).
+    pub fn allowed_by(
+        &self,
+        environment: &str,
+        annotations: &BTreeMap<String, String>,
+        name: &str,
+    ) -> Option<&AllowRule> {
+        self.allow.iter().find(|rule| {
+            rule.environment
+                .as_ref()
+                .is_none_or(|e| e.get_ref() == environment)
+                && (rule.names.is_empty() || rule.names.iter().any(|n| n == name))
+                && rule.selector.matches(annotations)
+        })
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// Where `needle` first appears, for errors about values the parser does not
+/// give spans for.
+fn find(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
+    text.find(needle).map(|at| at..at + needle.len())
 }
 
 /// Environment names end up in file names, metrics labels and the seccomp
@@ -352,5 +774,105 @@ mod tests {
 
         let bad_name = "default_environment = \"CI\"\n[environments.CI]\nmode = \"audit\"\n";
         assert!(Policy::parse(bad_name, "t").is_err());
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    const THREE: &str = r#"
+default_environment = "ci"
+
+[[rules]]
+environment = "production"
+namespace = "prod-*"
+
+[[rules]]
+environment = "staging"
+namespace = "stage"
+container = "web*"
+
+[[allow]]
+reason = "network team debugging"
+namespace = "debug"
+names = ["tcpdump"]
+
+[environments.ci]
+mode = "audit"
+
+[environments.staging]
+mode = "enforce"
+
+[environments.production]
+mode = "enforce"
+fail = "closed"
+responses = ["alert", "deny", "freeze", "forensics"]
+"#;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn rules_resolve_in_order_after_the_annotation() {
+        let policy = Policy::parse(THREE, "t").unwrap();
+        let env = |a: &[(&str, &str)]| {
+            policy
+                .resolve_environment(&annotations(a))
+                .unwrap()
+                .0
+                .to_string()
+        };
+        assert_eq!(env(&[(keys::NAMESPACE, "prod-eu")]), "production");
+        assert_eq!(
+            env(&[(keys::NAMESPACE, "stage"), (keys::CONTAINER, "web-1")]),
+            "staging"
+        );
+        assert_eq!(
+            env(&[(keys::NAMESPACE, "stage"), (keys::CONTAINER, "db")]),
+            "ci"
+        );
+        assert_eq!(
+            env(&[(keys::NAMESPACE, "prod-eu"), (ENVIRONMENT_ANNOTATION, "ci")]),
+            "ci"
+        );
+        let production = policy.environment("production").unwrap().1;
+        assert!(production.responds_with(Response::Freeze));
+        assert!(!policy
+            .environment("ci")
+            .unwrap()
+            .1
+            .responds_with(Response::Deny));
+        let debug = annotations(&[(keys::NAMESPACE, "debug")]);
+        assert!(policy.allowed_by("ci", &debug, "tcpdump").is_some());
+        assert!(policy.allowed_by("ci", &debug, "tshark").is_none());
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_places() {
+        let bad = THREE
+            .replace("environment = \"staging\"", "environment = \"stagging\"")
+            .replace(
+                "[environments.ci]\nmode = \"audit\"",
+                "[environments.ci]\nmode = \"audit\"\nresponses = [\"alert\", \"kill\"]",
+            );
+        let err = Policy::parse(&bad, "t").unwrap_err().to_string();
+        assert!(err.contains("\"stagging\""), "{err}");
+        assert!(err.contains("line 9, column 15"), "{err}");
+        assert!(err.contains("cannot Kill"), "{err}");
+    }
+
+    #[test]
+    fn globs_match_without_blowing_up() {
+        assert!(Pattern("prod-*".into()).matches("prod-eu"));
+        assert!(Pattern("*".into()).matches(""));
+        assert!(Pattern("a*b*c".into()).matches("axxbyyc"));
+        assert!(!Pattern("a*b*c".into()).matches("axxbyy"));
+        let long = "a".repeat(10_000);
+        assert!(!Pattern("*a*a*a*a*a*b".into()).matches(&long));
     }
 }

@@ -45,6 +45,25 @@ pub enum Request {
     },
     /// What is the supervisor watching? (`sniffguard status`)
     Status {},
+    /// Break-glass: let sniffers run in one container for a while
+    /// (`sniffguard allow`).
+    Grant {
+        /// The container.
+        container: String,
+        /// For how long, in seconds.
+        seconds: u64,
+        /// Who asks.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// End a grant early.
+    Revoke {
+        /// The container.
+        container: String,
+    },
+    /// Stream every alert as it is raised (`sniffguard events --follow`).
+    Subscribe {},
 }
 
 /// Everything the hook knows about a starting container.
@@ -109,6 +128,27 @@ pub struct StatusReport {
     pub counters: BTreeMap<String, u64>,
     /// Attached containers, by id.
     pub containers: Vec<ContainerStatus>,
+    /// Break-glass grants in force.
+    #[serde(default)]
+    pub grants: Vec<GrantStatus>,
+    /// Containers that started without supervision since the supervisor
+    /// started (fail-open starts reported by the shim).
+    #[serde(default)]
+    pub unsupervised: Vec<String>,
+}
+
+/// One grant in a [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantStatus {
+    /// The container.
+    pub container: String,
+    /// Who asked.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// When it ends (RFC 3339).
+    pub until: String,
 }
 
 /// One attached container in a [`StatusReport`].
@@ -193,6 +233,13 @@ mod tests {
             Request::Register(registration()),
             Request::Deregister { id: "c1".into() },
             Request::Status {},
+            Request::Grant {
+                container: "c1".into(),
+                seconds: 900,
+                by: "alice".into(),
+                reason: "debugging".into(),
+            },
+            Request::Subscribe {},
         ] {
             let line = encode(&request).unwrap();
             assert_eq!(line.last(), Some(&b'\n'));

@@ -228,6 +228,7 @@ pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<Strin
                 source,
             });
         }
+        record_unsupervised(&config.runtime_dir, bundle, environment);
         warning = Some(format!(
             "{MESSAGE_PREFIX}-runtime: warning: {source}; environment {environment:?} fails open, so this container starts without sniffing protection"
         ));
@@ -243,6 +244,50 @@ pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<Strin
     inject::attach(&mut spec, &attachment).map_err(inject_err)?;
     inject::write_config(bundle, &spec).map_err(inject_err)?;
     Ok(warning)
+}
+
+/// Leaves a note that a container started without supervision, so that the
+/// supervisor reports it (status, metrics) once it is back: a fail-open start
+/// must never go unrecorded.
+fn record_unsupervised(runtime_dir: &Path, bundle: &Path, environment: &str) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = sniffguard_common::paths::unsupervised_dir(runtime_dir);
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    // The container id is not known to the shim from the bundle alone; the
+    // bundle's directory name plus the time identify the start.
+    let name = format!(
+        "{}-{}",
+        bundle
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bundle".into()),
+        std::process::id()
+    );
+    let note = format!(
+        "{{\"bundle\":{:?},\"environment\":{:?},\"time\":{}}}\n",
+        bundle.display().to_string(),
+        environment,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join(name))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()));
+    if let Err(err) = written {
+        eprintln!(
+            "{MESSAGE_PREFIX}-runtime: warning: cannot record the unsupervised start in {}: {err}",
+            dir.display()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,28 +1,20 @@
 //! Alerts: one JSON object per line, telling the reader what happened, where,
 //! and what to do next.
 //!
-//! The decision path hands an [`Incident`] to [`AlertSink::raise`], which never
-//! blocks: the incident is queued for a writer task that completes it (the
-//! binary's SHA-256 is computed there, off the hot path) and writes the line.
+//! The decision path hands an [`Incident`] to `sinks::AlertSink::raise`, which
+//! never blocks; this module turns an incident into the alert document.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sniffguard_common::policy::{Mode, Policy};
 use sniffguard_common::RULE_NAME;
-use tokio::sync::mpsc;
 
-use crate::classify::{self, Evidence};
+use crate::classify::Evidence;
 use crate::resolve::strip_root;
-
-/// Incidents queued before new ones are dropped (and counted).
-const QUEUE_DEPTH: usize = 4096;
 
 /// Ancestors listed in an alert.
 const MAX_ANCESTRY: usize = 12;
@@ -37,6 +29,10 @@ pub enum Action {
     Allowed,
     /// Killed after it started (the enforce backstop).
     Killed,
+    /// Let through by an allow rule of the policy.
+    AllowedByRule,
+    /// Let through by a break-glass grant.
+    AllowedByGrant,
 }
 
 /// Which mechanism saw it.
@@ -112,6 +108,12 @@ pub struct Incident {
     pub file: Option<File>,
     /// Time from receiving the notification to answering it.
     pub decision_latency: Duration,
+    /// The exception that let it through, if any.
+    pub exception: Option<crate::verdict::Exception>,
+    /// Responses carried out besides the action (`kill`, `freeze`, `forensics`).
+    pub responses: Vec<String>,
+    /// The forensic record written for it.
+    pub forensics: Option<String>,
 }
 
 /// The MITRE ATT&CK reference of the rule.
@@ -155,61 +157,16 @@ struct Alert<'a> {
     container: ContainerInfo,
     process: &'a ProcessInfo,
     decision_latency_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exception: Option<&'a crate::verdict::Exception>,
+    responses: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forensics: Option<&'a str>,
     next_steps: Vec<String>,
 }
 
-/// Where alerts go, and what it needs to complete them.
-#[derive(Clone)]
-pub struct AlertSink {
-    queue: mpsc::Sender<Incident>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl AlertSink {
-    /// Starts the writer task, writing to `out` (stdout in production).
-    pub fn start(out: Box<dyn Write + Send>, policy: Arc<arc_swap::ArcSwap<Policy>>) -> AlertSink {
-        let (queue, mut incidents) = mpsc::channel::<Incident>(QUEUE_DEPTH);
-        let host = hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut out = out;
-        tokio::spawn(async move {
-            while let Some(mut incident) = incidents.recv().await {
-                if let Some(file) = incident.file.take() {
-                    incident.process.sha256 =
-                        tokio::task::spawn_blocking(move || classify::sha256_hex(&file))
-                            .await
-                            .ok()
-                            .flatten();
-                }
-                let policy = policy.load();
-                let line = render(&incident, &host, &policy);
-                if let Err(err) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
-                    tracing::error!(%err, "cannot write alert");
-                }
-            }
-        });
-        AlertSink {
-            queue,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// Queues an incident; never waits. A full queue drops it and counts it.
-    pub fn raise(&self, incident: Incident) {
-        if self.queue.try_send(incident).is_err() {
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(dropped, "alert queue full; alert dropped");
-        }
-    }
-
-    /// Alerts dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-fn render(incident: &Incident, host: &str, policy: &Policy) -> String {
+/// The alert document of `incident`, in sniffguard's own format.
+pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json::Value {
     let record = incident.container.as_ref();
     let annotation = |key: &str| record.and_then(|r| r.annotations.get(key).cloned());
     let container = ContainerInfo {
@@ -238,6 +195,8 @@ fn render(incident: &Incident, host: &str, policy: &Policy) -> String {
         Action::Denied => "was refused",
         Action::Allowed => "ran (audit only)",
         Action::Killed => "was killed",
+        Action::AllowedByRule => "ran (allowed by a policy rule)",
+        Action::AllowedByGrant => "ran (allowed by a break-glass grant)",
     };
     let alert = Alert {
         time: humantime::format_rfc3339_micros(incident.time).to_string(),
@@ -266,13 +225,90 @@ fn render(incident: &Incident, host: &str, policy: &Policy) -> String {
         process: &incident.process,
         decision_latency_us: u64::try_from(incident.decision_latency.as_micros())
             .unwrap_or(u64::MAX),
+        exception: incident.exception.as_ref(),
+        responses: &incident.responses,
+        forensics: incident.forensics.as_deref(),
         next_steps,
     };
-    let mut line = serde_json::to_string(&alert).unwrap_or_else(|err| {
-        format!("{{\"rule\":\"{RULE_NAME}\",\"error\":\"cannot render alert: {err}\"}}")
-    });
-    line.push('\n');
-    line
+    serde_json::to_value(&alert).unwrap_or_else(|err| {
+        serde_json::json!({"rule": RULE_NAME, "error": format!("cannot render alert: {err}")})
+    })
+}
+
+/// The same alert as Falco writes its JSON output, so that falcosidekick and
+/// other Falco routing can forward it unchanged.
+pub fn falco(doc: &serde_json::Value) -> serde_json::Value {
+    let get = |pointer: &str| {
+        doc.pointer(pointer)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let text = |pointer: &str| {
+        doc.pointer(pointer)
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "<NA>".to_string(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "<NA>".to_string())
+    };
+    let cmdline = doc
+        .pointer("/process/argv")
+        .and_then(serde_json::Value::as_array)
+        .map(|args| {
+            args.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let evidence: Vec<String> = doc
+        .pointer("/evidence")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| e.get("kind").and_then(serde_json::Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let output = format!(
+        "{} Critical Network sniffing tool {} (action={} environment={} container_id={} proc_exepath={} proc_cmdline={} evidence={})",
+        text("/time"),
+        text("/summary"),
+        text("/action"),
+        text("/environment"),
+        text("/container/id"),
+        text("/process/exe"),
+        cmdline,
+        evidence.join(","),
+    );
+    serde_json::json!({
+        "output": output,
+        "priority": "Critical",
+        "rule": RULE_NAME,
+        "time": get("/time"),
+        "source": "sniffguard",
+        "hostname": get("/host"),
+        "tags": ["T1040", "mitre_discovery", "network", "container", "sniffguard"],
+        "output_fields": {
+            "container.id": get("/container/id"),
+            "container.name": get("/container/name"),
+            "k8s.ns.name": get("/container/namespace"),
+            "k8s.pod.name": get("/container/pod"),
+            "proc.pid": get("/process/pid"),
+            "proc.ppid": get("/process/ppid"),
+            "proc.exepath": get("/process/exe"),
+            "proc.cmdline": cmdline,
+            "user.uid": get("/process/uid"),
+            "sniffguard.environment": get("/environment"),
+            "sniffguard.mode": get("/mode"),
+            "sniffguard.action": get("/action"),
+            "sniffguard.mechanism": get("/mechanism"),
+            "sniffguard.evidence": evidence,
+            "sniffguard.sha256": get("/process/sha256"),
+        },
+    })
 }
 
 /// Fills in what `/proc` says about thread `tid`: pid, parent, uid, working

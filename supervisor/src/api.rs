@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sniffguard_common::policy::Mode;
+use sniffguard_common::policy::{Mode, Policy};
 use sniffguard_common::wire::{
-    self, ContainerStatus, Request, Response, StatusReport, MAX_MESSAGE_BYTES,
+    self, ContainerStatus, GrantStatus, Request, Response, StatusReport, MAX_MESSAGE_BYTES,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -57,6 +57,10 @@ async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
         }
         Ok(Ok(0)) => return,
         Ok(Ok(_)) => match wire::decode::<Request>(&line) {
+            Ok(Request::Subscribe {}) => {
+                follow(write, &shared).await;
+                return;
+            }
             Ok(request) => answer(request, &shared),
             Err(err) => {
                 tracing::warn!(%err, "api: bad request");
@@ -71,12 +75,36 @@ async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
     }
 }
 
+/// Streams every alert line to a subscriber until it goes away. A subscriber
+/// that falls behind skips the alerts it missed (and is told how many).
+async fn follow(mut write: tokio::net::unix::WriteHalf<'_>, shared: &Shared) {
+    let mut alerts = shared.alerts.subscribe();
+    if let Ok(bytes) = wire::encode(&Response::Ok {}) {
+        if write.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let line = match alerts.recv().await {
+            Ok(line) => line.to_string(),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                format!("{{\"lagged\":{missed}}}")
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if write.write_all(line.as_bytes()).await.is_err() || write.write_all(b"\n").await.is_err()
+        {
+            return;
+        }
+    }
+}
+
 async fn reply(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
     let bytes = wire::encode(response).map_err(std::io::Error::other)?;
     stream.write_all(&bytes).await
 }
 
-fn answer(request: Request, shared: &Shared) -> Response {
+fn answer(request: Request, shared: &Arc<Shared>) -> Response {
     match request {
         Request::Ping {} => Response::Pong {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -95,10 +123,11 @@ fn answer(request: Request, shared: &Shared) -> Response {
             }
             shared.registry.register(&registration);
             if let Some(cgroup_id) = registration.cgroup_id {
-                let enforce = policy
-                    .environment(&registration.environment)
-                    .map(|(_, env)| env.mode == Mode::Enforce)
-                    .unwrap_or(true);
+                let enforce = kernel_may_kill(
+                    &policy,
+                    &registration.environment,
+                    &registration.annotations,
+                ) && shared.grants.active(&registration.id).is_none();
                 watch_cgroup(shared, &registration.id, cgroup_id, enforce);
             }
             tracing::info!(
@@ -111,12 +140,29 @@ fn answer(request: Request, shared: &Shared) -> Response {
             Response::Ok {}
         }
         Request::Status {} => Response::Status(status(shared)),
+        Request::Grant {
+            container,
+            seconds,
+            by,
+            reason,
+        } => grant(shared, &container, seconds, &by, &reason),
+        Request::Revoke { container } => {
+            if shared.grants.revoke(&container) {
+                tracing::info!(container, "grant revoked");
+                rearm_kernel_kill(shared, &container);
+            }
+            Response::Ok {}
+        }
+        // Handled by the connection loop before it gets here.
+        Request::Subscribe {} => Response::Error {
+            message: "subscribe is a streaming request".into(),
+        },
         Request::Deregister { id } => {
             if let Some(record) = shared.registry.deregister(&id) {
                 if let Some(cgroup_id) = record.cgroup_id {
                     // Another registered container may share the cgroup (a
                     // pod's sandbox and its containers): keep watching it then.
-                    if shared.registry.by_cgroup(cgroup_id).is_none() {
+                    if !shared.registry.cgroup_in_use(cgroup_id) {
                         shared.with_probes(|maps| maps.unmonitor(cgroup_id));
                     }
                 }
@@ -125,6 +171,82 @@ fn answer(request: Request, shared: &Shared) -> Response {
             Response::Ok {}
         }
     }
+}
+
+/// Whether the exec probe may kill catalogued names in this container on its
+/// own: only in enforce environments, and not where an allow rule could let a
+/// sniffer through (user space, which knows the rule, decides there).
+fn kernel_may_kill(
+    policy: &Policy,
+    environment: &str,
+    annotations: &BTreeMap<String, String>,
+) -> bool {
+    let enforce = policy
+        .environment(environment)
+        .map(|(_, env)| env.mode == Mode::Enforce)
+        .unwrap_or(true);
+    let excepted = policy.allow.iter().any(|rule| {
+        rule.environment
+            .as_ref()
+            .is_none_or(|e| e.get_ref() == environment)
+            && rule.selector.matches(annotations)
+    });
+    enforce && !excepted
+}
+
+/// Grants a break-glass exception, lifts the in-kernel kill for the container
+/// and schedules its return when the grant ends.
+fn grant(shared: &Arc<Shared>, container: &str, seconds: u64, by: &str, reason: &str) -> Response {
+    let duration = Duration::from_secs(seconds);
+    let granted = match shared.grants.grant(container, duration, by, reason) {
+        Ok(granted) => granted,
+        Err(err) => {
+            return Response::Error {
+                message: err.to_string(),
+            }
+        }
+    };
+    tracing::warn!(
+        container,
+        by,
+        reason,
+        seconds,
+        "break-glass grant: sniffers allowed"
+    );
+    if let Some(cgroup_id) = shared.registry.get(container).and_then(|r| r.cgroup_id) {
+        shared.with_probes(|maps| {
+            if let Err(err) = maps.monitor(cgroup_id, false) {
+                tracing::error!(container, %err, "cannot lift the in-kernel kill for the grant");
+            }
+        });
+    }
+    let shared = shared.clone();
+    let container = container.to_string();
+    tokio::spawn(async move {
+        let left = granted
+            .until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::sleep(left + Duration::from_millis(10)).await;
+        if shared.grants.active(&container).is_none() {
+            tracing::info!(container, "grant expired");
+            rearm_kernel_kill(&shared, &container);
+        }
+    });
+    Response::Ok {}
+}
+
+/// Restores the in-kernel kill of a container whose grant ended.
+fn rearm_kernel_kill(shared: &Shared, container: &str) {
+    let Some(record) = shared.registry.get(container) else {
+        return;
+    };
+    let Some(cgroup_id) = record.cgroup_id else {
+        return;
+    };
+    let policy = shared.policy.load();
+    let enforce = kernel_may_kill(&policy, &record.environment, &record.annotations);
+    watch_cgroup(shared, container, cgroup_id, enforce);
 }
 
 /// The supervisor's state for `sniffguard status`.
@@ -155,13 +277,41 @@ fn status(shared: &Shared) -> StatusReport {
             id: record.id,
         })
         .collect();
+    let grants = shared
+        .grants
+        .list()
+        .into_iter()
+        .map(|g| GrantStatus {
+            until: humantime::format_rfc3339_seconds(g.until).to_string(),
+            container: g.container,
+            by: g.by,
+            reason: g.reason,
+        })
+        .collect();
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         policy: policy.origin.clone(),
         ebpf: probe_counters.is_some(),
         counters,
         containers,
+        grants,
+        unsupervised: unsupervised_starts(&shared.runtime_dir),
     }
+}
+
+/// Containers the shim started without supervision (its spool of notes).
+pub fn unsupervised_starts(runtime_dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(sniffguard_common::paths::unsupervised_dir(runtime_dir))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Adds a container's cgroup to the in-kernel filter, unless it is a cgroup the

@@ -11,10 +11,11 @@ use sniffguard_common::policy::{Policy, PolicyError};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::alert::AlertSink;
 use crate::classify::Classifier;
+use crate::metrics::{self, Metrics};
 use crate::probe::Probes;
 use crate::registry::Registry;
+use crate::sinks::AlertSink;
 use crate::{api, detect, listener, Shared};
 
 /// Errors that stop the supervisor from starting.
@@ -44,6 +45,15 @@ pub enum DaemonError {
     /// A path exists where a socket should go and is not a socket.
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    /// The metrics endpoint cannot listen.
+    #[error("cannot serve metrics on {address}: {source}")]
+    Metrics {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -104,15 +114,24 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     };
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let registry = Arc::new(Registry::new());
+    let metrics = Metrics::new();
     let shared = Arc::new(Shared {
         policy: policy.clone(),
         registry,
         classifier: Classifier::new(),
-        alerts: AlertSink::start(Box::new(std::io::stdout()), policy.clone()),
+        alerts: AlertSink::start(policy.clone(), metrics.clone()),
+        metrics: metrics.clone(),
+        grants: crate::grants::Grants::default(),
+        runtime_dir: config.runtime_dir.clone(),
         probes: probe_maps,
     });
     if let Some(events) = events {
         tokio::spawn(detect::run(events, shared.clone()));
+    }
+    if let Some(address) = shared.policy.load().metrics.listen.clone() {
+        let scraped = shared.clone();
+        metrics::serve(&address, metrics, move |m| refresh_gauges(&scraped, m))
+            .map_err(|source| DaemonError::Metrics { address, source })?;
     }
     // The seccomp socket is bound first: a runtime that finds the API socket
     // (the shim's ping) must also find the listener.
@@ -143,14 +162,31 @@ fn reload(config: &DaemonConfig, shared: &Shared) {
             tracing::info!(policy = new.origin, "policy reloaded");
             let names: Vec<String> = new.catalogue.names.clone();
             shared.policy.store(Arc::new(new));
+            shared.alerts.reopen();
             shared.with_probes(|maps| {
                 if let Err(err) = maps.set_kill_names(names.iter().map(String::as_str)) {
                     tracing::error!(%err, "cannot refresh the exec probe's kill list");
                 }
             });
         }
-        Err(err) => tracing::error!(%err, "policy reload failed; keeping the policy in force"),
+        Err(err) => {
+            tracing::error!(%err, "policy reload failed; keeping the policy in force");
+            shared.alerts.reopen();
+        }
     }
+}
+
+/// Gauges read at scrape time.
+fn refresh_gauges(shared: &Shared, metrics: &Metrics) {
+    metrics
+        .attached_containers
+        .set(i64::try_from(shared.registry.len()).unwrap_or(i64::MAX));
+    if let Some(counters) = shared.with_probes(|maps| maps.counters()) {
+        metrics.ringbuf_drops.set(counters.ringbuf_drops);
+    }
+    metrics
+        .fail_open_starts
+        .set(crate::api::unsupervised_starts(&shared.runtime_dir).len() as u64);
 }
 
 fn prepare_runtime_dir(dir: &Path) -> Result<(), DaemonError> {

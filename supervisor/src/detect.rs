@@ -13,18 +13,19 @@ use std::time::{Duration, SystemTime};
 
 use aya::maps::{MapData, RingBuf};
 use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
-use sniffguard_common::policy::Mode;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::alert::{self, Action, Incident, Mechanism, ProcessInfo};
 use crate::classify::{Evidence, ExecSite};
 use crate::registry::ContainerRecord;
-use crate::{resolve, respond, Shared};
+use crate::{resolve, respond, verdict, Shared};
 
 /// Audit events are written without waking the reader (PLATFORM.md: a wake-up
-/// per exec costs ~20 µs); the reader drains the ring this often.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// per exec costs ~20 µs); the reader drains the ring this often. Short enough
+/// that a sniffer which runs for a few milliseconds is still alive (and its
+/// file reachable through /proc) when its event is classified.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Processes already alerted, remembered so that one tcpdump's socket, filter
 /// and promiscuous calls make one alert, not four.
@@ -64,7 +65,7 @@ pub async fn run(events: RingBuf<MapData>, shared: Arc<Shared>) {
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, shared: &Shared, seen: &mut Seen) {
+fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) {
     while let Some(item) = ring.next() {
         match Event::decode(&item) {
             Ok(event) => handle(event, shared, seen),
@@ -91,22 +92,19 @@ impl Seen {
     }
 }
 
-fn handle(event: Event, shared: &Shared, seen: &mut Seen) {
+fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
     let header = *event.header();
     let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
         // Deregistered between the event and now.
         return;
     };
     let policy = shared.policy.load();
-    let mode = policy
-        .environment(&container.environment)
-        .map(|(_, env)| env.mode)
-        .unwrap_or(Mode::Enforce);
     let finding = match &event {
         Event::Exec(exec) => {
             seen.new_image(header.cgroup_id, header.tgid);
             classify_exec(exec, &container, shared, &policy)
         }
+        Event::Net(_) if !policy.catalogue.behaviour => None,
         Event::Net(net) => classify_net(net).map(|evidence| Finding {
             evidence: vec![evidence],
             process: ProcessInfo {
@@ -132,26 +130,46 @@ fn handle(event: Event, shared: &Shared, seen: &mut Seen) {
     alert::describe_process(header.tid, &mut finding.process);
     finding.process.pid.get_or_insert(header.tgid);
     finding.process.uid.get_or_insert(header.uid);
-    let action = match mode {
-        Mode::Audit => Action::Allowed,
-        Mode::Enforce if header.flags & FLAG_KILLED != 0 => Action::Killed,
-        Mode::Enforce => match respond::kill_process(header.tgid) {
-            Ok(()) => Action::Killed,
-            Err(errno) => {
-                // Gone already (it exited or the kernel killed it): nothing ran
-                // past this point either way.
-                tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
-                Action::Killed
+    let tool = finding
+        .process
+        .exe
+        .as_deref()
+        .and_then(|exe| exe.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let mut verdict = verdict::judge(
+        &policy,
+        &shared.grants,
+        &container.environment,
+        &container.id,
+        &container.annotations,
+        &tool,
+    );
+    let mut responses = Vec::new();
+    if verdict.deny() {
+        // Too late to refuse: it runs. The backstop kills it, whatever the
+        // environment's other responses are.
+        verdict.action = Action::Killed;
+        verdict.kill = false;
+        if header.flags & FLAG_KILLED != 0 {
+            responses.push("kill".to_string());
+        } else {
+            match respond::kill_process(header.tgid) {
+                Ok(()) => responses.push("kill".to_string()),
+                // Gone already (it exited, or the kernel killed it).
+                Err(errno) => {
+                    tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed")
+                }
             }
-        },
-    };
-    shared.alerts.raise(Incident {
+        }
+    }
+    let incident = Incident {
         time: SystemTime::now(),
         container_id: container.id.clone(),
         environment: container.environment.clone(),
         container: Some(container),
-        mode,
-        action,
+        mode: verdict.mode,
+        action: verdict.action,
         mechanism: finding.mechanism,
         syscall: match &event {
             Event::Exec(_) => "execve",
@@ -165,7 +183,11 @@ fn handle(event: Event, shared: &Shared, seen: &mut Seen) {
         process: finding.process,
         file: finding.file,
         decision_latency: Duration::ZERO,
-    });
+        exception: verdict.exception.clone(),
+        responses,
+        forensics: None,
+    };
+    respond::follow_up(shared, verdict, header.tgid, incident);
 }
 
 struct Finding {
@@ -209,12 +231,20 @@ fn classify_exec(
                 std::fs::read_link(format!("/proc/{}/exe", header.tgid)).unwrap_or_default();
             (resolve::Resolved { file, host_path }, root, header.tgid)
         });
-    let located = live.or_else(|| {
-        let init = container.pid?;
-        let root = resolve::open_root(init).ok()?;
-        let resolved = resolve::resolve(&root, init, resolve::Base::Cwd, filename).ok()?;
-        Some((resolved, root, init))
-    });
+    let located = live
+        .or_else(|| {
+            let init = container.pid?;
+            let root = resolve::open_root(init).ok()?;
+            let resolved = resolve::resolve(&root, init, resolve::Base::Cwd, filename).ok()?;
+            Some((resolved, root, init))
+        })
+        .or_else(|| {
+            // The whole container is gone: the bundle's root filesystem is
+            // still on the host (mounts made inside the container are not).
+            let root = resolve::open_dir(&bundle_rootfs(container.bundle.as_deref()?)?).ok()?;
+            let file = resolve::open_in_root(&root, filename).ok()?;
+            Some((resolve::resolved_from(file), root, header.tgid))
+        });
     if let Some((resolved, root, tid)) = located {
         let exe_path = alert::path_in_container(tid, &resolved.host_path);
         let argv_copy = argv.clone();
@@ -275,6 +305,19 @@ fn classify_exec(
         file: None,
         mechanism: Mechanism::ExecProbe,
     })
+}
+
+/// The host path of a bundle's root filesystem (`root.path` of its
+/// `config.json`, relative to the bundle unless absolute).
+fn bundle_rootfs(bundle: &str) -> Option<std::path::PathBuf> {
+    let bundle = std::path::Path::new(bundle);
+    let config = std::fs::read(bundle.join("config.json")).ok()?;
+    if config.len() > 4 * 1024 * 1024 {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&config).ok()?;
+    let root = value.pointer("/root/path")?.as_str()?;
+    Some(bundle.join(root))
 }
 
 /// Turns a socket-probe event into evidence. The kernel side already filtered

@@ -20,14 +20,18 @@ pub mod classify;
 pub mod commands;
 pub mod daemon;
 pub mod detect;
+pub mod grants;
 pub mod listener;
+pub mod metrics;
 pub mod notify;
 pub mod peer;
 pub mod probe;
 pub mod registry;
 pub mod resolve;
 pub mod respond;
+pub mod sinks;
 pub mod target;
+pub mod verdict;
 
 use std::sync::{Arc, Mutex};
 
@@ -43,7 +47,13 @@ pub struct Shared {
     /// The classifier and its file cache.
     pub classifier: classify::Classifier,
     /// The alert queue.
-    pub alerts: alert::AlertSink,
+    pub alerts: sinks::AlertSink,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The runtime directory (sockets, fail-open spool).
+    pub runtime_dir: std::path::PathBuf,
+    /// Break-glass grants in force.
+    pub grants: grants::Grants,
     /// The eBPF maps, when the probes are loaded.
     pub probes: Option<Mutex<probe::ProbeMaps>>,
 }

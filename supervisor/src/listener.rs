@@ -137,6 +137,7 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
     let context = ListenerContext {
         container_id: id,
         environment,
+        annotations,
     };
     notify::serve(payload.notify_fd, context, shared).await;
 }

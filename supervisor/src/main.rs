@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sniffguard::commands::{doctor, status};
+use sniffguard::commands::{allow, doctor, events, status};
 use sniffguard::daemon::{self, DaemonConfig};
 use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
 use sniffguard_common::policy::Policy;
@@ -38,6 +38,43 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print every alert as the supervisor raises it.
+    Events {
+        /// Keep following (the only mode: alerts are a live stream).
+        #[arg(long, default_value_t = true)]
+        follow: bool,
+        /// The supervisor's runtime directory.
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// Break-glass: let sniffers run in one container for a bounded time; every
+    /// use is alerted.
+    Allow {
+        /// The container id.
+        #[arg(long)]
+        container: String,
+        /// How long (`15m`, `1h`; at most 24h).
+        #[arg(long = "for")]
+        duration: String,
+        /// Why (recorded in every alert).
+        #[arg(long)]
+        reason: String,
+        /// Who asks (default: the user behind sudo, else the login name).
+        #[arg(long)]
+        by: Option<String>,
+        /// The supervisor's runtime directory.
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// End a break-glass grant early.
+    Revoke {
+        /// The container id.
+        #[arg(long)]
+        container: String,
+        /// The supervisor's runtime directory.
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
     },
     /// Check what this host supports; exits non-zero when the policy needs
     /// something that is missing.
@@ -109,6 +146,48 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
+            Err(err) => {
+                eprintln!("sniffguard: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Events {
+            follow: _,
+            runtime_dir,
+        } => match events::follow(&runtime_dir, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("sniffguard: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Allow {
+            container,
+            duration,
+            reason,
+            by,
+            runtime_dir,
+        } => {
+            let by = by.unwrap_or_else(allow::requester);
+            match allow::allow(&runtime_dir, &container, &duration, &reason, &by) {
+                Ok(granted) => {
+                    println!(
+                        "sniffers allowed in container {container} for {} (by {by}: {reason}); every use is alerted",
+                        humantime::format_duration(granted)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("sniffguard: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Revoke {
+            container,
+            runtime_dir,
+        } => match allow::revoke(&runtime_dir, &container) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("sniffguard: {err}");
                 ExitCode::FAILURE

@@ -24,15 +24,14 @@ use libseccomp::{
 };
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
-use sniffguard_common::policy::Mode;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::alert::{self, Action, Incident, Mechanism, ProcessInfo};
+use crate::alert::{self, Incident, Mechanism, ProcessInfo};
 use crate::classify::{Evidence, ExecSite};
 use crate::resolve::{self, Base};
 use crate::target::{self, PATH_MAX};
-use crate::Shared;
+use crate::{respond, verdict, Shared};
 
 /// Arguments kept for alerts and for the loader check.
 const MAX_ARGS: usize = 64;
@@ -57,6 +56,8 @@ pub struct ListenerContext {
     pub container_id: String,
     /// Its environment.
     pub environment: String,
+    /// Its annotations, as the runtime reported them.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// The syscalls the filter sends here.
@@ -201,7 +202,7 @@ struct Finding {
     file: Option<std::fs::File>,
 }
 
-enum Verdict {
+enum Outcome {
     /// Let it run.
     Continue,
     /// A sniffer.
@@ -214,19 +215,13 @@ fn handle(
     fd: RawFd,
     request: ScmpNotifReq,
     context: &ListenerContext,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     table: &SyscallTable,
 ) {
     let started = Instant::now();
     let policy = shared.policy.load();
-    // An environment that vanished from a reloaded policy keeps being enforced:
-    // a listener exists only because the environment enforced when it started.
-    let mode = policy
-        .environment(&context.environment)
-        .map(|(_, env)| env.mode)
-        .unwrap_or(Mode::Enforce);
     let watched = table.lookup(request.data.arch, request.data.syscall);
-    let verdict = match watched {
+    let outcome = match watched {
         Some(Watched::Execve) | Some(Watched::Execveat) => decide_exec(
             fd,
             &request,
@@ -234,21 +229,36 @@ fn handle(
             shared,
             &policy,
         ),
-        Some(Watched::Socket) => decide_socket(&request),
-        None => Verdict::Continue,
+        Some(Watched::Socket) if policy.catalogue.behaviour => decide_socket(&request),
+        Some(Watched::Socket) | None => Outcome::Continue,
     };
-    let finding = match verdict {
-        Verdict::Stale => return,
-        Verdict::Continue => None,
-        Verdict::Sniffer(finding) => Some(finding),
+    let finding = match outcome {
+        Outcome::Stale => return,
+        Outcome::Continue => None,
+        Outcome::Sniffer(finding) => Some(finding),
     };
     // What /proc says about the caller is read while it still waits: a refused
     // entrypoint exits the moment it gets its answer.
-    let finding = finding.map(|mut finding| {
+    let judged = finding.map(|mut finding| {
         alert::describe_process(request.pid, &mut finding.process);
-        finding
+        let tool = finding
+            .process
+            .exe
+            .as_deref()
+            .and_then(|exe| exe.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let verdict = verdict::judge(
+            &policy,
+            &shared.grants,
+            &context.environment,
+            &context.container_id,
+            &context.annotations,
+            &tool,
+        );
+        (finding, verdict)
     });
-    let deny = finding.is_some() && mode == Mode::Enforce;
+    let deny = judged.as_ref().is_some_and(|(_, v)| v.deny());
     let response = if deny {
         ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
     } else {
@@ -256,6 +266,10 @@ fn handle(
     };
     let answered = response.respond(fd);
     let latency = started.elapsed();
+    shared
+        .metrics
+        .decision_latency
+        .observe(latency.as_secs_f64());
     tracing::debug!(
         container = context.container_id,
         pid = request.pid,
@@ -271,19 +285,17 @@ fn handle(
         tracing::debug!(container = context.container_id, %err, "answer not delivered");
         return;
     }
-    let Some(finding) = finding else { return };
+    let Some((finding, verdict)) = judged else {
+        return;
+    };
     let finding = *finding;
-    shared.alerts.raise(Incident {
+    let incident = Incident {
         container: shared.registry.get(&context.container_id),
         time: SystemTime::now(),
         container_id: context.container_id.clone(),
         environment: context.environment.clone(),
-        mode,
-        action: if deny {
-            Action::Denied
-        } else {
-            Action::Allowed
-        },
+        mode: verdict.mode,
+        action: verdict.action,
         mechanism: Mechanism::Seccomp,
         syscall: match watched {
             Some(Watched::Execveat) => "execveat",
@@ -294,7 +306,11 @@ fn handle(
         process: finding.process,
         file: finding.file,
         decision_latency: latency,
-    });
+        exception: verdict.exception.clone(),
+        responses: Vec::new(),
+        forensics: None,
+    };
+    respond::follow_up(shared, verdict, request.pid, incident);
 }
 
 fn still_valid(fd: RawFd, id: u64) -> bool {
@@ -307,7 +323,7 @@ fn decide_exec(
     at: bool,
     shared: &Shared,
     policy: &sniffguard_common::policy::Policy,
-) -> Verdict {
+) -> Outcome {
     let args = request.data.args;
     let tid = request.pid;
     let pid = Pid::from_raw(tid as i32);
@@ -331,32 +347,32 @@ fn decide_exec(
     // ENAMETOOLONG) once we let the call continue.
     let Ok(path) = target::read_cstring(pid, path_ptr, PATH_MAX) else {
         return if still_valid(fd, request.id) {
-            Verdict::Continue
+            Outcome::Continue
         } else {
-            Verdict::Stale
+            Outcome::Stale
         };
     };
     if !still_valid(fd, request.id) {
-        return Verdict::Stale;
+        return Outcome::Stale;
     }
     let argv0 = target::read_pointers(pid, argv_ptr, 1, width)
         .ok()
         .and_then(|p| p.first().copied())
         .and_then(|p| target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok());
     if !still_valid(fd, request.id) {
-        return Verdict::Stale;
+        return Outcome::Stale;
     }
     let Ok(root) = resolve::open_root(tid) else {
-        return Verdict::Continue;
+        return Outcome::Continue;
     };
     // A path that does not resolve fails in the kernel too (ENOENT, EACCES):
     // nothing runs, so there is nothing to refuse or report. Answering EPERM here
     // would also change how shells search PATH.
     let Ok(resolved) = resolve::resolve(&root, tid, base, &path) else {
         return if still_valid(fd, request.id) {
-            Verdict::Continue
+            Outcome::Continue
         } else {
-            Verdict::Stale
+            Outcome::Stale
         };
     };
     let read_all_args = || target::read_argv(pid, argv_ptr, MAX_ARGS, width);
@@ -371,9 +387,9 @@ fn decide_exec(
             .classify_exec(policy, &site, &path, argv0.as_deref(), Some(&resolved));
     if evidence.is_empty() {
         return if still_valid(fd, request.id) {
-            Verdict::Continue
+            Outcome::Continue
         } else {
-            Verdict::Stale
+            Outcome::Stale
         };
     }
     // Arguments are read while the caller still waits, so the alert shows the
@@ -383,10 +399,10 @@ fn decide_exec(
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     if !still_valid(fd, request.id) {
-        return Verdict::Stale;
+        return Outcome::Stale;
     }
     let exe = alert::path_in_container(tid, &resolved.host_path);
-    Verdict::Sniffer(Box::new(Finding {
+    Outcome::Sniffer(Box::new(Finding {
         evidence,
         process: ProcessInfo {
             exe: Some(exe),
@@ -399,7 +415,7 @@ fn decide_exec(
 
 /// Classifies a `socket(family, type, protocol)` call. Only register arguments
 /// are involved, so this decision cannot be raced.
-fn decide_socket(request: &ScmpNotifReq) -> Verdict {
+fn decide_socket(request: &ScmpNotifReq) -> Outcome {
     let family = request.data.args[0] as u32;
     let socket_type = request.data.args[1] as u32 & 0xf;
     let evidence = match (family, socket_type) {
@@ -419,7 +435,7 @@ fn decide_socket(request: &ScmpNotifReq) -> Verdict {
             family: "AF_INET6".into(),
             socket_type,
         },
-        _ => return Verdict::Continue,
+        _ => return Outcome::Continue,
     };
     let exe = std::fs::read_link(format!("/proc/{}/exe", request.pid))
         .ok()
@@ -433,7 +449,7 @@ fn decide_socket(request: &ScmpNotifReq) -> Verdict {
                 .collect()
         })
         .unwrap_or_default();
-    Verdict::Sniffer(Box::new(Finding {
+    Outcome::Sniffer(Box::new(Finding {
         evidence: vec![evidence],
         process: ProcessInfo {
             exe,

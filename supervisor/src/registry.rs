@@ -40,7 +40,14 @@ pub struct ContainerRecord {
     /// When the supervisor first heard of it.
     #[serde(with = "humantime_serde_shim")]
     pub since: SystemTime,
+    /// When the hook deregistered it; the record stays a little longer so that
+    /// eBPF events still in the ring buffer can be attributed.
+    #[serde(skip)]
+    pub gone_since: Option<std::time::Instant>,
 }
+
+/// How long a deregistered container's record is kept for late events.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod humantime_serde_shim {
     use std::time::SystemTime;
@@ -67,6 +74,7 @@ impl ContainerRecord {
             registered: false,
             listeners: 0,
             since: SystemTime::now(),
+            gone_since: None,
         }
     }
 }
@@ -90,6 +98,7 @@ impl Registry {
             .containers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.retain(|_, r| r.gone_since.is_none_or(|t| t.elapsed() < LINGER));
         f(&mut guard)
     }
 
@@ -111,6 +120,7 @@ impl Registry {
             record.runtime = registration.runtime.clone();
             record.pipeline = registration.pipeline.clone();
             record.registered = true;
+            record.gone_since = None;
         });
     }
 
@@ -146,35 +156,66 @@ impl Registry {
         });
     }
 
-    /// Forgets a container the hook deregistered. Returns its record.
+    /// Forgets a container the hook deregistered (after [`LINGER`], for late
+    /// events). Returns its record.
     pub fn deregister(&self, id: &str) -> Option<ContainerRecord> {
-        self.with(|map| map.remove(id))
+        self.with(|map| {
+            let record = map.get_mut(id).filter(|r| r.gone_since.is_none())?;
+            record.gone_since = Some(std::time::Instant::now());
+            Some(record.clone())
+        })
+    }
+
+    /// Whether a registered container (not one lingering after
+    /// deregistration) uses `cgroup_id`.
+    pub fn cgroup_in_use(&self, cgroup_id: u64) -> bool {
+        self.with(|map| {
+            map.values()
+                .any(|r| r.registered && r.gone_since.is_none() && r.cgroup_id == Some(cgroup_id))
+        })
     }
 
     /// The registered container whose cgroup v2 id is `cgroup_id`.
     pub fn by_cgroup(&self, cgroup_id: u64) -> Option<ContainerRecord> {
+        // A live container wins over one lingering after deregistration: cgroup
+        // ids are inode numbers and can be reused.
         self.with(|map| {
-            map.values()
-                .find(|r| r.registered && r.cgroup_id == Some(cgroup_id))
-                .cloned()
+            let mut matches = map
+                .values()
+                .filter(|r| r.registered && r.cgroup_id == Some(cgroup_id));
+            let first = matches.next()?;
+            if first.gone_since.is_none() {
+                return Some(first.clone());
+            }
+            Some(
+                matches
+                    .find(|r| r.gone_since.is_none())
+                    .unwrap_or(first)
+                    .clone(),
+            )
         })
     }
 
-    /// A copy of one record.
+    /// A copy of one live record.
     pub fn get(&self, id: &str) -> Option<ContainerRecord> {
-        self.with(|map| map.get(id).cloned())
+        self.with(|map| map.get(id).filter(|r| r.gone_since.is_none()).cloned())
     }
 
-    /// Copies of every record, sorted by id.
+    /// Copies of every live record, sorted by id.
     pub fn list(&self) -> Vec<ContainerRecord> {
-        let mut all: Vec<_> = self.with(|map| map.values().cloned().collect());
+        let mut all: Vec<_> = self.with(|map| {
+            map.values()
+                .filter(|r| r.gone_since.is_none())
+                .cloned()
+                .collect()
+        });
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
     }
 
-    /// How many containers are known.
+    /// How many containers are attached.
     pub fn len(&self) -> usize {
-        self.with(|map| map.len())
+        self.with(|map| map.values().filter(|r| r.gone_since.is_none()).count())
     }
 
     /// Whether no container is known.
@@ -235,8 +276,14 @@ mod tests {
             "registered containers stay until poststop"
         );
         assert_eq!(registry.by_cgroup(9).unwrap().id, "y");
+        assert!(registry.cgroup_in_use(9));
         assert!(registry.deregister("y").is_some());
         assert!(registry.deregister("y").is_none());
-        assert!(registry.by_cgroup(9).is_none());
+        // Late eBPF events are still attributed for a while, but the container
+        // is no longer attached.
+        assert_eq!(registry.by_cgroup(9).unwrap().id, "y");
+        assert!(!registry.cgroup_in_use(9));
+        assert!(registry.get("y").is_none());
+        assert_eq!(registry.len(), 0);
     }
 }

@@ -130,7 +130,8 @@ pub fn resolve(
     })
 }
 
-fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError> {
+/// Opens absolute `path` inside the directory `root` (as the container's `/`).
+pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError> {
     let how = OpenHow::new()
         .flags(open_flags())
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -199,6 +200,30 @@ pub(crate) fn strip_root(dir: &OsString, root: &OsString) -> Option<OsString> {
         None => Some(OsString::from("/")),
         Some(b'/') => Some(OsString::from_vec(rest.to_vec())),
         Some(_) => None,
+    }
+}
+
+
+/// Opens a directory to resolve in (a container's root filesystem on the host).
+pub fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
+    open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// A resolved file from an fd opened by [`open_in_root`].
+pub fn resolved_from(fd: OwnedFd) -> Resolved {
+    let host_path = readlink(&PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    )))
+    .map(PathBuf::from)
+    .unwrap_or_default();
+    Resolved {
+        file: File::from(fd),
+        host_path,
     }
 }
 

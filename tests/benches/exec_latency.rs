@@ -26,8 +26,11 @@
 //! ```
 //!
 //! `SNIFFGUARD_BENCH_ROUNDS` (default 5) and `SNIFFGUARD_BENCH_EXECS` (default 2000) change
-//! the size; `SNIFFGUARD_BENCH_CRUN=0` leaves crun out. Without root, gcc, runc or crun
-//! the bench prints a loud skip and exits 0.
+//! the size; `SNIFFGUARD_BENCH_CRUN=0` leaves crun out. With
+//! `SNIFFGUARD_LOG=sniffguard::notify=debug` the supervisor (which inherits the variable)
+//! logs each decision's duration and the bench adds their distribution: how much of the
+//! added latency is the supervisor's work and how much is waking it up (the logging itself
+//! costs a little). Without root, gcc or runc the bench prints a loud skip and exits 0.
 
 // A measurement program: failing loudly with a message is the right way to report.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -301,6 +304,9 @@ fn main() {
     print!("{}", summary(&configs, &samples, rounds, execs));
     println!("\n(total {:.1} s)", elapsed.as_secs_f64());
 
+    if let Some(text) = decision_latencies(&supervisor.stderr_log()) {
+        print!("{text}");
+    }
     // Anything the supervisor said about these benign execs (there should be nothing).
     let alerts = supervisor.alerts_so_far();
     if !alerts.is_empty() {
@@ -315,6 +321,57 @@ fn main() {
     drop(supervisor);
 }
 
+/// The supervisor's own decision times, when it was started with
+/// `SNIFFGUARD_LOG=sniffguard::notify=debug` (inherited from this process): each "decided"
+/// line carries `latency_us`, the time from receiving a notification to answering it.
+fn decision_latencies(log: &str) -> Option<String> {
+    let log = strip_ansi(log);
+    let mut micros: Vec<u64> = log
+        .lines()
+        .filter(|line| line.contains("decided"))
+        .filter_map(|line| line.split("latency_us=").nth(1))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    if micros.is_empty() {
+        return None;
+    }
+    micros.sort_unstable();
+    let pick = |p: f64| {
+        let rank = ((p * micros.len() as f64).ceil() as usize).clamp(1, micros.len());
+        micros[rank - 1]
+    };
+    Some(format!(
+        "
+supervisor decision time (notification received -> answered), {} decisions: \
+         median {} µs, p90 {} µs, p99 {} µs, max {} µs\n",
+        micros.len(),
+        pick(0.5),
+        pick(0.9),
+        pick(0.99),
+        micros[micros.len() - 1]
+    ))
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`): tracing colours field names
+/// even when it writes to a file.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Index of the plain configuration of `runtime`.
 fn plain_of(configs: &[Config], runtime: Runtime) -> Option<usize> {
     configs
@@ -327,13 +384,13 @@ fn round_table(configs: &[Config], stats: &[Stats]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {:<20} {:>9} {:>9} {:>9} {:>12}",
+        "  {:<20} {:>9} {:>9} {:>9} {:>14}",
         "configuration", "median µs", "p90 µs", "p99 µs", "vs runc plain"
     );
     for (config, s) in configs.iter().zip(stats) {
         let _ = writeln!(
             out,
-            "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>12.3}",
+            "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>14.3}",
             config.name,
             s.median,
             s.p90,

@@ -1,4 +1,6 @@
 //! The operator commands besides `run`, one module each.
 
+pub mod allow;
 pub mod doctor;
+pub mod events;
 pub mod status;

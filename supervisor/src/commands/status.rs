@@ -56,5 +56,26 @@ pub fn render(report: &StatusReport) -> String {
             c.since
         );
     }
+    if !report.grants.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:<16} {:<22} REASON",
+            "GRANT FOR CONTAINER", "BY", "UNTIL"
+        );
+        for g in &report.grants {
+            let _ = writeln!(
+                out,
+                "{:<40} {:<16} {:<22} {}",
+                g.container, g.by, g.until, g.reason
+            );
+        }
+    }
+    if !report.unsupervised.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nstarted UNSUPERVISED (supervisor unreachable, fail open): {}",
+            report.unsupervised.join(", ")
+        );
+    }
     out
 }
