@@ -115,8 +115,14 @@ pub fn resolve(
             })?
         }
         _ if path.first() == Some(&b'/') => open_in_root(root, path)?,
-        Base::Cwd | Base::EmptyPath(_) => open_relative(root, tid, "cwd", path)?,
-        Base::DirFd(fd) => open_relative(root, tid, &format!("fd/{fd}"), path)?,
+        // AT_EMPTY_PATH only matters for an empty path; otherwise the path is
+        // relative to the dirfd like any execveat.
+        Base::Cwd | Base::EmptyPath(AT_FDCWD) | Base::DirFd(AT_FDCWD) => {
+            open_relative(root, tid, "cwd", path)?
+        }
+        Base::DirFd(fd) | Base::EmptyPath(fd) => {
+            open_relative(root, tid, &format!("fd/{fd}"), path)?
+        }
     };
     let host_path = readlink(&PathBuf::from(format!(
         "/proc/self/fd/{}",
@@ -202,7 +208,6 @@ pub(crate) fn strip_root(dir: &OsString, root: &OsString) -> Option<OsString> {
         Some(_) => None,
     }
 }
-
 
 /// Opens a directory to resolve in (a container's root filesystem on the host).
 pub fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
