@@ -394,6 +394,43 @@ impl Default for ForensicsConfig {
     }
 }
 
+/// The capture tools a policy without its own list catalogues (the same list as
+/// `config/sniffguard.toml`; a test keeps them equal).
+pub const DEFAULT_CATALOGUE: &[&str] = &[
+    "tcpdump",
+    "windump",
+    "tshark",
+    "wireshark",
+    "dumpcap",
+    "rawshark",
+    "sharkd",
+    "termshark",
+    "ngrep",
+    "tcpflow",
+    "tcpick",
+    "ssldump",
+    "httpry",
+    "justniffer",
+    "ettercap",
+    "bettercap",
+    "dsniff",
+    "arpspoof",
+    "dnsspoof",
+    "filesnarf",
+    "mailsnarf",
+    "msgsnarf",
+    "urlsnarf",
+    "webspy",
+    "sshmitm",
+    "webmitm",
+    "netsniff-ng",
+    "sniffit",
+    "driftnet",
+    "kismet",
+    "p0f",
+    "arpwatch",
+];
+
 /// What counts as a sniffer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -413,9 +450,9 @@ pub struct Catalogue {
 impl Default for Catalogue {
     fn default() -> Self {
         Catalogue {
-            // An empty list in a file means "no names", but a file without a
-            // [catalogue] table still gets the capture-library check.
-            names: Vec::new(),
+            // A policy without a [catalogue] table gets the built-in names and
+            // the capture-library check; an explicit empty list means none.
+            names: DEFAULT_CATALOGUE.iter().map(|n| n.to_string()).collect(),
             sha256: Vec::new(),
             libpcap: true,
             libraries: vec!["libpcap.so".to_string()],
@@ -739,6 +776,18 @@ mod tests {
         for env in policy.environments.values() {
             assert!(!env.next_steps.is_empty());
         }
+    }
+
+    #[test]
+    fn a_policy_without_a_catalogue_gets_the_shipped_one() {
+        let builtin = Policy::builtin().unwrap();
+        assert_eq!(builtin.catalogue.names, Catalogue::default().names);
+        let bare = Policy::parse(
+            "default_environment = \"ci\"\n[environments.ci]\nmode = \"audit\"\n",
+            "t",
+        )
+        .unwrap();
+        assert!(bare.is_catalogued(b"tcpdump"));
     }
 
     #[test]

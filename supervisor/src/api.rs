@@ -254,6 +254,14 @@ fn status(shared: &Shared) -> StatusReport {
     let policy = shared.policy.load();
     let mut counters = BTreeMap::new();
     counters.insert("alerts_dropped".to_string(), shared.alerts.dropped());
+    counters.insert(
+        "alerts_suppressed".to_string(),
+        shared.metrics.alerts_suppressed.get(),
+    );
+    counters.insert(
+        "webhook_failures".to_string(),
+        shared.metrics.webhook_failures.get(),
+    );
     let probe_counters = shared.with_probes(|maps| maps.counters());
     if let Some(c) = probe_counters {
         counters.insert("ringbuf_drops".to_string(), c.ringbuf_drops);

@@ -31,8 +31,12 @@ const MAX_DEPTH: usize = 4;
 /// Bytes read to recognise a file's format and its `#!` line.
 const HEADER_BYTES: usize = 256;
 
-/// Largest file hashed for the policy's SHA-256 list.
+/// Largest file hashed for alerts and forensic records.
 pub const MAX_HASHED_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Largest file hashed while a seccomp caller waits for its answer (about
+/// 10 ms here): runc retries an entrypoint exec answered later than that.
+pub const MAX_DECISION_HASH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Cache entries kept before the cache is emptied and refilled.
 const CACHE_CAPACITY: usize = 4096;
@@ -360,8 +364,24 @@ impl Classifier {
         }
         let facts = Facts {
             format: read_format(file),
-            sha256: want_digest.then(|| sha256_hex(file)).flatten(),
+            // Hashing is the one unbounded step a decision could take: only
+            // files up to MAX_DECISION_HASH_BYTES are hashed while the caller
+            // waits (larger catalogued binaries are matched by the exec probe,
+            // which hashes off the decision path).
+            sha256: (want_digest && meta.size() <= MAX_DECISION_HASH_BYTES)
+                .then(|| sha256_hex(file))
+                .flatten(),
         };
+        // A file changed within the last moments may change again within the
+        // timestamp granularity of older kernels: do not trust a cache entry
+        // keyed on its times yet.
+        let settled = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|now| now.as_secs() as i64 - meta.ctime() >= 2)
+            .unwrap_or(false);
+        if !settled {
+            return Some(facts);
+        }
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();

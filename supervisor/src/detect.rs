@@ -145,6 +145,11 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
         &container.annotations,
         &tool,
     );
+    if container.listeners > 0 && !verdict.deny() {
+        // A seccomp listener already decided (and alerted) this exec or socket
+        // and let it through: reporting it again would double the alert.
+        return;
+    }
     let mut responses = Vec::new();
     if verdict.deny() {
         // Too late to refuse: it runs. The backstop kills it, whatever the

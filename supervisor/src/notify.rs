@@ -264,8 +264,10 @@ fn handle(
     } else {
         ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
     };
-    let answered = response.respond(fd);
+    // Decision time, taken before the answer: with SYNC_WAKE_UP the woken
+    // caller may run on this CPU first.
     let latency = started.elapsed();
+    let answered = response.respond(fd);
     shared
         .metrics
         .decision_latency

@@ -188,16 +188,23 @@ struct Binary<'a> {
 fn write_forensics(
     dir: &Path,
     incident: &Incident,
-    pid: u32,
+    pids: &[u32],
     timeline: &[Step],
 ) -> Result<PathBuf, String> {
+    // The first of `pids` whose /proc entry can still be read answers: the
+    // caller if it is still there, else the container's init.
+    let read_any = |file: &str| {
+        pids.iter()
+            .find_map(|pid| read_bounded(&format!("/proc/{pid}/{file}")))
+    };
+    let pid = pids.first().copied().unwrap_or(0);
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let _ = fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let mut sockets = BTreeMap::new();
     for table in [
         "tcp", "tcp6", "udp", "udp6", "raw", "raw6", "packet", "unix",
     ] {
-        if let Some(bytes) = read_bounded(&format!("/proc/{pid}/net/{table}")) {
+        if let Some(bytes) = read_any(&format!("net/{table}")) {
             sockets.insert(table, String::from_utf8_lossy(&bytes).into_owned());
         }
     }
@@ -212,11 +219,11 @@ fn write_forensics(
             path: incident.process.exe.as_deref(),
             sha256: incident.process.sha256.as_deref(),
         },
-        environment_variables: read_bounded(&format!("/proc/{pid}/environ"))
+        environment_variables: read_any("environ")
             .map(|raw| redact_environment(&raw))
             .unwrap_or_default(),
         sockets,
-        mounts: read_bounded(&format!("/proc/{pid}/mountinfo"))
+        mounts: read_any("mountinfo")
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default(),
         ancestry: &incident.process.ancestry,
@@ -247,8 +254,13 @@ pub fn carry_out(shared: &Shared, verdict: &Verdict, pid: u32, mut incident: Inc
         "{:?} decided by {:?}",
         incident.action, incident.mechanism
     ))];
+    // The caller may be gone already (a refused entrypoint exits at once): the
+    // container's init still stands for the container.
+    let init = incident.container.as_ref().and_then(|c| c.pid);
+    let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    let witnesses: Vec<u32> = std::iter::once(pid).chain(init).collect();
     if verdict.freeze {
-        match freeze_container(pid) {
+        match freeze_container(init.filter(|p| alive(*p)).unwrap_or(pid)) {
             Ok(frozen) => {
                 incident.responses.push("freeze".into());
                 timeline.push(step(format!("container frozen ({frozen:?})")));
@@ -264,7 +276,7 @@ pub fn carry_out(shared: &Shared, verdict: &Verdict, pid: u32, mut incident: Inc
             incident.process.sha256 = crate::classify::sha256_hex(file);
         }
         let dir = shared.policy.load().forensics.dir.clone();
-        match write_forensics(&dir, &incident, pid, &timeline) {
+        match write_forensics(&dir, &incident, &witnesses, &timeline) {
             Ok(path) => {
                 incident.responses.push("forensics".into());
                 incident.forensics = Some(path.display().to_string());

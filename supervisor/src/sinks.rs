@@ -31,6 +31,9 @@ const QUEUE_DEPTH: usize = 4096;
 /// Lines buffered per `events --follow` subscriber; a slower one skips ahead.
 const SUBSCRIBER_BACKLOG: usize = 1024;
 
+/// Binaries whose digest the writer remembers.
+const DIGEST_CACHE: usize = 1024;
+
 /// Longest wait between two webhook attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -64,6 +67,7 @@ impl AlertSink {
                 .as_ref()
                 .map(|hook| Webhook::start(hook.clone(), metrics.clone())),
             flood: Flood::default(),
+            digests: HashMap::new(),
             subscribers: subscribers.clone(),
             metrics: metrics.clone(),
             policy,
@@ -125,6 +129,7 @@ struct Writer {
     file: Option<File>,
     webhook: Option<Webhook>,
     flood: Flood,
+    digests: HashMap<(u64, u64, u64, i64, i64), String>,
     subscribers: broadcast::Sender<Arc<str>>,
     metrics: Arc<Metrics>,
     policy: Arc<ArcSwap<Policy>>,
@@ -167,11 +172,7 @@ impl Writer {
     async fn handle(&mut self, mut incident: Incident) {
         if let Some(file) = incident.file.take() {
             if incident.process.sha256.is_none() {
-                incident.process.sha256 =
-                    tokio::task::spawn_blocking(move || classify::sha256_hex(&file))
-                        .await
-                        .ok()
-                        .flatten();
+                incident.process.sha256 = self.digest(file).await;
             }
         }
         let policy = self.policy.load();
@@ -203,6 +204,26 @@ impl Writer {
                 self.metrics.alerts_suppressed.inc();
             }
         }
+    }
+
+    /// SHA-256 of an alert's binary, cached by identity: a retry loop of
+    /// 10,000 attempts hashes tcpdump once, not 10,000 times.
+    async fn digest(&mut self, file: File) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().ok()?;
+        let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec());
+        if let Some(digest) = self.digests.get(&key) {
+            return Some(digest.clone());
+        }
+        let digest = tokio::task::spawn_blocking(move || classify::sha256_hex(&file))
+            .await
+            .ok()
+            .flatten()?;
+        if self.digests.len() >= DIGEST_CACHE {
+            self.digests.clear();
+        }
+        self.digests.insert(key, digest.clone());
+        Some(digest)
     }
 
     /// Renders and writes one alert document to every sink.

@@ -219,7 +219,7 @@ fn run_once(config: &Config, supervisor: &Supervisor, execs: usize) -> Vec<u64> 
     samples
 }
 
-/// Whether `path` looks like a release build (its directory is `release`).
+/// The profile a binary was built with: the name of its directory (`release`, `debug`).
 fn profile_of(path: &Path) -> &str {
     path.parent()
         .and_then(Path::file_name)

@@ -1,0 +1,562 @@
+//! The policy in action: environment rules, `check-config`, freeze and
+//! forensics, the webhook and metrics, break-glass grants and flood control.
+//!
+//! Needs root and the built workspace; real runc containers through the shim.
+//! Set `UPDATE_GOLDEN=1` to rewrite the `check-config` golden files.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sniffguard_tests::{
+    is_alert_for, repo_root, require_root, rootfs, run_command, sniffguard_bin, str_at, temp_dir,
+    Bundle, Container, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
+};
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes.
+fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_action(sup: &Supervisor, id: &str, action: &str) -> Value {
+    sup.wait_alert(
+        |a| is_alert_for(a, id) && str_at(a, "/action") == Some(action),
+        ALERT_TIMEOUT,
+    )
+    .unwrap_or_else(|| panic!("no {action} alert for {id}\n{}", sup.report()))
+}
+
+const THREE_ENVIRONMENTS: &str = r#"
+default_environment = "ci"
+
+[[rules]]
+environment = "production"
+namespace = "prod-*"
+
+[[rules]]
+environment = "staging"
+namespace = "stage"
+
+[environments.ci]
+mode = "audit"
+
+[environments.staging]
+mode = "enforce"
+
+[environments.production]
+mode = "enforce"
+fail = "closed"
+"#;
+
+#[test]
+fn namespace_rules_drive_containers_to_their_environment() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(Some(THREE_ENVIRONMENTS));
+    for (namespace, environment, expected_rc, action) in [
+        ("prod-eu", "production", "rc=126", "denied"),
+        ("stage", "staging", "rc=126", "denied"),
+        ("dev", "ci", "rc=0", "allowed"),
+    ] {
+        let bundle = Bundle::new(
+            rootfs(),
+            &["sh", "-c", "tcpdump -D >/dev/null 2>&1; echo rc=$?"],
+            None,
+        )
+        .annotation("io.kubernetes.pod.namespace", namespace);
+        let container = Container::new(Runtime::Runc);
+        let out = container.run_via_shim(&sup, &bundle);
+        assert!(
+            out.stdout.contains(expected_rc),
+            "{namespace}: {out}\n{}",
+            sup.report()
+        );
+        let alert = wait_action(&sup, container.id(), action);
+        assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
+    }
+}
+
+#[test]
+fn check_config_reports_every_error_with_line_and_column() {
+    let dir = repo_root().join("tests/golden/check-config");
+    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 5);
+    for input in inputs {
+        let name = input.file_name().unwrap().to_str().unwrap().to_owned();
+        let out = run_command(
+            Command::new(sniffguard_bin())
+                .arg("check-config")
+                .arg(&name)
+                .current_dir(&dir),
+            COMMAND_TIMEOUT,
+        );
+        assert!(!out.success(), "{name} was accepted: {out}");
+        let expected_path = input.with_extension("expected");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&expected_path, &out.stderr).unwrap();
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPDATE_GOLDEN=1)",
+                expected_path.display()
+            )
+        });
+        assert_eq!(out.stderr, expected, "{name}");
+        assert!(
+            out.stderr.contains("line "),
+            "{name}: no line in {}",
+            out.stderr
+        );
+    }
+    // The shipped policy passes.
+    let ok = run_command(
+        Command::new(sniffguard_bin())
+            .arg("check-config")
+            .arg(repo_root().join("config/sniffguard.toml")),
+        COMMAND_TIMEOUT,
+    );
+    assert!(ok.success(), "{ok}");
+}
+
+/// Whether the container's cgroup is frozen: its v1 freezer state, or on a
+/// v2 host its `cgroup.events`.
+fn freezer_state(id: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{id}/freezer.state"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .or_else(|| {
+            let events =
+                std::fs::read_to_string(format!("/sys/fs/cgroup/{id}/cgroup.events")).ok()?;
+            Some(
+                if events.contains("frozen 1") {
+                    "FROZEN"
+                } else {
+                    "THAWED"
+                }
+                .to_owned(),
+            )
+        })
+}
+
+fn thaw(id: &str) {
+    let _ = std::fs::write(
+        format!("/sys/fs/cgroup/freezer/{id}/freezer.state"),
+        "THAWED",
+    );
+    let _ = std::fs::write(format!("/sys/fs/cgroup/{id}/cgroup.freeze"), "0");
+}
+
+#[test]
+fn production_freeze_and_forensics() {
+    if !require_root() {
+        return;
+    }
+    let evidence_dir = temp_dir("sniffguard-forensics-");
+    let policy = format!(
+        r#"
+default_environment = "production"
+[environments.production]
+mode = "enforce"
+fail = "closed"
+responses = ["alert", "deny", "freeze", "forensics"]
+[forensics]
+dir = "{}"
+"#,
+        evidence_dir.path().display()
+    );
+    let sup = Supervisor::start(Some(&policy));
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("production"))
+        .env("DB_PASSWORD=hunter2")
+        .env("API_TOKEN=abc123")
+        .env("GREETING=hello");
+    let container = Arc::new(Container::new(Runtime::Runc));
+    let created = container.create_detached_via_shim(&sup, &bundle);
+    assert!(created.success(), "{created}");
+    // The exec is refused and the container frozen at once, so `runc exec`
+    // only returns once the test thaws it: run it aside.
+    let target = DirTarget::of(&sup);
+    let execer = {
+        let container = container.clone();
+        std::thread::spawn(move || container.exec_via_shim(&target, &["tcpdump", "-D"]))
+    };
+    let alert = wait_action(&sup, container.id(), "denied");
+    let responses: Vec<&str> = alert["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        responses.contains(&"freeze") && responses.contains(&"forensics"),
+        "{alert}"
+    );
+    let mut state = None;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            state = freezer_state(container.id());
+            state.as_deref() == Some("FROZEN")
+        }),
+        "freezer state {state:?}: {alert}"
+    );
+    let record_path = str_at(&alert, "/forensics")
+        .expect("forensics path")
+        .to_owned();
+    assert!(
+        Path::new(&record_path).starts_with(evidence_dir.path()),
+        "{record_path}"
+    );
+    let record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    let env = &record["environment_variables"];
+    assert_eq!(env["DB_PASSWORD"], "[REDACTED]", "{record}");
+    assert_eq!(env["API_TOKEN"], "[REDACTED]", "{record}");
+    assert_eq!(env["GREETING"], "hello", "{record}");
+    assert!(
+        record["mounts"].as_str().unwrap().contains(" / "),
+        "{record}"
+    );
+    assert!(record["sockets"].get("tcp").is_some(), "{record}");
+    assert!(
+        record["timeline"].as_array().unwrap().len() >= 2,
+        "{record}"
+    );
+    assert_eq!(record["binary"]["path"], "/usr/bin/tcpdump", "{record}");
+    // Thaw so that the exec and the container can finish.
+    thaw(container.id());
+    let out = execer.join().unwrap();
+    assert!(!out.success(), "{out}");
+}
+
+/// A loopback HTTP receiver that records each request body.
+struct Receiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, s) = (bodies.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(5)))
+                            .unwrap();
+                        let mut reader = BufReader::new(stream);
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                                break;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_ok() {
+                            b.lock()
+                                .unwrap()
+                                .push(String::from_utf8_lossy(&body).into_owned());
+                        }
+                        let mut stream = reader.into_inner();
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Receiver {
+            port,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(port: u16) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn webhook_and_metrics() {
+    if !require_root() {
+        return;
+    }
+    let mut receiver = Receiver::start();
+    let metrics_port = free_port();
+    let policy = format!(
+        r#"
+default_environment = "staging"
+[environments.staging]
+mode = "enforce"
+[alerts.webhook]
+url = "http://127.0.0.1:{}/alerts"
+timeout_ms = 300
+attempts = 2
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#,
+        receiver.port
+    );
+    let sup = Supervisor::start(Some(&policy));
+    let before = scrape(metrics_port);
+    assert!(
+        before.contains("sniffguard_decision_latency_seconds"),
+        "{before}"
+    );
+
+    let first = Container::new(Runtime::Runc);
+    let out = first.run_via_shim(
+        &sup,
+        &Bundle::new(
+            rootfs(),
+            &["sh", "-c", "tcpdump -D; echo rc=$?"],
+            Some("staging"),
+        ),
+    );
+    assert!(out.stdout.contains("rc=126"), "{out}");
+    assert!(
+        eventually(ALERT_TIMEOUT, || receiver
+            .bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(
+                |b| b.contains(first.id()) && b.contains("net_sniff_tool_exec")
+            )),
+        "the receiver got no alert\n{}",
+        sup.report()
+    );
+    let after = scrape(metrics_port);
+    assert!(
+        metric(&after, "sniffguard_decisions_total{") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        metric(&after, "sniffguard_decision_latency_seconds_count") >= 1.0,
+        "{after}"
+    );
+    assert!(after.contains("sniffguard_attached_containers"), "{after}");
+
+    // The receiver goes away: decisions go on, the failure is counted.
+    receiver.stop();
+    let second = Container::new(Runtime::Runc);
+    let out = second.run_via_shim(
+        &sup,
+        &Bundle::new(
+            rootfs(),
+            &["sh", "-c", "tcpdump -D; echo rc=$?"],
+            Some("staging"),
+        ),
+    );
+    assert!(out.stdout.contains("rc=126"), "{out}");
+    wait_action(&sup, second.id(), "denied");
+    assert!(
+        eventually(Duration::from_secs(15), || sup.counter("webhook_failures")
+            >= 1),
+        "no webhook failure counted\n{}",
+        sup.report()
+    );
+    assert!(metric(&scrape(metrics_port), "sniffguard_webhook_failures_total") >= 1.0);
+}
+
+#[test]
+fn a_grant_lets_one_container_sniff_for_a_while() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let granted = Container::new(Runtime::Runc);
+    let neighbour = Container::new(Runtime::Runc);
+    // The bundles must outlive the containers: `runc exec` works in them.
+    let bundles: Vec<Bundle> = (0..2)
+        .map(|_| Bundle::new(rootfs(), &["sleep", "3600"], Some("staging")))
+        .collect();
+    for (c, bundle) in [&granted, &neighbour].into_iter().zip(&bundles) {
+        let out = c.create_detached_via_shim(&sup, bundle);
+        assert!(out.success(), "{out}");
+    }
+    let allow = run_command(
+        Command::new(sniffguard_bin())
+            .args([
+                "allow",
+                "--container",
+                granted.id(),
+                "--for",
+                "4s",
+                "--reason",
+                "debugging a DNS issue",
+                "--by",
+                "alice",
+                "--runtime-dir",
+            ])
+            .arg(sup.runtime_dir()),
+        COMMAND_TIMEOUT,
+    );
+    assert!(allow.success(), "{allow}");
+    let status = sup.status();
+    assert_eq!(status["grants"][0]["container"], granted.id(), "{status}");
+
+    let ran = granted.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(ran.success(), "granted container: {ran}");
+    let alert = wait_action(&sup, granted.id(), "allowed_by_grant");
+    assert_eq!(str_at(&alert, "/exception/by"), Some("alice"), "{alert}");
+    let refused = neighbour.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(!refused.success(), "neighbour: {refused}");
+    wait_action(&sup, neighbour.id(), "denied");
+
+    assert!(
+        eventually(Duration::from_secs(15), || sup.status()["grants"]
+            .as_array()
+            .is_some_and(Vec::is_empty)),
+        "the grant did not expire"
+    );
+    let after = granted.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(!after.success(), "after expiry: {after}");
+    wait_action(&sup, granted.id(), "denied");
+}
+
+#[test]
+fn a_retry_loop_is_decided_every_time_but_alerted_a_bounded_number_of_times() {
+    if !require_root() {
+        return;
+    }
+    const TRIES: u64 = 10_000;
+    let policy = r#"
+default_environment = "staging"
+[environments.staging]
+mode = "enforce"
+[alerts.flood]
+burst = 5
+interval_seconds = 2
+"#;
+    let sup = Supervisor::start(Some(policy));
+    let container = Container::new(Runtime::Runc).with_timeout(Duration::from_secs(600));
+    let script = format!(
+        "i=0; n=0; while [ $i -lt {TRIES} ]; do tcpdump -D 2>/dev/null || n=$((n+1)); i=$((i+1)); done; echo refused=$n"
+    );
+    let out = container.run_via_shim(
+        &sup,
+        &Bundle::new(rootfs(), &["sh", "-c", &script], Some("staging")),
+    );
+    assert!(out.stdout.contains(&format!("refused={TRIES}")), "{out}");
+    // Every attempt was refused; the alerts are the burst plus one summary per
+    // window, whose counts add up to every attempt.
+    let mut total = 0;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let alerts: Vec<Value> = sup
+                .alerts_so_far()
+                .into_iter()
+                .filter(|a| is_alert_for(a, container.id()))
+                .collect();
+            total = alerts
+                .iter()
+                .map(|a| a.get("count").and_then(Value::as_u64).unwrap_or(1))
+                .sum::<u64>();
+            total == TRIES
+        }),
+        "alerts account for {total} of {TRIES} attempts\n{}",
+        sup.report()
+    );
+    let lines = sup
+        .alerts_so_far()
+        .into_iter()
+        .filter(|a| is_alert_for(a, container.id()))
+        .count();
+    assert!(lines < 100, "{lines} alert lines for one retry loop");
+}
+
+/// The supervisor's runtime directory, to hand to another thread.
+struct DirTarget(std::path::PathBuf, Option<std::path::PathBuf>);
+
+impl DirTarget {
+    fn of(sup: &Supervisor) -> DirTarget {
+        DirTarget(
+            sup.runtime_dir().to_path_buf(),
+            sup.policy_path().map(Path::to_path_buf),
+        )
+    }
+}
+
+impl ShimTarget for DirTarget {
+    fn runtime_dir(&self) -> &Path {
+        &self.0
+    }
+    fn policy_path(&self) -> Option<&Path> {
+        self.1.as_deref()
+    }
+}
