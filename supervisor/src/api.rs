@@ -255,6 +255,10 @@ fn status(shared: &Shared) -> StatusReport {
     let mut counters = BTreeMap::new();
     counters.insert("alerts_dropped".to_string(), shared.alerts.dropped());
     counters.insert(
+        "subscribers".to_string(),
+        shared.alerts.subscribers() as u64,
+    );
+    counters.insert(
         "alerts_suppressed".to_string(),
         shared.metrics.alerts_suppressed.get(),
     );

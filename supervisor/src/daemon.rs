@@ -68,11 +68,13 @@ pub struct DaemonConfig {
     pub policy: Option<PathBuf>,
     /// Whether to load the eBPF probes.
     pub ebpf: bool,
+    /// Overrides the policy's forensic record directory.
+    pub forensics_dir: Option<PathBuf>,
 }
 
 /// Runs the supervisor until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
-    let policy = Policy::load(config.policy.as_deref())?;
+    let policy = load_policy(&config)?;
     tracing::info!(
         policy = policy.origin,
         environments = ?policy.environments.keys().collect::<Vec<_>>(),
@@ -156,8 +158,17 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The policy file (or the built-in one), with command-line overrides applied.
+fn load_policy(config: &DaemonConfig) -> Result<Policy, PolicyError> {
+    let mut policy = Policy::load(config.policy.as_deref())?;
+    if let Some(dir) = &config.forensics_dir {
+        policy.forensics.dir = dir.clone();
+    }
+    Ok(policy)
+}
+
 fn reload(config: &DaemonConfig, shared: &Shared) {
-    match Policy::load(config.policy.as_deref()) {
+    match load_policy(config) {
         Ok(new) => {
             tracing::info!(policy = new.origin, "policy reloaded");
             let names: Vec<String> = new.catalogue.names.clone();

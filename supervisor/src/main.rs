@@ -29,6 +29,9 @@ enum Command {
         /// Do not load the eBPF probes (seccomp enforcement only).
         #[arg(long)]
         no_ebpf: bool,
+        /// Write forensic records here instead of the policy's `[forensics] dir`.
+        #[arg(long)]
+        forensics_dir: Option<PathBuf>,
     },
     /// Show what a running supervisor watches.
     Status {
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             config,
             runtime_dir,
             no_ebpf,
+            forensics_dir,
         } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
                 runtime_dir,
                 policy: config,
                 ebpf: !no_ebpf,
+                forensics_dir,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

@@ -185,21 +185,23 @@ struct Binary<'a> {
 
 /// Writes the forensic record of `incident` for process `pid` into `dir`
 /// (created 0700), returning the file's path.
-fn write_forensics(
-    dir: &Path,
-    incident: &Incident,
-    pids: &[u32],
-    timeline: &[Step],
-) -> Result<PathBuf, String> {
-    // The first of `pids` whose /proc entry can still be read answers: the
-    // caller if it is still there, else the container's init.
+/// What `/proc` shows of an incident's process, read the moment the
+/// container is frozen (before anything slow, such as hashing the binary).
+struct Snapshot {
+    environment: BTreeMap<String, String>,
+    sockets: BTreeMap<&'static str, String>,
+    mounts: String,
+}
+
+/// Reads the snapshot from the first of `pids` whose /proc entries can still be
+/// read: the caller if it is still there, else the container's init.
+fn snapshot(pids: &[u32]) -> Snapshot {
     let read_any = |file: &str| {
+        // An exited (zombie) process reads as empty: go on to the next.
         pids.iter()
-            .find_map(|pid| read_bounded(&format!("/proc/{pid}/{file}")))
+            .filter_map(|pid| read_bounded(&format!("/proc/{pid}/{file}")))
+            .find(|bytes| !bytes.is_empty())
     };
-    let pid = pids.first().copied().unwrap_or(0);
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let _ = fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let mut sockets = BTreeMap::new();
     for table in [
         "tcp", "tcp6", "udp", "udp6", "raw", "raw6", "packet", "unix",
@@ -208,6 +210,26 @@ fn write_forensics(
             sockets.insert(table, String::from_utf8_lossy(&bytes).into_owned());
         }
     }
+    Snapshot {
+        environment: read_any("environ")
+            .map(|raw| redact_environment(&raw))
+            .unwrap_or_default(),
+        sockets,
+        mounts: read_any("mountinfo")
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+fn write_forensics(
+    dir: &Path,
+    incident: &Incident,
+    pid: u32,
+    snapshot: Snapshot,
+    timeline: &[Step],
+) -> Result<PathBuf, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let _ = fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let record = Record {
         rule: sniffguard_common::RULE_NAME,
         container: &incident.container_id,
@@ -219,13 +241,9 @@ fn write_forensics(
             path: incident.process.exe.as_deref(),
             sha256: incident.process.sha256.as_deref(),
         },
-        environment_variables: read_any("environ")
-            .map(|raw| redact_environment(&raw))
-            .unwrap_or_default(),
-        sockets,
-        mounts: read_any("mountinfo")
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default(),
+        environment_variables: snapshot.environment,
+        sockets: snapshot.sockets,
+        mounts: snapshot.mounts,
         ancestry: &incident.process.ancestry,
         timeline,
     };
@@ -272,11 +290,12 @@ pub fn carry_out(shared: &Shared, verdict: &Verdict, pid: u32, mut incident: Inc
         }
     }
     if verdict.forensics {
+        let snapshot = snapshot(&witnesses);
         if let Some(file) = incident.file.as_ref() {
             incident.process.sha256 = crate::classify::sha256_hex(file);
         }
         let dir = shared.policy.load().forensics.dir.clone();
-        match write_forensics(&dir, &incident, &witnesses, &timeline) {
+        match write_forensics(&dir, &incident, pid, snapshot, &timeline) {
             Ok(path) => {
                 incident.responses.push("forensics".into());
                 incident.forensics = Some(path.display().to_string());

@@ -100,6 +100,11 @@ impl AlertSink {
         let _ = self.control.send(Control::Reopen);
     }
 
+    /// How many `events --follow` subscribers are connected.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.receiver_count()
+    }
+
     /// A stream of every alert line from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.subscribers.subscribe()
@@ -211,7 +216,13 @@ impl Writer {
     async fn digest(&mut self, file: File) -> Option<String> {
         use std::os::unix::fs::MetadataExt;
         let meta = file.metadata().ok()?;
-        let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec());
+        let key = (
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
         if let Some(digest) = self.digests.get(&key) {
             return Some(digest.clone());
         }

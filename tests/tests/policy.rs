@@ -560,3 +560,99 @@ impl ShimTarget for DirTarget {
         self.1.as_deref()
     }
 }
+
+#[test]
+fn alert_file_follows_logrotate_and_events_stream_live() {
+    if !require_root() {
+        return;
+    }
+    let logs = temp_dir("sniffguard-alert-logs-");
+    let file = logs.path().join("alerts.jsonl");
+    let policy = format!(
+        r#"
+default_environment = "staging"
+[environments.staging]
+mode = "enforce"
+[alerts]
+file = "{}"
+format = "falco"
+"#,
+        file.display()
+    );
+    let sup = Supervisor::start(Some(&policy));
+    // A live subscriber, as `sniffguard events --follow` runs for an operator.
+    let mut follower = Command::new(sniffguard_bin())
+        .args(["events", "--follow", "--runtime-dir"])
+        .arg(sup.runtime_dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert!(
+        eventually(ALERT_TIMEOUT, || sup.counter("subscribers") >= 1),
+        "the follower never subscribed"
+    );
+
+    let run = |tag: &str| {
+        let c = Container::new(Runtime::Runc);
+        let out = c.run_via_shim(
+            &sup,
+            &Bundle::new(
+                rootfs(),
+                &["sh", "-c", "tcpdump -D; echo rc=$?"],
+                Some("staging"),
+            ),
+        );
+        assert!(out.stdout.contains("rc=126"), "{tag}: {out}");
+        c
+    };
+    let first = run("first");
+    let followed = rx
+        .recv_timeout(ALERT_TIMEOUT)
+        .expect("events --follow printed nothing");
+    let followed: Value = serde_json::from_str(&followed).unwrap();
+    assert_eq!(followed["rule"], "net_sniff_tool_exec", "{followed}");
+    assert_eq!(
+        followed["output_fields"]["container.id"],
+        first.id(),
+        "{followed}"
+    );
+    assert_eq!(followed["priority"], "Critical", "{followed}");
+    assert!(
+        eventually(ALERT_TIMEOUT, || std::fs::read_to_string(&file)
+            .is_ok_and(|t| t.contains(first.id()))),
+        "no alert in {}",
+        file.display()
+    );
+    // logrotate: move the file away, then SIGHUP.
+    let rotated = logs.path().join("alerts.jsonl.1");
+    std::fs::rename(&file, &rotated).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert!(
+        eventually(ALERT_TIMEOUT, || file.exists()),
+        "the alert file was not reopened"
+    );
+    let second = run("second");
+    assert!(
+        eventually(ALERT_TIMEOUT, || std::fs::read_to_string(&file)
+            .is_ok_and(|t| t.contains(second.id()))),
+        "no alert in the reopened file"
+    );
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        !old.contains(second.id()),
+        "the rotated file kept receiving alerts"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
