@@ -122,6 +122,7 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
                 };
             }
             shared.registry.register(&registration);
+            crate::state::save_registration(&shared.runtime_dir, &registration);
             if let Some(cgroup_id) = registration.cgroup_id {
                 let enforce = kernel_may_kill(
                     &policy,
@@ -158,6 +159,7 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
             message: "subscribe is a streaming request".into(),
         },
         Request::Deregister { id } => {
+            crate::state::forget_registration(&shared.runtime_dir, &id);
             if let Some(record) = shared.registry.deregister(&id) {
                 if let Some(cgroup_id) = record.cgroup_id {
                     // Another registered container may share the cgroup (a

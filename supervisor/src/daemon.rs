@@ -16,7 +16,7 @@ use crate::metrics::{self, Metrics};
 use crate::probe::Probes;
 use crate::registry::Registry;
 use crate::sinks::AlertSink;
-use crate::{api, detect, listener, Shared};
+use crate::{api, detect, keeper, listener, state, Shared};
 
 /// Errors that stop the supervisor from starting.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         "policy loaded"
     );
     prepare_runtime_dir(&config.runtime_dir)?;
+    if let Err(err) = keeper::ensure_running(&config.runtime_dir) {
+        tracing::error!(%err, "no fd keeper: a restart of this supervisor will fail enforced containers' watched syscalls");
+    }
     let api_path = paths::api_socket(&config.runtime_dir);
     let seccomp_path = paths::seccomp_socket(&config.runtime_dir);
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -139,6 +142,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // (the shim's ping) must also find the listener.
     let seccomp = bind(&seccomp_path)?;
     let api_listener = bind(&api_path)?;
+    restore(&shared);
     tokio::spawn(listener::serve(seccomp, shared.clone()));
     tokio::spawn(api::serve(api_listener, shared.clone()));
     tracing::info!(runtime_dir = %config.runtime_dir.display(), "sniffguard supervisor ready");
@@ -184,6 +188,52 @@ fn reload(config: &DaemonConfig, shared: &Shared) {
             tracing::error!(%err, "policy reload failed; keeping the policy in force");
             shared.alerts.reopen();
         }
+    }
+}
+
+/// Takes back what a previous supervisor left: the registrations it saved
+/// and the notify fds the keeper holds. Held execs are answered from here on.
+fn restore(shared: &Arc<Shared>) {
+    let policy = shared.policy.load();
+    for registration in state::load_registrations(&shared.runtime_dir) {
+        let alive = registration
+            .pid
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            state::forget_registration(&shared.runtime_dir, &registration.id);
+            continue;
+        }
+        shared.registry.register(&registration);
+        if let Some(cgroup_id) = registration.cgroup_id {
+            let enforce = policy
+                .environment(&registration.environment)
+                .map(|(_, env)| env.mode == sniffguard_common::policy::Mode::Enforce)
+                .unwrap_or(true);
+            shared.with_probes(|maps| maps.monitor(cgroup_id, enforce));
+        }
+        tracing::info!(container = registration.id, "registration restored");
+    }
+    match keeper::restore(&shared.runtime_dir) {
+        Ok(held) => {
+            for (info, fd) in held {
+                tracing::info!(
+                    container = info.container,
+                    "seccomp listener restored from the keeper"
+                );
+                shared.registry.listener_attached(
+                    &info.container,
+                    &info.environment,
+                    &info.annotations,
+                );
+                let context = crate::notify::ListenerContext {
+                    container_id: info.container,
+                    environment: info.environment,
+                    annotations: info.annotations,
+                };
+                tokio::spawn(crate::notify::serve(fd, context, shared.clone()));
+            }
+        }
+        Err(err) => tracing::warn!(%err, "nothing restored from the fd keeper"),
     }
 }
 

@@ -12,7 +12,8 @@
 //!   process tries to run;
 //! - [`alert`]: what the operator reads;
 //! - [`registry`]: the attached containers;
-//! - [`daemon`]: start-up, sockets, signals.
+//! - [`keeper`]: the process that holds notify fds across supervisor restarts;
+//! - [`daemon`]: start-up, sockets, signals, state kept across restarts.
 
 pub mod alert;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod daemon;
 pub mod detect;
 pub mod grants;
+pub mod keeper;
 pub mod listener;
 pub mod metrics;
 pub mod notify;
@@ -30,6 +32,7 @@ pub mod registry;
 pub mod resolve;
 pub mod respond;
 pub mod sinks;
+pub mod state;
 pub mod target;
 pub mod verdict;
 

@@ -134,6 +134,14 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         pid = payload.state.pid(),
         "seccomp listener attached"
     );
+    let info = crate::keeper::ListenerInfo {
+        container: id.clone(),
+        environment: environment.clone(),
+        annotations: annotations.clone(),
+    };
+    if let Err(err) = crate::keeper::keep(&shared.runtime_dir, &info, &payload.notify_fd) {
+        tracing::warn!(container = id, %err, "fd keeper unavailable: a supervisor restart would fail this container's watched syscalls");
+    }
     let context = ListenerContext {
         container_id: id,
         environment,

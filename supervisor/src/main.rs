@@ -89,6 +89,13 @@ enum Command {
         #[arg(long)]
         no_ebpf: bool,
     },
+    /// Hold seccomp notify fds across supervisor restarts (started by `run`).
+    #[command(hide = true)]
+    Keeper {
+        /// The supervisor's runtime directory.
+        #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
     /// Check a policy file and print what it defines.
     CheckConfig {
         /// The policy file (default: the built-in policy).
@@ -153,6 +160,13 @@ fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("sniffguard: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Keeper { runtime_dir } => match sniffguard::keeper::run(&runtime_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("sniffguard keeper: {err}");
                 ExitCode::FAILURE
             }
         },

@@ -1316,8 +1316,18 @@ pub fn compile_static(dir: &Path, name: &str, source: &str) -> PathBuf {
 }
 
 impl Bundle {
+    /// Bind-mounts host directory `source` read-write at `destination`.
+    pub fn bind_rw(self, source: &Path, destination: &str) -> Bundle {
+        self.bind(source, destination, "rw")
+    }
+
     /// Bind-mounts host directory `source` read-only at `destination`.
     pub fn bind_ro(self, source: &Path, destination: &str) -> Bundle {
+        self.bind(source, destination, "ro")
+    }
+
+    fn bind(self, source: &Path, destination: &str, mode: &str) -> Bundle {
+        let mode = mode.to_owned();
         let source = source.display().to_string();
         let destination = destination.to_owned();
         self.edit(move |spec| {
@@ -1326,7 +1336,7 @@ impl Bundle {
                     "destination": destination,
                     "type": "bind",
                     "source": source,
-                    "options": ["rbind", "ro"],
+                    "options": ["rbind", mode],
                 }));
             }
         })
@@ -1343,6 +1353,47 @@ impl Bundle {
         let text = fs::read_to_string(self.config_path()).expect("read config.json");
         self.spec = serde_json::from_str(&text).expect("config.json is JSON");
         self
+    }
+}
+
+/// Stopping and starting the supervisor in place, for restart tests.
+impl Supervisor {
+    /// Sends `signal` to the supervisor and waits (bounded) until it exits.
+    ///
+    /// # Panics
+    /// When it does not exit within [`SUPERVISOR_STOP_TIMEOUT`].
+    pub fn stop_with(&mut self, signal: Signal) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
+            let _ = kill(pid, signal);
+            assert!(
+                wait_bounded(&mut self.child, SUPERVISOR_STOP_TIMEOUT).is_some(),
+                "supervisor ignored {signal:?}"
+            );
+        }
+        self.alerts.finish(READER_GRACE);
+    }
+
+    /// Starts a new supervisor on the same runtime directory and policy, and
+    /// waits (bounded) until its sockets accept connections. Alerts seen from
+    /// now on are the new supervisor's.
+    pub fn restart(&mut self) {
+        let stderr = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.stderr_path)
+            .expect("open supervisor.stderr");
+        let mut cmd = Command::new(sniffguard_bin());
+        cmd.arg("run").arg("--runtime-dir").arg(self.dir.path());
+        if let Some(path) = &self.policy {
+            cmd.arg("--config").arg(path);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        let mut child = cmd.spawn().expect("spawn the supervisor again");
+        self.alerts = AlertStream::spawn(child.stdout.take().expect("piped stdout"));
+        self.child = child;
+        self.wait_ready(SUPERVISOR_START_TIMEOUT);
     }
 }
 

@@ -1,0 +1,68 @@
+//! Registrations saved under the runtime directory, so that a restarted
+//! supervisor knows the containers attached before it (their hooks ran once).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sniffguard_common::wire::{validate_container_id, Registration};
+
+/// Largest saved registration read back.
+const MAX_RECORD_BYTES: u64 = 256 * 1024;
+
+fn dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("containers")
+}
+
+/// Saves `registration` (atomically: a temporary file renamed over).
+pub fn save_registration(runtime_dir: &Path, registration: &Registration) {
+    let dir = dir(runtime_dir);
+    let result = (|| -> std::io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let json = serde_json::to_vec(registration).map_err(std::io::Error::other)?;
+        let tmp = dir.join(format!(".{}.tmp", registration.id));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&json)?;
+        fs::rename(&tmp, dir.join(format!("{}.json", registration.id)))
+    })();
+    if let Err(err) = result {
+        tracing::warn!(container = registration.id, %err, "cannot save the registration; a restart would forget it");
+    }
+}
+
+/// Removes a saved registration.
+pub fn forget_registration(runtime_dir: &Path, id: &str) {
+    if validate_container_id(id).is_ok() {
+        let _ = fs::remove_file(dir(runtime_dir).join(format!("{id}.json")));
+    }
+}
+
+/// Every saved registration that parses.
+pub fn load_registrations(runtime_dir: &Path) -> Vec<Registration> {
+    let Ok(entries) = fs::read_dir(dir(runtime_dir)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            if meta.len() > MAX_RECORD_BYTES {
+                return None;
+            }
+            let bytes = fs::read(e.path()).ok()?;
+            let registration: Registration = serde_json::from_slice(&bytes).ok()?;
+            validate_container_id(&registration.id).ok()?;
+            Some(registration)
+        })
+        .collect()
+}
