@@ -34,21 +34,22 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
-    if let Err(why) = peer::require_root(&stream) {
-        tracing::warn!(why, "api: refused a client");
-        let _ = reply(
-            &mut stream,
-            &Response::Error {
-                message: format!("permission denied: {why}"),
-            },
-        )
-        .await;
-        return;
-    }
+    let refused = peer::require_root(&stream).err();
     let (read, mut write) = stream.split();
     let mut reader = BufReader::new(read).take(MAX_MESSAGE_BYTES as u64 + 1);
     let mut line = Vec::new();
     let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
+    if let Some(why) = refused {
+        // The request is read (and ignored) first, so the client is not cut
+        // off mid-write and gets the reason.
+        tracing::warn!(why, "api: refused a client");
+        if let Ok(bytes) = wire::encode(&Response::Error {
+            message: format!("permission denied: {why}"),
+        }) {
+            let _ = write.write_all(&bytes).await;
+        }
+        return;
+    }
     let response = match read {
         Err(_) => return,
         Ok(Err(err)) => {
@@ -97,11 +98,6 @@ async fn follow(mut write: tokio::net::unix::WriteHalf<'_>, shared: &Shared) {
             return;
         }
     }
-}
-
-async fn reply(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
-    let bytes = wire::encode(response).map_err(std::io::Error::other)?;
-    stream.write_all(&bytes).await
 }
 
 fn answer(request: Request, shared: &Arc<Shared>) -> Response {
