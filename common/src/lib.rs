@@ -11,6 +11,8 @@
 pub mod abi;
 
 #[cfg(feature = "std")]
+pub mod cgroups;
+#[cfg(feature = "std")]
 pub mod client;
 #[cfg(feature = "std")]
 pub mod paths;

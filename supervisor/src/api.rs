@@ -105,7 +105,7 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
         Request::Ping {} => Response::Pong {
             version: env!("CARGO_PKG_VERSION").to_string(),
         },
-        Request::Register(registration) => {
+        Request::Register(mut registration) => {
             if let Err(err) = wire::validate_container_id(&registration.id) {
                 return Response::Error {
                     message: err.to_string(),
@@ -116,6 +116,18 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
                 return Response::Error {
                     message: err.to_string(),
                 };
+            }
+            // The hook of a runtime that runs with the v2 hierarchy hidden (crun
+            // on a hybrid host) cannot give the container a cgroup identity;
+            // the supervisor, which sees it, does.
+            let shared_cgroup = registration
+                .cgroup_id
+                .is_none_or(|id| host_cgroups().contains(&id));
+            if shared_cgroup {
+                if let Some(pid) = registration.pid {
+                    registration.cgroup_id =
+                        sniffguard_common::cgroups::ensure_own_cgroup(pid, &registration.id);
+                }
             }
             shared.registry.register(&registration);
             crate::state::save_registration(&shared.runtime_dir, &registration);
@@ -156,6 +168,7 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
         },
         Request::Deregister { id } => {
             crate::state::forget_registration(&shared.runtime_dir, &id);
+            sniffguard_common::cgroups::remove_own_cgroup(&id);
             if let Some(record) = shared.registry.deregister(&id) {
                 if let Some(cgroup_id) = record.cgroup_id {
                     // Another registered container may share the cgroup (a

@@ -105,6 +105,18 @@ pub fn resolve(
     base: Base,
     path: &[u8],
 ) -> Result<Resolved, ResolveError> {
+    // The target's own fd through /proc (`/proc/self/fd/N`, `/dev/fd/N`):
+    // magic links that RESOLVE_NO_MAGICLINKS refuses inside the root, resolved
+    // here through the target's /proc entry instead.
+    if let Some(fd) = own_fd_path(path) {
+        let link = proc_path(tid, &format!("fd/{fd}"));
+        let file =
+            open(&link, open_flags(), Mode::empty()).map_err(|errno| ResolveError::Open {
+                path: String::from_utf8_lossy(path).into_owned(),
+                errno,
+            })?;
+        return Ok(resolved_from(file));
+    }
     let file = match base {
         Base::EmptyPath(fd) if path.is_empty() => {
             let link = proc_path(tid, &format!("fd/{fd}"));
@@ -152,6 +164,23 @@ pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError
     })
 }
 
+/// The fd number of a path naming the caller's own fd: `/proc/self/fd/N`,
+/// `/proc/thread-self/fd/N`, `/dev/fd/N`.
+fn own_fd_path(path: &[u8]) -> Option<u32> {
+    let rest = [
+        &b"/proc/self/fd/"[..],
+        b"/proc/thread-self/fd/",
+        b"/dev/fd/",
+    ]
+    .iter()
+    .find_map(|prefix| path.strip_prefix(*prefix))?;
+    let digits = std::str::from_utf8(rest).ok()?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// Resolves a relative path against a directory of the thread (`cwd` or a
 /// directory fd). The directory's path inside the container is its `/proc` link
 /// with the root's own link stripped; both are rendered relative to the same
@@ -168,9 +197,11 @@ fn open_relative(
         tid,
         errno,
     };
-    let dir = readlink(&proc_path(tid, entry)).map_err(proc_err)?;
+    // readlink fails for a directory deeper than PATH_MAX: then resolve from
+    // the directory itself, below.
+    let dir = readlink(&proc_path(tid, entry)).ok();
     let root_link = readlink(&proc_path(tid, "root")).map_err(proc_err)?;
-    if let Some(inside) = strip_root(&dir, &root_link) {
+    if let Some(inside) = dir.as_ref().and_then(|dir| strip_root(dir, &root_link)) {
         let mut joined = inside.into_vec();
         if joined.last() != Some(&b'/') {
             joined.push(b'/');
@@ -238,6 +269,16 @@ mod tests {
 
     fn os(s: &str) -> OsString {
         OsString::from(s)
+    }
+
+    #[test]
+    fn own_fd_paths_are_recognised() {
+        assert_eq!(own_fd_path(b"/proc/self/fd/3"), Some(3));
+        assert_eq!(own_fd_path(b"/dev/fd/10"), Some(10));
+        assert_eq!(own_fd_path(b"/proc/thread-self/fd/7"), Some(7));
+        assert_eq!(own_fd_path(b"/proc/self/fd/3/x"), None);
+        assert_eq!(own_fd_path(b"/proc/self/fd/"), None);
+        assert_eq!(own_fd_path(b"/usr/bin/tcpdump"), None);
     }
 
     #[test]

@@ -166,6 +166,33 @@ fn ci_renamed_tcpdump_is_alerted_for_libpcap() {
 }
 
 #[test]
+fn ci_crun_container_is_observed_too() {
+    // crun on a hybrid-cgroup host runs with the v2 hierarchy hidden; the
+    // supervisor gives its container a v2 identity at registration.
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = Bundle::new(
+        rootfs(),
+        &[
+            "sh",
+            "-c",
+            "cp /usr/bin/tcpdump /tmp/netcheck && /tmp/netcheck -D >/dev/null; echo rc=$?",
+        ],
+        Some("ci"),
+    );
+    let container = Container::new(Runtime::Crun);
+    let out = container.run_via_shim(&sup, &bundle);
+    assert!(out.stdout.contains("rc=0"), "{out}");
+    let alert = wait_for(&sup, container.id(), "allowed");
+    assert!(
+        evidence_kinds(&alert).contains(&"links_libpcap".to_string()),
+        "{alert}"
+    );
+}
+
+#[test]
 fn ci_static_packet_sniffer_is_alerted_for_its_behaviour() {
     if !require_root() {
         return;
