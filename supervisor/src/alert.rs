@@ -33,6 +33,9 @@ pub enum Action {
     AllowedByRule,
     /// Let through by a break-glass grant.
     AllowedByGrant,
+    /// Got past seccomp in an enforce environment and exited before the
+    /// backstop could kill it.
+    Exited,
 }
 
 /// Which mechanism saw it.
@@ -197,6 +200,7 @@ pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json:
         Action::Killed => "was killed",
         Action::AllowedByRule => "ran (allowed by a policy rule)",
         Action::AllowedByGrant => "ran (allowed by a break-glass grant)",
+        Action::Exited => "ran and exited before it could be killed",
     };
     let alert = Alert {
         time: humantime::format_rfc3339_micros(incident.time).to_string(),

@@ -161,9 +161,11 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
         } else {
             match respond::kill_process(header.tgid) {
                 Ok(()) => responses.push("kill".to_string()),
-                // Gone already (it exited, or the kernel killed it).
+                // Gone already: it ran to its end before the backstop got to
+                // it. Say so rather than claim a kill.
                 Err(errno) => {
-                    tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed")
+                    tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
+                    verdict.action = Action::Exited;
                 }
             }
         }
