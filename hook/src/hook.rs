@@ -79,15 +79,28 @@ pub enum Outcome {
 
 /// Runs one hook invocation for the container described by `state`.
 pub fn run(args: &HookArgs, state: &State) -> Result<Outcome, HookError> {
+    let request = prepare(args, state);
+    send(args, state, &request)
+}
+
+/// Everything the hook does before it talks to the supervisor: it reads the
+/// host (`/proc`, cgroups, the bundle) and builds the request. After this, the
+/// hook only needs a Unix socket (see [`crate::sandbox`]).
+pub fn prepare(args: &HookArgs, state: &State) -> Request {
     let id = state.id().to_string();
-    let request = match args.stage {
+    match args.stage {
         Stage::CreateRuntime => Request::Register(registration(args, state)),
         Stage::Poststop => {
             inspect::remove_own_cgroup(&id);
-            Request::Deregister { id: id.clone() }
+            Request::Deregister { id }
         }
-    };
-    match client::call(&args.runtime_dir, &request, REGISTER_TIMEOUT) {
+    }
+}
+
+/// Sends the prepared request and applies the fail policy to the outcome.
+pub fn send(args: &HookArgs, state: &State, request: &Request) -> Result<Outcome, HookError> {
+    let id = state.id().to_string();
+    match client::call(&args.runtime_dir, request, REGISTER_TIMEOUT) {
         Ok(Response::Ok {} | Response::Pong { .. } | Response::Status(_)) => Ok(Outcome::Done),
         Ok(Response::Error { message }) => match args.stage {
             Stage::CreateRuntime => Err(HookError::Refused { id, message }),

@@ -8,6 +8,7 @@
 pub mod hook;
 pub mod inject;
 pub mod inspect;
+pub mod sandbox;
 pub mod shim;
 pub mod state;
 

@@ -62,3 +62,59 @@ fn a_non_root_client_is_refused() {
     // Root still gets an answer.
     assert!(sup.status()["version"].is_string());
 }
+
+#[test]
+fn the_hook_is_confined_once_its_inputs_are_read() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixListener;
+    use std::process::Stdio;
+
+    let dir = sniffguard_tests::temp_dir("sniffguard-hook-sandbox-");
+    let listener = UnixListener::bind(dir.path().join("api.sock")).unwrap();
+    let mut hook = Command::new(sniffguard_tests::hook_bin())
+        .args([
+            "hook",
+            "--stage",
+            "poststop",
+            "--environment",
+            "ci",
+            "--runtime-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hook.stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"ociVersion":"1.0.2","id":"sandbox-probe","status":"stopped","bundle":"/nonexistent"}"#)
+        .unwrap();
+    // The hook now waits for our answer: look at it from /proc meanwhile.
+    let (stream, _) = listener.accept().unwrap();
+    let cred =
+        nix::sys::socket::getsockopt(&stream.as_fd(), nix::sys::socket::sockopt::PeerCredentials)
+            .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cred.pid())).unwrap();
+    let mut reader = BufReader::new(&stream);
+    let mut request = String::new();
+    reader.read_line(&mut request).unwrap();
+    (&stream).write_all(b"{\"type\":\"ok\"}\n").unwrap();
+    let out = hook.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(request.contains("deregister"), "{request}");
+    let mode = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .map(str::trim);
+    assert_eq!(
+        mode,
+        Some("2"),
+        "the hook runs without its filter:\n{status}"
+    );
+}

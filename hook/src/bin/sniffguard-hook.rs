@@ -10,7 +10,7 @@ use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
 use sniffguard_common::policy::FailPolicy;
 use sniffguard_hook::hook::{self, HookArgs, Outcome, Stage};
 use sniffguard_hook::shim::{self, ShimConfig};
-use sniffguard_hook::state;
+use sniffguard_hook::{sandbox, state};
 
 #[derive(Parser)]
 #[command(version, about = "OCI hook and bundle injector for sniffguard")]
@@ -88,7 +88,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match hook::run(&args, &state) {
+            let request = hook::prepare(&args, &state);
+            // From here on the hook only talks to the supervisor.
+            if let Err(err) = sandbox::confine() {
+                eprintln!("sniffguard-hook: warning: running unconfined: {err}");
+            }
+            match hook::send(&args, &state, &request) {
                 Ok(Outcome::Done) => ExitCode::SUCCESS,
                 Ok(Outcome::Unsupervised(warning)) => {
                     eprintln!("{warning}");

@@ -1,0 +1,111 @@
+//! The hook's own seccomp filter, installed once its inputs are read.
+//!
+//! The hook runs as root in every container's start path and reads input a
+//! container's author controls (the bundle, the state). After it has gathered
+//! what it needs from the host, all it does is talk to the supervisor over a
+//! Unix socket and exit; from then on every other syscall fails with `EPERM`.
+//!
+//! The runtime shim cannot do the same: a filter survives `execve`, and the
+//! shim's last act is to exec the real runtime, which needs nearly everything.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    apply_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
+};
+
+/// Errors installing the filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// This architecture has no filter.
+    #[error("no seccomp filter for this architecture")]
+    Arch,
+    /// The filter could not be built or installed.
+    #[error("cannot install the hook's seccomp filter: {0}")]
+    Filter(#[from] seccompiler::Error),
+    /// The filter could not be compiled.
+    #[error("cannot compile the hook's seccomp filter: {0}")]
+    Backend(#[from] seccompiler::BackendError),
+}
+
+/// The syscalls the hook needs after [`crate::hook::prepare`], each with why.
+const ALLOWED: &[(libc::c_long, &str)] = &[
+    (libc::SYS_read, "the supervisor's answer"),
+    (libc::SYS_write, "the request, and messages on stderr"),
+    (libc::SYS_writev, "stderr"),
+    (libc::SYS_close, "closing the socket"),
+    (libc::SYS_connect, "the supervisor's API socket"),
+    (libc::SYS_sendto, "the request"),
+    (libc::SYS_recvfrom, "the answer"),
+    (libc::SYS_setsockopt, "read and write timeouts"),
+    (libc::SYS_fcntl, "std's socket set-up"),
+    (libc::SYS_poll, "bounded waits"),
+    (libc::SYS_ppoll, "bounded waits"),
+    (libc::SYS_brk, "memory"),
+    (libc::SYS_mmap, "memory"),
+    (libc::SYS_munmap, "memory"),
+    (libc::SYS_mremap, "memory"),
+    (libc::SYS_madvise, "memory"),
+    (libc::SYS_futex, "std's locks"),
+    (libc::SYS_rt_sigaction, "std's signal set-up"),
+    (libc::SYS_rt_sigprocmask, "std's signal set-up"),
+    (libc::SYS_rt_sigreturn, "returning from a signal"),
+    (libc::SYS_sigaltstack, "std's stack-overflow handler"),
+    (
+        libc::SYS_clock_gettime,
+        "timeouts (when the vDSO falls back)",
+    ),
+    (libc::SYS_clock_nanosleep, "none expected; harmless"),
+    (libc::SYS_getrandom, "hash maps' seeds"),
+    (libc::SYS_gettid, "panics"),
+    (libc::SYS_getpid, "panics"),
+    (libc::SYS_tgkill, "abort"),
+    (libc::SYS_exit, "exit"),
+    (libc::SYS_exit_group, "exit"),
+    (libc::SYS_restart_syscall, "interrupted waits"),
+];
+
+fn build() -> Result<BpfProgram, SandboxError> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => TargetArch::x86_64,
+        "aarch64" => TargetArch::aarch64,
+        _ => return Err(SandboxError::Arch),
+    };
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        ALLOWED.iter().map(|(nr, _)| (*nr, Vec::new())).collect();
+    // Only Unix sockets: the hook never talks to the network.
+    rules.insert(
+        libc::SYS_socket,
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::AF_UNIX as u64,
+        )?])?],
+    );
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
+        arch,
+    )?;
+    Ok(filter.try_into()?)
+}
+
+/// Installs the filter on this process (one thread: the hook is single-threaded).
+pub fn confine() -> Result<(), SandboxError> {
+    let program = build()?;
+    apply_filter(&program)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_filter_compiles() {
+        // Installing it would confine the test process: only build it here.
+        // The integration tests run every hook confined.
+        assert!(!super::build().unwrap().is_empty());
+    }
+}
