@@ -220,6 +220,19 @@ pub mod keys {
     pub const CONTAINER: &str = "io.kubernetes.container.name";
     /// Podman's container name.
     pub const PODMAN_NAME: &str = "io.podman.annotations.name";
+    /// containerd CRI's pod namespace.
+    pub const CRI_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+    /// containerd CRI's pod name.
+    pub const CRI_POD: &str = "io.kubernetes.cri.sandbox-name";
+    /// containerd CRI's container name.
+    pub const CRI_CONTAINER: &str = "io.kubernetes.cri.container-name";
+
+    /// Where each runtime stack puts the namespace (CRI-O, containerd).
+    pub const NAMESPACE_KEYS: [&str; 2] = [NAMESPACE, CRI_NAMESPACE];
+    /// Where each runtime stack puts the pod name.
+    pub const POD_KEYS: [&str; 2] = [POD, CRI_POD];
+    /// Where each runtime stack puts the container name.
+    pub const CONTAINER_KEYS: [&str; 3] = [CONTAINER, CRI_CONTAINER, PODMAN_NAME];
 }
 
 impl Selector {
@@ -239,9 +252,9 @@ impl Selector {
                 .find_map(|k| annotations.get(*k))
                 .is_some_and(|v| pattern.matches(v)),
         };
-        field(&self.namespace, &[keys::NAMESPACE])
-            && field(&self.pod, &[keys::POD])
-            && field(&self.container, &[keys::CONTAINER, keys::PODMAN_NAME])
+        field(&self.namespace, &keys::NAMESPACE_KEYS)
+            && field(&self.pod, &keys::POD_KEYS)
+            && field(&self.container, &keys::CONTAINER_KEYS)
             && self
                 .annotations
                 .iter()

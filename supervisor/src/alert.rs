@@ -10,7 +10,7 @@ use std::fs::File;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use sniffguard_common::policy::{Mode, Policy};
+use sniffguard_common::policy::{keys as policy_keys, Mode, Policy};
 use sniffguard_common::RULE_NAME;
 
 use crate::classify::Evidence;
@@ -171,16 +171,16 @@ struct Alert<'a> {
 /// The alert document of `incident`, in sniffguard's own format.
 pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json::Value {
     let record = incident.container.as_ref();
-    let annotation = |key: &str| record.and_then(|r| r.annotations.get(key).cloned());
+    let annotation = |keys: &[&str]| {
+        record.and_then(|r| keys.iter().find_map(|k| r.annotations.get(*k).cloned()))
+    };
     let container = ContainerInfo {
         id: incident.container_id.clone(),
-        name: annotation("io.kubernetes.container.name")
-            .or_else(|| annotation("io.podman.annotations.name"))
-            .or_else(|| annotation("nerdctl/name")),
+        name: annotation(&policy_keys::CONTAINER_KEYS).or_else(|| annotation(&["nerdctl/name"])),
         runtime: record.and_then(|r| r.runtime.clone()),
         bundle: record.and_then(|r| r.bundle.clone()),
-        pod: annotation("io.kubernetes.pod.name"),
-        namespace: annotation("io.kubernetes.pod.namespace"),
+        pod: annotation(&policy_keys::POD_KEYS),
+        namespace: annotation(&policy_keys::NAMESPACE_KEYS),
         pipeline: record.map(|r| r.pipeline.clone()).unwrap_or_default(),
         registered: record.is_some_and(|r| r.registered),
     };

@@ -146,6 +146,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tokio::spawn(listener::serve(seccomp, shared.clone()));
     tokio::spawn(api::serve(api_listener, shared.clone()));
     tracing::info!(runtime_dir = %config.runtime_dir.display(), "sniffguard supervisor ready");
+    notify_systemd("READY=1");
 
     loop {
         tokio::select! {
@@ -234,6 +235,26 @@ fn restore(shared: &Arc<Shared>) {
             }
         }
         Err(err) => tracing::warn!(%err, "nothing restored from the fd keeper"),
+    }
+}
+
+/// Tells systemd (`Type=notify`) that the sockets accept connections. The
+/// protocol is one datagram to `$NOTIFY_SOCKET` (sd_notify(3)); written here
+/// rather than pulling in libsystemd for two lines.
+fn notify_systemd(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str());
+    let sent = UnixDatagram::unbound().and_then(|socket| match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)
+            .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr)),
+        None => socket.send_to(state.as_bytes(), Path::new(&target)),
+    });
+    if let Err(err) = sent {
+        tracing::warn!(%err, "cannot notify systemd");
     }
 }
 

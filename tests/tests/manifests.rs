@@ -1,0 +1,720 @@
+//! Offline checks of the deployment files that no engine here can run: the Kubernetes
+//! manifests in `examples/kubernetes/`, the policy they carry, the Docker `daemon.json`,
+//! the Podman hooks.d files and the systemd unit.
+//!
+//! The Kubernetes check needs no cluster and no network: every document is parsed as
+//! YAML and walked against `tests/k8s-schema/fields.json`, a field list of the Kubernetes
+//! API generated from the official Python client's models (`tests/k8s-schema/generate.py`
+//! says how). Every field must exist in its type, have the right JSON type, and every
+//! required field must be there. No root needed.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod wiring;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sniffguard_tests::{find_in_path, repo_root, run_command, sniffguard_bin, temp_dir};
+use wiring::shipped;
+
+// ---------------------------------------------------------------------------------------
+// The schema check
+// ---------------------------------------------------------------------------------------
+
+/// The field list of `tests/k8s-schema/fields.json`.
+struct Schema {
+    /// `apiVersion/kind` → model name.
+    kinds: Map<String, Value>,
+    /// Model name → `{"fields": {json name: type}, "required": [json name]}`.
+    types: Map<String, Value>,
+}
+
+impl Schema {
+    fn load() -> Schema {
+        let text = shipped("tests/k8s-schema/fields.json");
+        let mut doc: Value = serde_json::from_str(&text).expect("fields.json is JSON");
+        let take = |doc: &mut Value, key: &str| match doc[key].take() {
+            Value::Object(map) => map,
+            other => panic!("fields.json: {key} is not an object: {other}"),
+        };
+        Schema {
+            kinds: take(&mut doc, "kinds"),
+            types: take(&mut doc, "types"),
+        }
+    }
+
+    /// Problems with one document, each naming its path (`spec.template.spec.hostPid`).
+    fn check_document(&self, doc: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        let api_version = doc["apiVersion"].as_str().unwrap_or("<none>");
+        let kind = doc["kind"].as_str().unwrap_or("<none>");
+        match self.kinds.get(&format!("{api_version}/{kind}")) {
+            Some(Value::String(model)) => self.check(doc, model, kind, &mut errors),
+            _ => errors.push(format!(
+                "{kind}: apiVersion {api_version:?} kind {kind:?} is not in the field list \
+                 (add it to KINDS in tests/k8s-schema/generate.py and regenerate)"
+            )),
+        }
+        errors
+    }
+
+    fn check(&self, value: &Value, ty: &str, path: &str, errors: &mut Vec<String>) {
+        // An explicit null is how YAML says "absent" (`emptyDir:` with nothing after it
+        // is not, and is caught as the wrong type where a model is expected).
+        if value.is_null() {
+            return;
+        }
+        let wrong = |errors: &mut Vec<String>, expected: &str| {
+            errors.push(format!("{path}: expected {expected}, found {value}"));
+        };
+        if let Some(inner) = ty.strip_prefix("list[").and_then(|t| t.strip_suffix(']')) {
+            match value.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        self.check(item, inner, &format!("{path}[{i}]"), errors);
+                    }
+                }
+                None => wrong(errors, "a list"),
+            }
+            return;
+        }
+        if let Some(inner) = ty.strip_prefix("dict[").and_then(|t| t.strip_suffix(']')) {
+            match value.as_object() {
+                Some(map) => {
+                    for (key, item) in map {
+                        self.check(item, inner, &format!("{path}.{key}"), errors);
+                    }
+                }
+                None => wrong(errors, "a map"),
+            }
+            return;
+        }
+        match ty {
+            "str" | "bytes" | "datetime" | "date" => {
+                if !value.is_string() {
+                    wrong(errors, "a string (quote numbers, booleans and quantities)");
+                }
+            }
+            "int" => {
+                if !(value.is_i64() || value.is_u64()) {
+                    wrong(errors, "an integer");
+                }
+            }
+            "float" => {
+                if !value.is_number() {
+                    wrong(errors, "a number");
+                }
+            }
+            "bool" => {
+                if !value.is_boolean() {
+                    wrong(errors, "true or false");
+                }
+            }
+            // int-or-string, free-form JSON.
+            "object" => {}
+            model => self.check_model(value, model, path, errors),
+        }
+    }
+
+    fn check_model(&self, value: &Value, model: &str, path: &str, errors: &mut Vec<String>) {
+        let Some(spec) = self.types.get(model) else {
+            errors.push(format!("{path}: type {model} is missing from fields.json"));
+            return;
+        };
+        let Some(map) = value.as_object() else {
+            errors.push(format!("{path}: expected a {model} object, found {value}"));
+            return;
+        };
+        let fields = spec["fields"].as_object().expect("fields is an object");
+        for (key, item) in map {
+            match fields.get(key).and_then(Value::as_str) {
+                Some(ty) => self.check(item, ty, &format!("{path}.{key}"), errors),
+                None => errors.push(format!(
+                    "{path}.{key}: no such field in {model} (fields: {})",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        for required in spec["required"].as_array().into_iter().flatten() {
+            let required = required.as_str().unwrap_or_default();
+            if map.get(required).is_none_or(Value::is_null) {
+                errors.push(format!(
+                    "{path}: required field {required} of {model} is missing"
+                ));
+            }
+        }
+    }
+}
+
+/// Every YAML document of `text`, as JSON values (empty documents skipped).
+fn documents(text: &str, origin: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("{origin}: not valid YAML: {e}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The manifests: every `*.yaml` in `examples/kubernetes/`, with their documents.
+fn manifests() -> Vec<(PathBuf, Vec<Value>)> {
+    let dir = repo_root().join("examples/kubernetes");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifests in {}", dir.display());
+    files
+        .into_iter()
+        .map(|path| {
+            let text = fs::read_to_string(&path).unwrap();
+            let docs = documents(&text, &path.display().to_string());
+            (path, docs)
+        })
+        .collect()
+}
+
+/// The one document of `kind` named `name` across all manifests.
+fn find(kind: &str, name: &str) -> Value {
+    let found: Vec<Value> = manifests()
+        .into_iter()
+        .flat_map(|(_, docs)| docs)
+        .filter(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind} {name}, found {}",
+        found.len()
+    );
+    found.into_iter().next().unwrap()
+}
+
+#[test]
+fn every_manifest_names_only_fields_of_the_kubernetes_api() {
+    let schema = Schema::load();
+    let mut errors = Vec::new();
+    let mut kinds = BTreeSet::new();
+    for (path, docs) in manifests() {
+        assert!(!docs.is_empty(), "{}: no documents", path.display());
+        for doc in docs {
+            kinds.insert(doc["kind"].as_str().unwrap_or_default().to_owned());
+            for error in schema.check_document(&doc) {
+                errors.push(format!("{}: {error}", path.display()));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "schema errors:\n{}", errors.join("\n"));
+    for kind in [
+        "DaemonSet",
+        "RuntimeClass",
+        "ConfigMap",
+        "ServiceAccount",
+        "Namespace",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} among {kinds:?}");
+    }
+}
+
+#[test]
+fn schema_check_finds_what_kubectl_would_refuse() {
+    let schema = Schema::load();
+    let daemonset = find("DaemonSet", "sniffguard");
+    assert!(schema.check_document(&daemonset).is_empty());
+    let expect_error = |edit: &dyn Fn(&mut Value), needle: &str| {
+        let mut doc = daemonset.clone();
+        edit(&mut doc);
+        let errors = schema.check_document(&doc);
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "expected an error mentioning {needle:?}, got {errors:#?}"
+        );
+    };
+    // A misspelt field (Go's JSON decoding would drop it silently; the API server's
+    // strict field validation refuses it).
+    expect_error(
+        &|d| d["spec"]["template"]["spec"]["hostPid"] = json!(true),
+        "spec.template.spec.hostPid: no such field in V1PodSpec",
+    );
+    // A field one level too high.
+    expect_error(
+        &|d| d["spec"]["hostPID"] = json!(true),
+        "DaemonSet.spec.hostPID: no such field in V1DaemonSetSpec",
+    );
+    // Wrong types.
+    expect_error(
+        &|d| d["spec"]["template"]["spec"]["hostPID"] = json!("true"),
+        "hostPID: expected true or false",
+    );
+    expect_error(
+        &|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] =
+                json!(512)
+        },
+        "limits.memory: expected a string",
+    );
+    expect_error(
+        &|d| d["spec"]["template"]["spec"]["containers"][0]["args"] = json!("run"),
+        "args: expected a list",
+    );
+    // A missing required field.
+    expect_error(
+        &|d| {
+            d["spec"]["template"]["spec"]["containers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("name");
+        },
+        "required field name of V1Container is missing",
+    );
+    expect_error(
+        &|d| {
+            d["spec"].as_object_mut().unwrap().remove("selector");
+        },
+        "required field selector of V1DaemonSetSpec is missing",
+    );
+    // An unknown kind or group.
+    expect_error(
+        &|d| d["apiVersion"] = json!("extensions/v1beta1"),
+        "is not in the field list",
+    );
+    // Every document kind: YAML that is not an object.
+    let broken = documents(
+        "kind: Pod\napiVersion: v1\nspec:\n  containers: nope\n",
+        "inline",
+    );
+    let errors = schema.check_document(&broken[0]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Pod.spec.containers: expected a list")),
+        "{errors:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// What the manifests say
+// ---------------------------------------------------------------------------------------
+
+/// The supervisor container and the pod spec of the DaemonSet.
+fn supervisor_pod() -> (Value, Value) {
+    let daemonset = find("DaemonSet", "sniffguard");
+    let pod = daemonset["spec"]["template"]["spec"].clone();
+    let supervisor = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "supervisor")
+        .expect("a container named supervisor")
+        .clone();
+    (pod, supervisor)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The host path behind the volume mounted at `mount_path` in `container`.
+fn host_path_at(pod: &Value, container: &Value, mount_path: &str) -> Option<String> {
+    let mount = container["volumeMounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["mountPath"] == mount_path)?;
+    let volume = pod["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == mount["name"])?;
+    volume["hostPath"]["path"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn daemonset_runs_the_supervisor_with_host_pid_and_least_privileges() {
+    let (pod, supervisor) = supervisor_pod();
+    assert_eq!(
+        pod["hostPID"], true,
+        "the supervisor must see container PIDs"
+    );
+    for absent in ["hostNetwork", "hostIPC"] {
+        assert!(
+            pod.get(absent).is_none_or(|v| v == false),
+            "{absent} is not needed"
+        );
+    }
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert!(
+        pod.get("runtimeClassName").is_none(),
+        "the agent must not run through its own shim"
+    );
+
+    let context = &supervisor["securityContext"];
+    assert!(
+        context.get("privileged").is_none_or(|v| v == false),
+        "{context}"
+    );
+    assert_eq!(context["allowPrivilegeEscalation"], false, "{context}");
+    assert_eq!(context["readOnlyRootFilesystem"], true, "{context}");
+    assert_eq!(
+        strings(&context["capabilities"]["drop"]),
+        ["ALL"],
+        "{context}"
+    );
+    let added: BTreeSet<String> = strings(&context["capabilities"]["add"])
+        .into_iter()
+        .collect();
+    let expected: BTreeSet<String> = ["BPF", "PERFMON", "SYS_PTRACE", "KILL", "DAC_READ_SEARCH"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        added, expected,
+        "capabilities changed: update README.md's Privileges too"
+    );
+
+    let command: Vec<String> = strings(&supervisor["command"])
+        .into_iter()
+        .chain(strings(&supervisor["args"]))
+        .collect();
+    let after = |flag: &str| {
+        command
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| command.get(i + 1))
+            .cloned()
+    };
+    assert_eq!(
+        command.get(1).map(String::as_str),
+        Some("run"),
+        "{command:?}"
+    );
+    let runtime_dir = after("--runtime-dir").expect("--runtime-dir");
+    let config = after("--config").expect("--config");
+    // The sockets and the policy are the node's, where the shim and the hook look.
+    assert_eq!(
+        host_path_at(&pod, &supervisor, &runtime_dir).as_deref(),
+        Some("/run/sniffguard")
+    );
+    let policy_dir = Path::new(&config).parent().unwrap().display().to_string();
+    assert_eq!(
+        host_path_at(&pod, &supervisor, &policy_dir).as_deref(),
+        Some("/etc/sniffguard")
+    );
+    assert_eq!(
+        host_path_at(&pod, &supervisor, "/sys/kernel/tracing").as_deref(),
+        Some("/sys/kernel/tracing")
+    );
+}
+
+/// The RuntimeClass names containerd's handler as `config/containerd/config.toml`
+/// defines it.
+#[test]
+fn runtime_class_matches_the_containerd_handler() {
+    let class = find("RuntimeClass", "sniffguard");
+    let handler = class["handler"].as_str().expect("handler");
+    let snippet = shipped("config/containerd/config.toml");
+    assert!(
+        snippet.contains(&format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{handler}]"
+        )),
+        "no containerd runtime handler {handler:?} in config/containerd/config.toml"
+    );
+}
+
+/// The install step of the DaemonSet, run against a scratch directory standing for the
+/// node and the image: it installs the binaries and writes a runtime.env that the
+/// shipped wrapper accepts.
+#[test]
+fn daemonset_install_step_installs_shim_hook_wrapper_and_settings() {
+    let (pod, _) = supervisor_pod();
+    let install = pod["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "install")
+        .expect("an init container named install");
+    let command = strings(&install["command"]);
+    assert_eq!(&command[..2], ["/bin/sh", "-c"]);
+    let scratch = temp_dir("sniffguard-install-");
+    let root = scratch.path();
+    let rooted = |p: &str| format!("{}{p}", root.display());
+    let script = command[2]
+        .replace("/host/", &rooted("/host/"))
+        .replace("/usr/local/bin/", &rooted("/image/bin/"))
+        .replace("/config/", &rooted("/config/"));
+    for dir in [
+        "/host/opt/sniffguard/bin",
+        "/host/etc/sniffguard",
+        "/image/bin",
+        "/config",
+    ] {
+        fs::create_dir_all(rooted(dir)).unwrap();
+    }
+    for bin in ["sniffguard-runtime", "sniffguard-hook", "sniffguard-runc"] {
+        fs::write(
+            rooted(&format!("/image/bin/{bin}")),
+            format!("#!/bin/sh\n# {bin}\n"),
+        )
+        .unwrap();
+    }
+    fs::write(
+        rooted("/config/sniffguard.toml"),
+        "default_environment = \"ci\"\n",
+    )
+    .unwrap();
+    let out = run_command(
+        Command::new("sh").arg("-c").arg(&script),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "install step failed: {out}");
+    for bin in ["sniffguard-runtime", "sniffguard-hook", "sniffguard-runc"] {
+        let path = rooted(&format!("/host/opt/sniffguard/bin/{bin}"));
+        let mode =
+            fs::metadata(&path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+        assert_eq!(mode.ok().map(|m| m & 0o777), Some(0o755), "{path}");
+    }
+    assert!(Path::new(&rooted("/host/etc/sniffguard/sniffguard.toml")).is_file());
+    let env = fs::read_to_string(rooted("/host/etc/sniffguard/runtime.env")).unwrap();
+    // The wrapper runs with this file: it must accept every line and hand over to the
+    // installed shim with the settings the file names.
+    let fake_shim = root.join("fake-shim");
+    fs::write(
+        &fake_shim,
+        "#!/bin/sh\nenv | grep '^SNIFFGUARD_' | sort\necho \"args: $*\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        &fake_shim,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let env_path = rooted("/host/etc/sniffguard/runtime.env");
+    let out = run_command(
+        Command::new("sh")
+            .arg(repo_root().join("config/sniffguard-runc"))
+            .args(["--root", "/x", "state", "c1"])
+            .env("SNIFFGUARD_ENV_FILE", &env_path)
+            .env("SNIFFGUARD_SHIM", &fake_shim),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.success(),
+        "the wrapper refused the installed runtime.env:\n{env}\n{out}"
+    );
+    for line in [
+        "SNIFFGUARD_HOOK=/opt/sniffguard/bin/sniffguard-hook",
+        "SNIFFGUARD_RUNTIME_DIR=/run/sniffguard",
+        "SNIFFGUARD_CONFIG=/etc/sniffguard/sniffguard.toml",
+        "SNIFFGUARD_REAL_RUNTIME=runc",
+        "args: --root /x state c1",
+    ] {
+        assert!(out.stdout.contains(line), "no {line:?}: {out}");
+    }
+    assert!(
+        env.contains("SNIFFGUARD_SHIM=/opt/sniffguard/bin/sniffguard-runtime"),
+        "{env}"
+    );
+}
+
+/// The policy in the ConfigMap is one `sniffguard check-config` accepts, and maps the
+/// namespaces to environments for both CRI annotation styles.
+#[test]
+fn policy_configmap_passes_check_config() {
+    let map = find("ConfigMap", "sniffguard-policy");
+    let policy = map["data"]["sniffguard.toml"]
+        .as_str()
+        .expect("data.sniffguard.toml");
+    let dir = temp_dir("sniffguard-k8s-policy-");
+    let path = dir.path().join("sniffguard.toml");
+    fs::write(&path, policy).unwrap();
+    let out = run_command(
+        Command::new(sniffguard_bin())
+            .arg("check-config")
+            .arg(&path),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    for line in [
+        "ci (default): mode=audit",
+        "staging: mode=enforce",
+        "production: mode=enforce fail=closed",
+    ] {
+        assert!(out.stdout.contains(line), "no {line:?}: {out}");
+    }
+    for pattern in ["prod-*", "staging*"] {
+        assert!(
+            policy.contains(&format!("namespace = \"{pattern}\""))
+                && policy.contains(&format!(
+                    "\"io.kubernetes.cri.sandbox-namespace\" = \"{pattern}\""
+                )),
+            "the policy must map {pattern} for CRI-O and for containerd"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Docker, Podman hooks.d, systemd
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn docker_daemon_json_names_the_wrapper() {
+    let doc: Value = serde_json::from_str(&shipped("config/docker/daemon.json"))
+        .expect("config/docker/daemon.json is JSON");
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["runtimes"],
+        "only the runtimes key: merge it into an existing daemon.json"
+    );
+    assert_eq!(
+        doc["runtimes"]["sniffguard"],
+        json!({"path": "/usr/local/bin/sniffguard-runc"})
+    );
+}
+
+/// Schema 1.0.0 of containers/common's hooks.d (oci-hooks(5)): only its fields, stages
+/// it knows, and a sniffguard-hook invocation the hook's CLI takes.
+#[test]
+fn hooks_d_files_follow_schema_1_0_0() {
+    let dir = repo_root().join("config/podman/hooks.d");
+    let mut stages_seen = BTreeSet::new();
+    let mut environments = BTreeSet::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.display().to_string();
+        let doc: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let only = |value: &Value, allowed: &[&str], what: &str| {
+            for key in value
+                .as_object()
+                .unwrap_or_else(|| panic!("{name}: {what} is not an object"))
+                .keys()
+            {
+                assert!(
+                    allowed.contains(&key.as_str()),
+                    "{name}: unknown field {what}.{key}"
+                );
+            }
+        };
+        only(&doc, &["version", "hook", "when", "stages"], "the document");
+        only(&doc["hook"], &["path", "args", "env", "timeout"], "hook");
+        only(
+            &doc["when"],
+            &["always", "annotations", "commands", "hasBindMounts"],
+            "when",
+        );
+        assert_eq!(doc["version"], "1.0.0", "{name}");
+        assert!(
+            doc["hook"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with('/')),
+            "{name}"
+        );
+        let stages = strings(&doc["stages"]);
+        assert!(!stages.is_empty(), "{name}: no stages");
+        for stage in &stages {
+            assert!(
+                [
+                    "prestart",
+                    "createRuntime",
+                    "createContainer",
+                    "startContainer",
+                    "poststart",
+                    "poststop"
+                ]
+                .contains(&stage.as_str()),
+                "{name}: unknown stage {stage}"
+            );
+        }
+        let args = strings(&doc["hook"]["args"]);
+        let after = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        assert_eq!(&args[..2], ["sniffguard-hook", "hook"], "{name}");
+        let stage_arg = after("--stage").expect("--stage");
+        match stage_arg.as_str() {
+            "create-runtime" => {
+                assert_eq!(stages, ["createRuntime"], "{name}");
+                let environment = after("--environment").expect("--environment");
+                // The hook runs only for containers that carry this environment.
+                let when = &doc["when"]["annotations"];
+                assert_eq!(
+                    when["^sniffguard\\.io/environment$"],
+                    json!(format!("^{environment}$")),
+                    "{name}"
+                );
+                environments.insert(environment);
+            }
+            "poststop" => assert_eq!(stages, ["poststop"], "{name}"),
+            other => panic!("{name}: unexpected --stage {other}"),
+        }
+        assert!(
+            ["open", "closed"].contains(&after("--fail").unwrap_or_default().as_str()),
+            "{name}"
+        );
+        stages_seen.extend(stages);
+    }
+    assert!(stages_seen.contains("createRuntime") && stages_seen.contains("poststop"));
+    let expected: BTreeSet<String> = ["ci", "staging", "production"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        environments, expected,
+        "one registration file per built-in environment"
+    );
+}
+
+/// `systemd-analyze verify` accepts the unit without a warning (unknown keys are only
+/// warnings there), with its binary paths pointed at the built supervisor.
+#[test]
+fn systemd_unit_verifies() {
+    if find_in_path("systemd-analyze").is_none() {
+        eprintln!("\n**** SKIPPED: systemd-analyze not installed ****\n");
+        return;
+    }
+    let unit = shipped("config/systemd/sniffguard.service");
+    assert!(
+        unit.contains("\nType=notify\n"),
+        "the daemon sends READY=1: the unit waits for it"
+    );
+    assert!(unit.contains("\nRestart=on-failure\n"));
+    let dir = temp_dir("sniffguard-unit-");
+    let path = dir.path().join("sniffguard.service");
+    fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/sniffguard",
+            &sniffguard_bin().display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = run_command(
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path),
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
+        "{out}"
+    );
+}

@@ -1,0 +1,582 @@
+//! Podman 4.3 (Debian 12) with sniffguard, three ways, each with the files that ship in
+//! `config/` (only their host paths are pointed at the test's supervisor):
+//!
+//! - the runtime shim as a runtime: the `config/podman/containers.conf` entry
+//!   (`podman --runtime sniffguard`) and a plain path (`podman --runtime /path/sniffguard-runc`);
+//! - the seccomp profile `config/podman/seccomp-staging.json` (`--security-opt seccomp=`),
+//!   enforcement with the real runc and no shim (and, with `listenerMetadata` set to
+//!   `ci`, audit through the same notifications);
+//! - the hooks.d files of `config/podman/hooks.d/` (`--hooks-dir`), detection without the shim.
+//!
+//! Podman runs privately: its own containers.conf and storage.conf (cgroupfs, events to a
+//! file, lower ulimits, no network), storage and run state under a temporary directory,
+//! containers from a copy of the test rootfs (`--rootfs`, no image). Podman and conmon
+//! exit with each `podman run --rm`; a guard force-removes whatever a failed test left and
+//! unmounts what is still mounted under its directory. runc keeps its state for Podman in
+//! its default root (`/run/runc`, one entry per container id, removed with the container):
+//! Podman 4.3 does not pass `--runtime-flag root=` to `delete`, which would leave the
+//! container's poststop hook unrun.
+//!
+//! Needs root, podman, runc, jq, and the built workspace.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod wiring;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sniffguard_tests::{
+    find_in_path, hook_bin, is_alert_for, repo_root, require_root, rootfs, run_command, str_at,
+    temp_dir, CmdOutput, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT,
+    ENVIRONMENT_ANNOTATION,
+};
+use tempfile::TempDir;
+use wiring::{replace_once, shipped, unmount_under, ShimWrapper};
+
+/// Bound for one `podman` command.
+const PODMAN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Bound for cleaning up after a test.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The runtime entry of the shipped containers.conf.
+const RUNTIME_ENTRY: &str = "sniffguard = [\"/usr/local/bin/sniffguard-runc\"]";
+
+/// A private Podman: configuration, storage and a rootfs copy in one temporary directory.
+struct Podman {
+    dir: TempDir,
+}
+
+impl Podman {
+    /// Sets Podman up with the shipped `containers.conf` runtime entry (its wrapper path
+    /// replaced by `wrapper`'s) and `hooks` as its only hooks directory (an empty one when
+    /// `None`, so that hooks installed on the host stay out of the test).
+    fn new(wrapper: Option<&ShimWrapper>, hooks: Option<&Path>) -> Podman {
+        assert!(
+            find_in_path("podman").is_some(),
+            "podman not in PATH (apt-get install podman)"
+        );
+        let dir = temp_dir("sniffguard-podman-");
+        let root = dir.path();
+        let copy = run_command(
+            Command::new("cp")
+                .arg("-a")
+                .arg(rootfs())
+                .arg(root.join("rootfs")),
+            PODMAN_TIMEOUT,
+        );
+        assert!(copy.success(), "copy the rootfs: {copy}");
+        let empty_hooks = root.join("no-hooks");
+        fs::create_dir(&empty_hooks).expect("create the empty hooks dir");
+        let hooks = hooks.unwrap_or(&empty_hooks);
+
+        let wrapper_path = wrapper.map_or_else(
+            || root.join("no-wrapper").display().to_string(),
+            |w| w.path().display().to_string(),
+        );
+        let entry = replace_once(
+            &shipped("config/podman/containers.conf"),
+            RUNTIME_ENTRY,
+            &format!("sniffguard = [\"{wrapper_path}\"]"),
+            "config/podman/containers.conf",
+        );
+        let private_engine = format!(
+            "[engine]\n\
+             cgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n\
+             events_logfile_path = \"{r}/events.log\"\n\
+             tmp_dir = \"{r}/libpod-tmp\"\n\
+             static_dir = \"{r}/storage/libpod\"\n\
+             volume_path = \"{r}/storage/volumes\"\n\
+             hooks_dir = [\"{h}\"]\n",
+            r = root.display(),
+            h = hooks.display(),
+        );
+        let engine = replace_once(
+            &entry,
+            "\n[engine]\n",
+            &format!("\n{private_engine}"),
+            "config/podman/containers.conf",
+        );
+        let conf = format!(
+            "# private Podman configuration of a sniffguard test\n\
+             [containers]\n\
+             default_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+             netns = \"none\"\n\
+             [network]\n\
+             network_config_dir = \"{r}/net\"\n\
+             {engine}",
+            r = root.display(),
+        );
+        fs::write(root.join("containers.conf"), conf).expect("write containers.conf");
+        fs::write(
+            root.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{r}/storage\"\nrunroot = \"{r}/run\"\n",
+                r = root.display()
+            ),
+        )
+        .expect("write storage.conf");
+        Podman { dir }
+    }
+
+    /// `podman` with this instance's configuration.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .env(
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.path().join("storage.conf"),
+            );
+        cmd
+    }
+
+    /// `podman GLOBAL... run --rm` of `sh -c SCRIPT` in an `environment` container with
+    /// NET_RAW and NET_ADMIN (so that an allowed tcpdump really captures), plus `extra`
+    /// run options. Returns the container id (from `--cidfile`) and the output.
+    fn run(
+        &self,
+        global: &[&str],
+        extra: &[&str],
+        environment: &str,
+        script: &str,
+    ) -> (String, CmdOutput) {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let cidfile = self
+            .dir
+            .path()
+            .join(format!("cid-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let mut cmd = self.command();
+        cmd.args(global)
+            .args(["run", "--rm", "--cidfile"])
+            .arg(&cidfile)
+            .arg("--annotation")
+            .arg(format!("{ENVIRONMENT_ANNOTATION}={environment}"))
+            .args(["--cap-add", "NET_RAW,NET_ADMIN"])
+            .args(extra)
+            .arg("--rootfs")
+            .arg(self.dir.path().join("rootfs"))
+            .args(["sh", "-c", script]);
+        let out = run_command(&mut cmd, PODMAN_TIMEOUT);
+        let id = fs::read_to_string(&cidfile)
+            .unwrap_or_else(|e| panic!("podman wrote no container id ({e}):\n{out}"))
+            .trim()
+            .to_owned();
+        assert_eq!(id.len(), 64, "unexpected container id {id:?}");
+        (id, out)
+    }
+
+    /// A file in this instance's directory.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Anything a failed test left: containers (and their conmon), then mounts.
+        let mut cmd = self.command();
+        cmd.args(["rm", "--all", "--force", "--time", "0"]);
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_command(&mut cmd, CLEANUP_TIMEOUT)
+        })) {
+            eprintln!("sniffguard-tests: podman rm --all failed: {panic:?}");
+        }
+        unmount_under(self.dir.path());
+    }
+}
+
+/// The first alert about container `id` that matches `pred`, or a panic with the
+/// supervisor's output.
+fn wait_alert(sup: &Supervisor, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    sup.wait_alert(|a| is_alert_for(a, id) && pred(a), ALERT_TIMEOUT)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {what} alert for container {id} within {ALERT_TIMEOUT:?}\n{}",
+                sup.report()
+            )
+        })
+}
+
+/// Checks what a staging container reports and the alert for its refused tcpdump.
+fn assert_staging_denied(sup: &Supervisor, id: &str, out: &CmdOutput, registered: bool) {
+    assert!(out.success(), "{out}\n{}", sup.report());
+    for needle in ["started", "tcpdump_rc=126", "ls_rc=0"] {
+        assert!(out.stdout.contains(needle), "no {needle:?}: {out}");
+    }
+    assert!(out.mentions("Operation not permitted"), "{out}");
+    let alert = wait_alert(sup, id, "denied", |a| {
+        str_at(a, "/action") == Some("denied")
+            && str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
+    });
+    assert_eq!(str_at(&alert, "/environment"), Some("staging"), "{alert}");
+    assert_eq!(str_at(&alert, "/mode"), Some("enforce"), "{alert}");
+    assert_eq!(str_at(&alert, "/mechanism"), Some("seccomp"), "{alert}");
+    assert_eq!(str_at(&alert, "/syscall"), Some("execve"), "{alert}");
+    assert_eq!(
+        alert.pointer("/container/registered"),
+        Some(&json!(registered)),
+        "{alert}"
+    );
+}
+
+/// A script for a staging container: a benign exec before and after the refused one.
+const STAGING_SCRIPT: &str =
+    "echo started; tcpdump -D; echo tcpdump_rc=$?; ls / >/dev/null; echo ls_rc=$?";
+
+/// Checks that a ci container's tcpdump captured and was alerted by the exec probe.
+fn assert_ci_alerted(sup: &Supervisor, id: &str, out: &CmdOutput) {
+    assert!(out.success(), "{out}\n{}", sup.report());
+    assert!(
+        out.stdout.contains("tcpdump_rc=0") && out.stdout.contains("1 packet captured"),
+        "tcpdump did not capture in the ci container: {out}"
+    );
+    let alert = wait_alert(sup, id, "allowed tcpdump", |a| {
+        str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
+    });
+    assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
+    assert_eq!(str_at(&alert, "/mechanism"), Some("exec_probe"), "{alert}");
+    assert_eq!(str_at(&alert, "/environment"), Some("ci"), "{alert}");
+    assert_eq!(str_at(&alert, "/mode"), Some("audit"), "{alert}");
+    assert_eq!(
+        alert.pointer("/container/registered"),
+        Some(&json!(true)),
+        "{alert}"
+    );
+}
+
+/// Polls `status` until container `id` is no longer registered (the poststop hook ran).
+fn assert_deregistered(sup: &Supervisor, id: &str) {
+    let deadline = Instant::now() + ALERT_TIMEOUT;
+    loop {
+        let status = sup.status();
+        let listed = status["containers"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|c| c["id"] == id));
+        if !listed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} still registered after it was removed: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn runtime_entry_staging_tcpdump_is_denied() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let wrapper = ShimWrapper::new(&sup);
+    let podman = Podman::new(Some(&wrapper), None);
+    let (id, out) = podman.run(&["--runtime", "sniffguard"], &[], "staging", STAGING_SCRIPT);
+    assert_staging_denied(&sup, &id, &out, true);
+    let alert = sup
+        .wait_alert(|a| is_alert_for(a, &id), ALERT_TIMEOUT)
+        .unwrap();
+    assert_eq!(
+        str_at(&alert, "/container/runtime"),
+        Some("runc"),
+        "{alert}"
+    );
+    assert_deregistered(&sup, &id);
+}
+
+#[test]
+fn runtime_path_ci_tcpdump_is_alerted() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let wrapper = ShimWrapper::new(&sup);
+    let podman = Podman::new(Some(&wrapper), None);
+    let runtime = wrapper.path().display().to_string();
+    let (id, out) = podman.run(&["--runtime", &runtime], &[], "ci", CAPTURE_SCRIPT);
+    assert_ci_alerted(&sup, &id, &out);
+    assert_deregistered(&sup, &id);
+}
+
+#[test]
+fn seccomp_profile_staging_tcpdump_is_denied_without_the_shim() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let podman = Podman::new(None, None);
+    let mut profile: Value = serde_json::from_str(&shipped("config/podman/seccomp-staging.json"))
+        .expect("config/podman/seccomp-staging.json is JSON");
+    assert_eq!(profile["listenerPath"], "/run/sniffguard/seccomp.sock");
+    assert_eq!(profile["listenerMetadata"], "staging");
+    profile["listenerPath"] = json!(sup.runtime_dir().join("seccomp.sock"));
+    let path = podman.path("seccomp.json");
+    fs::write(&path, profile.to_string()).expect("write the profile");
+
+    let runc = Runtime::Runc.path().display().to_string();
+    let opt = format!("seccomp={}", path.display());
+    let (id, out) = podman.run(
+        &["--runtime", &runc],
+        &["--security-opt", &opt],
+        "staging",
+        STAGING_SCRIPT,
+    );
+    // No hook registers the container: the decision rests on what the runtime sent
+    // with the notify fd (its state and listenerMetadata).
+    assert_staging_denied(&sup, &id, &out, false);
+}
+
+/// The shipped profile with `listenerMetadata` set to an audit environment: the sniffer
+/// runs and the supervisor alerts from the notification (each exec pays a round trip;
+/// the hooks.d files observe audit containers without that cost).
+#[test]
+fn seccomp_profile_ci_tcpdump_is_alerted_without_the_shim() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let podman = Podman::new(None, None);
+    let mut profile: Value =
+        serde_json::from_str(&shipped("config/podman/seccomp-staging.json")).unwrap();
+    profile["listenerPath"] = json!(sup.runtime_dir().join("seccomp.sock"));
+    profile["listenerMetadata"] = json!("ci");
+    let path = podman.path("seccomp-ci.json");
+    fs::write(&path, profile.to_string()).expect("write the profile");
+    let runc = Runtime::Runc.path().display().to_string();
+    let opt = format!("seccomp={}", path.display());
+    let (id, out) = podman.run(
+        &["--runtime", &runc],
+        &["--security-opt", &opt],
+        "ci",
+        CAPTURE_SCRIPT,
+    );
+    assert!(out.success(), "{out}\n{}", sup.report());
+    assert!(
+        out.stdout.contains("tcpdump_rc=0") && out.stdout.contains("1 packet captured"),
+        "tcpdump did not capture: {out}"
+    );
+    let alert = wait_alert(&sup, &id, "allowed tcpdump", |a| {
+        str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
+    });
+    assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
+    assert_eq!(str_at(&alert, "/mechanism"), Some("seccomp"), "{alert}");
+    assert_eq!(str_at(&alert, "/environment"), Some("ci"), "{alert}");
+    assert_eq!(
+        alert.pointer("/container/registered"),
+        Some(&json!(false)),
+        "{alert}"
+    );
+}
+
+#[test]
+fn hooks_dir_ci_tcpdump_is_alerted_without_the_shim() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let hooks = temp_dir("sniffguard-hooks-");
+    let shipped_dir = repo_root().join("config/podman/hooks.d");
+    let mut installed = 0;
+    for entry in fs::read_dir(&shipped_dir).expect("read config/podman/hooks.d") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let mut hook: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(hook["version"], "1.0.0", "{}", path.display());
+        assert_eq!(hook["hook"]["path"], "/usr/local/bin/sniffguard-hook");
+        hook["hook"]["path"] = json!(hook_bin());
+        let args = hook["hook"]["args"].as_array_mut().expect("hook.args");
+        let at = args
+            .iter()
+            .position(|a| a == "--runtime-dir")
+            .expect("--runtime-dir in hook.args");
+        args[at + 1] = json!(sup.runtime_dir());
+        fs::write(
+            hooks.path().join(path.file_name().unwrap()),
+            hook.to_string(),
+        )
+        .unwrap();
+        installed += 1;
+    }
+    assert!(installed >= 2, "no hooks in {}", shipped_dir.display());
+    let podman = Podman::new(None, Some(hooks.path()));
+    let runc = Runtime::Runc.path().display().to_string();
+    let (id, out) = podman.run(&["--runtime", &runc], &[], "ci", CAPTURE_SCRIPT);
+    assert_ci_alerted(&sup, &id, &out);
+    assert_deregistered(&sup, &id);
+}
+
+/// `config/podman/seccomp-profile.sh` on small base profiles: what it changes, what it
+/// keeps, and what it refuses. No root needed; jq must be installed.
+#[test]
+fn seccomp_profile_script_merges_and_refuses() {
+    assert!(
+        find_in_path("jq").is_some(),
+        "jq not in PATH (apt-get install jq)"
+    );
+    let dir = temp_dir("sniffguard-profile-");
+    let script = repo_root().join("config/podman/seccomp-profile.sh");
+    let generate = |base: &Value, args: &[&str]| {
+        let path = dir.path().join("base.json");
+        fs::write(&path, base.to_string()).unwrap();
+        run_command(
+            Command::new("sh").arg(&script).args(args).arg(&path),
+            Duration::from_secs(30),
+        )
+    };
+
+    // A Docker-style profile: execve and socket in one big allow rule, socket also gated
+    // by a capability.
+    let base = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "syscalls": [
+            {"names": ["read", "execve", "socket", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_NET_ADMIN"]}},
+            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}
+        ]
+    });
+    let out = generate(&base, &["-e", "production", "-d", "/run/sg"]);
+    assert!(out.success(), "{out}");
+    let profile: Value = serde_json::from_str(&out.stdout).expect("the script prints JSON");
+    assert_eq!(profile["listenerPath"], "/run/sg/seccomp.sock");
+    assert_eq!(profile["listenerMetadata"], "production");
+    assert_eq!(profile["defaultErrnoRet"], 1, "the base's fields are kept");
+    let rules = profile["syscalls"].as_array().unwrap();
+    let names = |rule: &Value| -> Vec<String> {
+        rule["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let allow_all: Vec<&Value> = rules
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("includes").is_none())
+        .collect();
+    assert_eq!(names(allow_all[0]), ["read", "write"], "{profile:#}");
+    let notify_unconditional: Vec<Vec<String>> = rules
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_NOTIFY" && r.get("args").is_none())
+        .map(names)
+        .collect();
+    assert!(
+        notify_unconditional.contains(&vec!["execve".to_owned(), "socket".to_owned()]),
+        "{profile:#}"
+    );
+    // The capability-gated allow became a capability-gated notify.
+    assert!(
+        rules.iter().any(|r| r["action"] == "SCMP_ACT_NOTIFY"
+            && r["includes"]["caps"] == json!(["CAP_NET_ADMIN"])),
+        "{profile:#}"
+    );
+    // The conditional refusal stays; capture-socket rules are added.
+    assert!(rules
+        .iter()
+        .any(|r| r["action"] == "SCMP_ACT_ERRNO" && r["args"][0]["value"] == 40));
+    let capture: Vec<&Value> = rules
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_NOTIFY" && r.get("args").is_some())
+        .collect();
+    assert_eq!(capture.len(), 4, "{profile:#}");
+    assert!(capture
+        .iter()
+        .any(|r| r["args"] == json!([{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295_u64, "valueTwo": 17}])));
+    // kexec_load untouched; execveat not mentioned under a refusing default: not added.
+    assert!(rules.iter().any(|r| names(r) == ["kexec_load"]));
+    assert!(!rules
+        .iter()
+        .any(|r| names(r).contains(&"execveat".to_owned())));
+
+    // A permissive default: execve/execveat are added as notify.
+    let out = generate(&json!({"defaultAction": "SCMP_ACT_ALLOW"}), &[]);
+    assert!(out.success(), "{out}");
+    let profile: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(profile["listenerPath"], "/run/sniffguard/seccomp.sock");
+    assert_eq!(profile["listenerMetadata"], "staging");
+    assert!(profile["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "SCMP_ACT_NOTIFY" && names(r) == ["execve", "execveat"]));
+    // io_uring opens sockets without socket(2): refused, as the shim does.
+    assert!(profile["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "SCMP_ACT_ERRNO"
+            && r["errnoRet"] == 1
+            && names(r) == ["io_uring_setup", "io_uring_enter", "io_uring_register"]));
+
+    // Refusals.
+    for (base, why) in [
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/other/agent.sock"}),
+            "already has listenerPath",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["open"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "already has SCMP_ACT_NOTIFY",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_NE"}]}]}),
+            "argument conditions on execve",
+        ),
+    ] {
+        let out = generate(&base, &[]);
+        assert!(!out.success(), "accepted a base that {why}: {out}");
+        assert!(out.stderr_mentions(why), "{out}");
+        assert!(
+            out.stdout.trim().is_empty(),
+            "printed a profile anyway: {out}"
+        );
+    }
+}
+
+/// The Debian package (and version) whose default profile
+/// `config/podman/seccomp-staging.json` was generated from.
+const PROFILE_BASE_PACKAGE: (&str, &str) = ("golang-github-containers-common", "0.50.1+ds1-4");
+
+/// The shipped profile is what the script makes of the default profile it was generated
+/// from, when that exact base is installed.
+#[test]
+fn shipped_seccomp_profile_matches_the_script() {
+    let base = Path::new("/usr/share/containers/seccomp.json");
+    let (package, version) = PROFILE_BASE_PACKAGE;
+    let installed = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if installed != version || !base.exists() {
+        eprintln!(
+            "\n**** SKIPPED: the profile's base is {package} {version}, installed: {installed:?} ****\n"
+        );
+        return;
+    }
+    let out = run_command(
+        Command::new("sh")
+            .arg(repo_root().join("config/podman/seccomp-profile.sh"))
+            .arg(base),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    let generated: Value = serde_json::from_str(&out.stdout).unwrap();
+    let shipped_profile: Value =
+        serde_json::from_str(&shipped("config/podman/seccomp-staging.json")).unwrap();
+    assert_eq!(
+        generated, shipped_profile,
+        "config/podman/seccomp-staging.json is stale: regenerate it with \
+         `config/podman/seccomp-profile.sh > config/podman/seccomp-staging.json`"
+    );
+}
