@@ -83,6 +83,27 @@ pub fn run(args: &HookArgs, state: &State) -> Result<Outcome, HookError> {
     send(args, state, &request)
 }
 
+/// The environment (and its fail policy) of the container in `state`, from the
+/// policy at `config` (or the built-in one): `wanted` if given, else its
+/// annotations and the policy's rules, as the shim resolves it.
+pub fn resolve(
+    config: Option<&Path>,
+    state: &State,
+    wanted: Option<&str>,
+) -> Result<(String, FailPolicy), sniffguard_common::policy::PolicyError> {
+    let policy = sniffguard_common::policy::Policy::load(config)?;
+    let annotations: std::collections::BTreeMap<String, String> = state
+        .annotations()
+        .as_ref()
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let (name, environment) = match wanted {
+        Some(name) => policy.environment(name)?,
+        None => policy.resolve_environment(&annotations)?,
+    };
+    Ok((name.to_string(), environment.fail))
+}
+
 /// Everything the hook does before it talks to the supervisor: it reads the
 /// host (`/proc`, cgroups, the bundle) and builds the request. After this, the
 /// hook only needs a Unix socket (see [`crate::sandbox`]).

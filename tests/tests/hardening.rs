@@ -118,3 +118,78 @@ fn the_hook_is_confined_once_its_inputs_are_read() {
         "the hook runs without its filter:\n{status}"
     );
 }
+
+/// Runs the hook at createRuntime without `--environment` against a fake
+/// supervisor socket and returns (exit success, stderr, the request line).
+fn hook_without_environment(state: &str) -> (bool, String, String) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    use std::process::Stdio;
+
+    let dir = sniffguard_tests::temp_dir("sniffguard-hook-resolve-");
+    let listener = UnixListener::bind(dir.path().join("api.sock")).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut hook = Command::new(sniffguard_tests::hook_bin())
+        .args(["hook", "--stage", "create-runtime", "--runtime-dir"])
+        .arg(dir.path())
+        .env_remove("SNIFFGUARD_CONFIG")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hook.stdin
+        .take()
+        .unwrap()
+        .write_all(state.as_bytes())
+        .unwrap();
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let mut request = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok((stream, _)) = listener.accept() {
+            stream.set_nonblocking(false).unwrap();
+            BufReader::new(&stream).read_line(&mut request).unwrap();
+            (&stream).write_all(b"{\"type\":\"ok\"}\n").unwrap();
+            break;
+        }
+        if let Ok(Some(_)) = hook.try_wait() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = hook.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        request,
+    )
+}
+
+#[test]
+fn a_hooks_d_entry_resolves_the_environment_itself() {
+    if std::path::Path::new("/etc/sniffguard/sniffguard.toml").exists() {
+        eprintln!(
+            "\n**** SKIPPED: an installed policy would decide instead of the built-in one ****\n"
+        );
+        return;
+    }
+    let annotated = r#"{"ociVersion":"1.0.2","id":"resolve-probe","status":"creating","bundle":"/nonexistent","annotations":{"sniffguard.io/environment":"production"}}"#;
+    let (ok, stderr, request) = hook_without_environment(annotated);
+    assert!(ok, "{stderr}");
+    assert!(
+        request.contains(r#""environment":"production""#),
+        "{request}"
+    );
+
+    let plain = r#"{"ociVersion":"1.0.2","id":"resolve-probe2","status":"creating","bundle":"/nonexistent"}"#;
+    let (ok, stderr, request) = hook_without_environment(plain);
+    assert!(ok, "{stderr}");
+    assert!(
+        request.contains(r#""environment":"ci""#),
+        "default environment: {request}"
+    );
+
+    let typo = r#"{"ociVersion":"1.0.2","id":"resolve-probe3","status":"creating","bundle":"/nonexistent","annotations":{"sniffguard.io/environment":"prod"}}"#;
+    let (ok, stderr, request) = hook_without_environment(typo);
+    assert!(!ok, "an undefined environment was accepted: {request}");
+    assert!(stderr.contains("\"prod\""), "{stderr}");
+}

@@ -35,6 +35,15 @@ enum FailArg {
     Closed,
 }
 
+impl From<FailArg> for FailPolicy {
+    fn from(fail: FailArg) -> FailPolicy {
+        match fail {
+            FailArg::Open => FailPolicy::Open,
+            FailArg::Closed => FailPolicy::Closed,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run as an OCI hook (container state on stdin).
@@ -43,10 +52,18 @@ enum Command {
         stage: StageArg,
         #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
         runtime_dir: PathBuf,
+        /// The container's environment, as the shim resolved it. Without it
+        /// (a hooks.d entry for every container), the hook resolves it from the
+        /// container's annotations with the policy, as the shim would.
         #[arg(long)]
-        environment: String,
-        #[arg(long, value_enum, default_value = "open")]
-        fail: FailArg,
+        environment: Option<String>,
+        /// Fail policy; default: the environment's.
+        #[arg(long, value_enum)]
+        fail: Option<FailArg>,
+        /// Policy file when resolving (default: /etc/sniffguard/sniffguard.toml
+        /// if present, else the built-in policy).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         runtime: Option<String>,
     },
@@ -66,8 +83,33 @@ fn main() -> ExitCode {
             runtime_dir,
             environment,
             fail,
+            config,
             runtime,
         } => {
+            let state = match state::read_state(std::io::stdin().lock()) {
+                Ok(state) => state,
+                Err(err) => {
+                    eprintln!("sniffguard-hook: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let (environment, fail) = match (environment, fail) {
+                (Some(environment), Some(fail)) => (environment, fail.into()),
+                (environment, fail) => {
+                    let config = config.or_else(|| ShimConfig::from_env().policy);
+                    match hook::resolve(config.as_deref(), &state, environment.as_deref()) {
+                        Ok((name, policy_fail)) => {
+                            (name, fail.map_or(policy_fail, FailPolicy::from))
+                        }
+                        Err(err) => {
+                            // An undefined environment must not silently become
+                            // the default: refuse, as the shim does.
+                            eprintln!("sniffguard-hook: {err}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            };
             let args = HookArgs {
                 stage: match stage {
                     StageArg::CreateRuntime | StageArg::Prestart => Stage::CreateRuntime,
@@ -75,18 +117,8 @@ fn main() -> ExitCode {
                 },
                 runtime_dir,
                 environment,
-                fail: match fail {
-                    FailArg::Open => FailPolicy::Open,
-                    FailArg::Closed => FailPolicy::Closed,
-                },
+                fail,
                 runtime,
-            };
-            let state = match state::read_state(std::io::stdin().lock()) {
-                Ok(state) => state,
-                Err(err) => {
-                    eprintln!("sniffguard-hook: {err}");
-                    return ExitCode::FAILURE;
-                }
             };
             let request = hook::prepare(&args, &state);
             // From here on the hook only talks to the supervisor.
