@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::paths;
-use crate::wire::{self, Request, Response, WireError, MAX_MESSAGE_BYTES};
+use crate::wire::{self, Request, Response, WireError, MAX_RESPONSE_BYTES};
 
 /// Errors talking to the supervisor.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ pub fn call(
     stream.set_write_timeout(Some(timeout)).map_err(exchange)?;
     let line = wire::encode(request).map_err(protocol)?;
     stream.write_all(&line).map_err(exchange)?;
-    let mut reader = BufReader::new(stream).take(MAX_MESSAGE_BYTES as u64);
+    let mut reader = BufReader::new(stream).take(MAX_RESPONSE_BYTES as u64);
     let mut answer = Vec::new();
     reader.read_until(b'\n', &mut answer).map_err(exchange)?;
     if answer.is_empty() {

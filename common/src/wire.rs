@@ -9,8 +9,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Largest request or response line, newline included.
+/// Largest request line, newline included. Requests come from hooks in every
+/// container's start path: they stay small.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Largest response line: a status report lists every attached container
+/// (about 300 bytes each), so it is allowed to grow with the node.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Longest container id accepted (runc accepts any length; 1 KiB is far beyond
 /// what any orchestrator generates).
@@ -20,8 +25,8 @@ pub const MAX_CONTAINER_ID_BYTES: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     /// The message is longer than [`MAX_MESSAGE_BYTES`].
-    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
-    TooLong(usize),
+    #[error("message of {0} bytes exceeds the {1}-byte limit")]
+    TooLong(usize, usize),
     /// The message is not the JSON this protocol expects.
     #[error("malformed message: {0}")]
     Json(#[from] serde_json::Error),
@@ -171,20 +176,34 @@ pub struct ContainerStatus {
     pub since: String,
 }
 
+/// A message type and its size limit on the wire.
+pub trait Bounded {
+    /// Largest encoded line, newline included.
+    const LIMIT: usize;
+}
+
+impl Bounded for Request {
+    const LIMIT: usize = MAX_MESSAGE_BYTES;
+}
+
+impl Bounded for Response {
+    const LIMIT: usize = MAX_RESPONSE_BYTES;
+}
+
 /// Serialises a message as one line (with its trailing newline).
-pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+pub fn encode<T: Serialize + Bounded>(message: &T) -> Result<Vec<u8>, WireError> {
     let mut line = serde_json::to_vec(message)?;
     line.push(b'\n');
-    if line.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLong(line.len()));
+    if line.len() > T::LIMIT {
+        return Err(WireError::TooLong(line.len(), T::LIMIT));
     }
     Ok(line)
 }
 
 /// Parses one line (trailing newline optional) into a message.
-pub fn decode<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, WireError> {
-    if line.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLong(line.len()));
+pub fn decode<'a, T: Deserialize<'a> + Bounded>(line: &'a [u8]) -> Result<T, WireError> {
+    if line.len() > T::LIMIT {
+        return Err(WireError::TooLong(line.len(), T::LIMIT));
     }
     Ok(serde_json::from_slice(line)?)
 }
@@ -260,14 +279,41 @@ mod tests {
         let huge = vec![b' '; MAX_MESSAGE_BYTES + 1];
         assert!(matches!(
             decode::<Request>(&huge),
-            Err(WireError::TooLong(_))
+            Err(WireError::TooLong(..))
         ));
         let mut r = registration();
         r.bundle = "x".repeat(MAX_MESSAGE_BYTES);
         assert!(matches!(
             encode(&Request::Register(r)),
-            Err(WireError::TooLong(_))
+            Err(WireError::TooLong(..))
         ));
+    }
+
+    #[test]
+    fn a_status_of_a_busy_node_fits() {
+        let containers = (0..2000)
+            .map(|i| ContainerStatus {
+                id: format!("container-{i:0>60}"),
+                environment: "production".into(),
+                mode: "enforce".into(),
+                seccomp: true,
+                registered: true,
+                cgroup_id: Some(i),
+                since: "2026-11-28T05:00:00Z".into(),
+            })
+            .collect();
+        let report = Response::Status(StatusReport {
+            version: "0".into(),
+            policy: "built-in".into(),
+            ebpf: true,
+            counters: BTreeMap::new(),
+            containers,
+            grants: Vec::new(),
+            unsupervised: Vec::new(),
+        });
+        let line = encode(&report).unwrap();
+        assert!(line.len() > MAX_MESSAGE_BYTES);
+        assert_eq!(decode::<Response>(&line).unwrap(), report);
     }
 
     #[test]
