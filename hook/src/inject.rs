@@ -429,16 +429,9 @@ pub fn merge_seccomp(
             rule.action() != LinuxSeccompAction::ScmpActNotify
                 || rule.args().as_ref().is_none_or(Vec::is_empty)
         });
-        // Our io_uring refusal is rebuilt below.
-        rules.retain(|rule| {
-            !(rule.action() == LinuxSeccompAction::ScmpActErrno
-                && rule.errno_ret() == Some(EPERM)
-                && !rule.names().is_empty()
-                && rule
-                    .names()
-                    .iter()
-                    .all(|n| IO_URING_SYSCALLS.contains(&n.as_str())))
-        });
+        // An io_uring refusal from a previous injection stays as it is: it
+        // reads as "already refused" below, which keeps a second injection
+        // from changing the document.
         for rule in rules.iter_mut() {
             if rule.action() == LinuxSeccompAction::ScmpActNotify {
                 rule.set_action(LinuxSeccompAction::ScmpActAllow);
@@ -517,7 +510,10 @@ pub fn merge_seccomp(
         rule.set_names(refused_uring);
         rule.set_action(LinuxSeccompAction::ScmpActErrno);
         rule.set_errno_ret(Some(EPERM));
-        added.push(rule);
+        // Before the notify rules: a second injection keeps this rule where it
+        // is and appends the notify rules again, so the order must already be
+        // that one for the rewrite to be idempotent.
+        rules.push(rule);
     }
     rules.extend(added);
     profile.set_syscalls(Some(rules));

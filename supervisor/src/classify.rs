@@ -540,8 +540,12 @@ fn elf_dynamic_of<H: FileHeader<Endian = Endianness>>(
         let vaddr: u64 = ph.p_vaddr(endian).into();
         let filesz: u64 = ph.p_filesz(endian).into();
         let offset: u64 = ph.p_offset(endian).into();
-        (ph.p_type(endian) == elf::PT_LOAD && vaddr <= strtab_addr && strtab_addr < vaddr + filesz)
-            .then(|| offset + (strtab_addr - vaddr))
+        // Header fields are file content: every sum is checked.
+        let end = vaddr.checked_add(filesz)?;
+        if ph.p_type(endian) != elf::PT_LOAD || strtab_addr < vaddr || strtab_addr >= end {
+            return None;
+        }
+        offset.checked_add(strtab_addr - vaddr)
     })?;
     let strtab = data.read_bytes_at(offset, strtab_size).ok()?;
     let string = |at: u64| {

@@ -250,7 +250,11 @@ fn classify_exec(
             // still on the host (mounts made inside the container are not).
             let root = resolve::open_dir(&bundle_rootfs(container.bundle.as_deref()?)?).ok()?;
             let file = resolve::open_in_root(&root, filename).ok()?;
-            Some((resolve::resolved_from(file), root, header.tgid))
+            Some((
+                resolve::resolved_from(file, filename).ok()?,
+                root,
+                header.tgid,
+            ))
         });
     if let Some((resolved, root, tid)) = located {
         let exe_path = alert::path_in_container(tid, &resolved.host_path);

@@ -76,8 +76,35 @@ impl Resolved {
 
 /// Flags every executable is opened with: never block on a FIFO, never become a
 /// controlling terminal.
+/// Files are located with `O_PATH` (no open side effects), checked to be
+/// regular files, and only then opened for reading: opening a device node as
+/// root on the host's side of the device cgroup (a watchdog, a tape that
+/// rewinds) is something the container itself could not do. The kernel only
+/// executes regular files, so nothing else needs to be read.
 fn open_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
+    OFlag::O_PATH | OFlag::O_CLOEXEC
+}
+
+/// Reopens a located (`O_PATH`) file for reading if it is a regular file.
+fn reopen_regular(located: OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError> {
+    let err = |errno| ResolveError::Open {
+        path: String::from_utf8_lossy(path).into_owned(),
+        errno,
+    };
+    let stat = nix::sys::stat::fstat(&located).map_err(err)?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(err(Errno::EACCES));
+    }
+    let link = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&located)
+    ));
+    open(
+        &link,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(err)
 }
 
 fn proc_path(tid: u32, entry: &str) -> PathBuf {
@@ -115,7 +142,7 @@ pub fn resolve(
                 path: String::from_utf8_lossy(path).into_owned(),
                 errno,
             })?;
-        return Ok(resolved_from(file));
+        return resolved_from(file, path);
     }
     let file = match base {
         Base::EmptyPath(fd) if path.is_empty() => {
@@ -136,16 +163,7 @@ pub fn resolve(
             open_relative(root, tid, &format!("fd/{fd}"), path)?
         }
     };
-    let host_path = readlink(&PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&file)
-    )))
-    .map(PathBuf::from)
-    .unwrap_or_default();
-    Ok(Resolved {
-        file: File::from(file),
-        host_path,
-    })
+    resolved_from(file, path)
 }
 
 /// Opens absolute `path` inside the directory `root` (as the container's `/`).
@@ -249,18 +267,20 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
     )
 }
 
-/// A resolved file from an fd opened by [`open_in_root`].
-pub fn resolved_from(fd: OwnedFd) -> Resolved {
+/// The regular file located by `fd` (from [`open_in_root`] or a `/proc` fd
+/// link), opened for reading, with its path as the supervisor sees it.
+pub fn resolved_from(fd: OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
+    let file = reopen_regular(fd, path)?;
     let host_path = readlink(&PathBuf::from(format!(
         "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&fd)
+        std::os::fd::AsRawFd::as_raw_fd(&file)
     )))
     .map(PathBuf::from)
     .unwrap_or_default();
-    Resolved {
-        file: File::from(fd),
+    Ok(Resolved {
+        file: File::from(file),
         host_path,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,23 @@
+#!/bin/bash
+# What sniffguard costs a node, measured against a bare runtime in one run (issue 7):
+# exec cost (plain runc / audit / enforce), seccomp decision latency under an exec storm,
+# the eBPF event path (lossless exec rate, supervisor CPU per 1,000 events), container
+# start through the shim and hook, and the supervisor's memory with 500 containers.
+#
+#   scripts/bench.sh            # as root; about 5 minutes on a 2-core VM once built
+#
+# Sets up the host like scripts/test.sh (scripts/setup.sh), builds the release binaries
+# and runs tests/benches/supervisor_cost.rs against them. The tables go to the terminal
+# and to bench/results.md (with the machine's cores, kernel and load average).
+# Knobs (SNIFFGUARD_BENCH_EXECS, _ROUNDS, _STORM, _STARTS, _REGISTRATIONS, _WINDOW, _ONLY,
+# _RESULTS) are described at the top of that file. Not part of the test suite: a missed
+# target is reported, not failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+	echo "**************** SKIPPED scripts/bench.sh: needs root (it runs containers and loads eBPF programs) ****************" >&2
+	exit 0
+fi
+source scripts/setup.sh
+cargo build --release --workspace --locked --quiet
+SNIFFGUARD_BIN_DIR=target/release exec cargo bench -p sniffguard-tests --bench supervisor_cost --locked "$@"
