@@ -125,3 +125,67 @@ fn enforcement_survives_kill_and_graceful_restart() {
     survive(&mut sup, &loops, Signal::SIGKILL);
     survive(&mut sup, &loops, Signal::SIGTERM);
 }
+
+fn supervisor_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn supervisor_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn memory_and_fds_return_after_200_containers_come_and_go() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let churn = |n: usize| {
+        for i in 0..n {
+            // Alternate enforce and audit: listener fds and eBPF registrations.
+            let environment = if i % 2 == 0 { "staging" } else { "ci" };
+            let bundle = Bundle::new(
+                rootfs(),
+                &["sh", "-c", "/bin/true; tcpdump -D >/dev/null 2>&1; exit 0"],
+                Some(environment),
+            );
+            let container = Container::new(Runtime::Runc);
+            let out = container.run_via_shim(&sup, &bundle);
+            assert!(out.success(), "{out}");
+        }
+    };
+    // Warm up the allocator, the classifier cache and the alert writer.
+    churn(20);
+    let settle = || {
+        wait_until(Duration::from_secs(10), || {
+            sup.status()["containers"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        })
+    };
+    assert!(settle(), "containers still attached after warm-up");
+    let (fds_before, rss_before) = (supervisor_fds(sup.pid()), supervisor_rss_kib(sup.pid()));
+    churn(200);
+    assert!(settle(), "containers still attached after the churn");
+    // Lingering records (kept 5 s for late eBPF events) and closed listener
+    // fds are released within a few seconds; wait for the fds to come back.
+    let returned = wait_until(Duration::from_secs(15), || {
+        supervisor_fds(sup.pid()) <= fds_before + 2
+    });
+    let (fds_after, rss_after) = (supervisor_fds(sup.pid()), supervisor_rss_kib(sup.pid()));
+    eprintln!(
+        "200 containers: fds {fds_before} -> {fds_after}, RSS {rss_before} KiB -> {rss_after} KiB"
+    );
+    assert!(returned, "fds grew from {fds_before} to {fds_after}");
+    assert!(
+        rss_after <= rss_before + rss_before / 4 + 2048,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}
