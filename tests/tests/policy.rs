@@ -160,6 +160,16 @@ fn freezer_state(id: &str) -> Option<String> {
         })
 }
 
+/// Thaws a container when dropped (declared after the container guard, so it
+/// runs first).
+struct ThawOnDrop(String);
+
+impl Drop for ThawOnDrop {
+    fn drop(&mut self) {
+        thaw(&self.0);
+    }
+}
+
 fn thaw(id: &str) {
     let _ = std::fs::write(
         format!("/sys/fs/cgroup/freezer/{id}/freezer.state"),
@@ -195,7 +205,9 @@ dir = "{}"
     let created = container.create_detached_via_shim(&sup, &bundle);
     assert!(created.success(), "{created}");
     // The exec is refused and the container frozen at once, so `runc exec`
-    // only returns once the test thaws it: run it aside.
+    // only returns once the test thaws it: run it aside. The guard thaws the
+    // container even if an assertion fails, so that it can be deleted.
+    let _thaw = ThawOnDrop(container.id().to_owned());
     let target = DirTarget::of(&sup);
     let execer = {
         let container = container.clone();
