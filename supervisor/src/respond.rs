@@ -210,8 +210,16 @@ fn snapshot(pids: &[u32]) -> Snapshot {
             sockets.insert(table, String::from_utf8_lossy(&bytes).into_owned());
         }
     }
+    // The environment is the container's (its init's, as the bundle set it):
+    // a refused exec's caller may still be a runtime helper (`runc init` of a
+    // `runc exec`) whose own environment is the runtime's, not the workload's.
+    let environment = pids
+        .iter()
+        .rev()
+        .filter_map(|pid| read_bounded(&format!("/proc/{pid}/environ")))
+        .find(|bytes| !bytes.is_empty());
     Snapshot {
-        environment: read_any("environ")
+        environment: environment
             .map(|raw| redact_environment(&raw))
             .unwrap_or_default(),
         sockets,
