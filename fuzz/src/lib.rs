@@ -141,9 +141,12 @@ fn is_unconditional(rule: &Value) -> bool {
         .is_none_or(Vec::is_empty)
 }
 
-/// In an enforced profile, each exec syscall is caught by an unconditional
-/// non-permissive rule (`NOTIFY`, or a refusal) and by no permissive one, or
-/// is named by no rule under a refusing default action.
+/// In an enforced profile each exec syscall is refused outright, or notified
+/// by an unconditional rule that no unconditional permissive rule contradicts,
+/// or named by no rule under a refusing default action. (Two unconditional
+/// rules with different actions for one syscall make libseccomp refuse the
+/// whole filter, so a refusal next to an allow is not a way through; an
+/// unconditional rule wins over conditional ones.)
 fn check_enforced(config: &Map<String, Value>) {
     let Some(seccomp) = config.get("linux").and_then(|l| l.get("seccomp")) else {
         panic!("enforced config.json has no linux.seccomp");
@@ -167,16 +170,20 @@ fn check_enforced(config: &Map<String, Value>) {
                     .is_some_and(|names| names.iter().any(|n| n == name))
             })
             .collect();
-        let action = |rule: &Value| rule.get("action").cloned().unwrap_or(Value::Null);
-        let caught = naming
+        let unconditional: Vec<&Value> = naming
             .iter()
-            .any(|rule| is_unconditional(rule) && !is_permissive(&action(rule)));
-        let let_through = naming.iter().any(|rule| is_permissive(&action(rule)));
-        let ok = if naming.is_empty() {
-            !default_permissive
-        } else {
-            caught && !let_through
-        };
+            .filter(|rule| is_unconditional(rule))
+            .map(|rule| rule.get("action").unwrap_or(&Value::Null))
+            .collect();
+        let refused = unconditional
+            .iter()
+            .any(|a| !is_permissive(a) && a.as_str() != Some("SCMP_ACT_NOTIFY"));
+        let notified = unconditional
+            .iter()
+            .any(|a| a.as_str() == Some("SCMP_ACT_NOTIFY"));
+        let allowed = unconditional.iter().any(|a| is_permissive(a));
+        let unmentioned = naming.is_empty() && !default_permissive;
+        let ok = refused || (notified && !allowed) || unmentioned;
         assert!(
             ok,
             "enforced profile lets {name} run unseen: {}",
