@@ -15,6 +15,8 @@ pub mod cgroups;
 #[cfg(feature = "std")]
 pub mod client;
 #[cfg(feature = "std")]
+pub mod listener;
+#[cfg(feature = "std")]
 pub mod paths;
 #[cfg(feature = "std")]
 pub mod policy;

@@ -449,7 +449,8 @@ pub fn resolve_path(data: &[u8]) {
     if let Ok(resolved) = resolve::resolve(&sandbox.root, std::process::id(), base, path) {
         // Whatever resolved is inside the sandbox (or one of this process's
         // own fds, for /proc/self/fd/N, /dev/fd/N and AT_EMPTY_PATH).
-        let host = resolved.host_path.as_os_str().as_bytes();
+        let host_path = resolved.host_path();
+        let host = host_path.as_os_str().as_bytes();
         let own_fd = matches!(base, Base::EmptyPath(_)) && path.is_empty()
             || [
                 &b"/proc/self/fd/"[..],
@@ -463,7 +464,7 @@ pub fn resolve_path(data: &[u8]) {
             own_fd || sandboxed,
             "{:?} resolved outside the root, to {:?}",
             String::from_utf8_lossy(path),
-            resolved.host_path
+            host_path
         );
         // The kernel execs regular files only. Opening anything else on the
         // host's side of the device cgroup, as root, is what a container
@@ -475,7 +476,7 @@ pub fn resolve_path(data: &[u8]) {
                 own_fd || !(kind.is_char_device() || kind.is_block_device()),
                 "{:?} opened a device node ({:?}) as the supervisor",
                 String::from_utf8_lossy(path),
-                resolved.host_path
+                host_path
             );
         }
     }

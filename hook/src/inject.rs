@@ -28,6 +28,7 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall,
 };
 use serde_json::{json, Map, Value};
+use sniffguard_common::listener::{ListenerMetadata, ROOT_CHANGING_SYSCALLS};
 use sniffguard_common::paths;
 use sniffguard_common::policy::FailPolicy;
 
@@ -220,7 +221,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), InjectError> {
             .mode(mode)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        // No fsync (it cost ~3 ms of every container start here): the rename
+        // is what makes the rewrite atomic for the runtime, which reads the
+        // file from the page cache a moment later. A crash before write-back
+        // ends the container too (its state lives in /run), and ext4 flushes
+        // a file replaced by rename before the rename itself commits.
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -490,6 +495,28 @@ pub fn merge_seccomp(
             }
         }
     }
+    // Syscalls that change what `/` means to a process (chroot, a mount over
+    // a directory, another mount namespace's root) are handed over as well,
+    // so the supervisor may keep the container's root open between execs
+    // until one is made. A profile that already decides one of them by its
+    // arguments keeps its rule; the supervisor then looks the root up per exec.
+    let mut root_names = Vec::new();
+    let mut root_changes_notified = true;
+    for name in ROOT_CHANGING_SYSCALLS {
+        match existing_treatment(&rules, name) {
+            Existing::Refused => {}
+            Existing::Allowed => {
+                remove_name(&mut rules, name, true);
+                root_names.push(name.to_string());
+            }
+            Existing::Conditional => root_changes_notified = false,
+            Existing::Unmentioned if default_permissive => root_names.push(name.to_string()),
+            Existing::Unmentioned => {}
+        }
+    }
+    if !root_names.is_empty() {
+        added.push(notify_rule(root_names, None));
+    }
     // io_uring can create sockets (IORING_OP_SOCKET) without calling socket(2),
     // out of reach of both the filter and the syscall tracepoints: enforced
     // containers do without it, as Docker's default profile does.
@@ -521,6 +548,10 @@ pub fn merge_seccomp(
         profile.set_architectures(Some(host_architectures()));
     }
     profile.set_listener_path(Some(PathBuf::from(listener_text)));
-    profile.set_listener_metadata(Some(environment.to_string()));
+    let metadata = ListenerMetadata {
+        environment: environment.to_string(),
+        root_changes_notified,
+    };
+    profile.set_listener_metadata(Some(metadata.render()));
     Ok(profile)
 }

@@ -87,7 +87,9 @@ fn docker_like_profile_keeps_its_rules_and_gains_notify() {
     let seccomp = &out["linux"]["seccomp"];
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(seccomp["listenerPath"], "/run/sniffguard/seccomp.sock");
-    assert_eq!(seccomp["listenerMetadata"], "staging");
+    // The profile refuses chroot, mount and the rest by default: nothing in
+    // the container can change its root, which the metadata promises.
+    assert_eq!(seccomp["listenerMetadata"], "staging;roots");
     let allowed = rule_names(seccomp, "SCMP_ACT_ALLOW");
     for kept in ["accept", "read", "write", "personality"] {
         assert!(allowed.contains(&kept.to_string()), "{kept} lost");
@@ -167,4 +169,43 @@ fn oversized_bundle_config_is_refused() {
         inject::read_config(dir.path()),
         Err(InjectError::TooLarge(_))
     ));
+}
+
+fn merged(profile: Value) -> Value {
+    let profile = serde_json::from_value(profile).unwrap();
+    let merged =
+        inject::merge_seccomp(Some(profile), Path::new("/run/sg/seccomp.sock"), "staging").unwrap();
+    serde_json::to_value(merged).unwrap()
+}
+
+#[test]
+fn root_changing_syscalls_are_notified_unless_a_profile_conditions_them() {
+    // A permissive profile that allows chroot outright: chroot and the other
+    // root-changing calls move to the notify rule, and the metadata says so.
+    let open = merged(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["chroot", "read"], "action": "SCMP_ACT_ALLOW"}]
+    }));
+    assert_eq!(open["listenerMetadata"], "staging;roots");
+    let notified = rule_names(&open, "SCMP_ACT_NOTIFY");
+    for name in sniffguard_common::listener::ROOT_CHANGING_SYSCALLS {
+        assert!(notified.contains(&name.to_string()), "{name} not notified");
+    }
+    assert!(!rule_names(&open, "SCMP_ACT_ALLOW").contains(&"chroot".to_string()));
+    // Rewriting the rewrite changes nothing.
+    assert_eq!(merged(open.clone()), open);
+
+    // A rule that allows mount only with some flags stays as it is: the
+    // supervisor cannot see every mount, so no root is promised stable.
+    let conditional = merged(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["execve", "execveat", "socket"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mount"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 3, "value": 4096, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": 4096}]}
+        ]
+    }));
+    assert_eq!(conditional["listenerMetadata"], "staging");
+    assert!(!rule_names(&conditional, "SCMP_ACT_NOTIFY").contains(&"mount".to_string()));
+    assert!(rule_names(&conditional, "SCMP_ACT_ALLOW").contains(&"mount".to_string()));
 }

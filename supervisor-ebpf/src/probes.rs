@@ -196,13 +196,13 @@ fn report_exec(ctx: &TracePointContext) -> Res {
         }
     }
     count(COUNTER_EVENTS);
-    // Audit containers can wait for the consumer's next poll; enforce
-    // containers wake it, because a kill by pidfd follows the classification.
-    let wake = if flags & MONITOR_ENFORCE != 0 {
-        0
-    } else {
-        BPF_RB_NO_WAKEUP as u64
-    };
+    // No exec event wakes the consumer (PLATFORM.md: a wake-up costs an exec
+    // ~20 µs); it drains the ring every few milliseconds. In audit nothing
+    // waits on the event. In enforce the seccomp listener has already decided
+    // the exec before it ran, capture sockets are refused from the registers,
+    // and a catalogued name was killed above: what is left for the consumer
+    // (a path raced past the listener) can wait for the next drain.
+    let wake = BPF_RB_NO_WAKEUP as u64;
     entry.submit(wake);
     Ok(())
 }

@@ -129,6 +129,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         grants: crate::grants::Grants::default(),
         runtime_dir: config.runtime_dir.clone(),
         probes: probe_maps,
+        vetted: crate::vetted::Vetted::default(),
     });
     if let Some(events) = events {
         tokio::spawn(detect::run(events, shared.clone()));
@@ -230,6 +231,10 @@ fn restore(shared: &Arc<Shared>) {
                     container_id: info.container,
                     environment: info.environment,
                     annotations: info.annotations,
+                    // What the container did while no supervisor read its
+                    // notifications is not known: its root is looked up per
+                    // exec from now on.
+                    root_changes_notified: false,
                 };
                 tokio::spawn(crate::notify::serve(fd, context, shared.clone()));
             }

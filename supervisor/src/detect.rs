@@ -21,11 +21,20 @@ use crate::classify::{Evidence, ExecSite};
 use crate::registry::ContainerRecord;
 use crate::{resolve, respond, verdict, Shared};
 
-/// Audit events are written without waking the reader (PLATFORM.md: a wake-up
-/// per exec costs ~20 µs); the reader drains the ring this often. Short enough
-/// that a sniffer which runs for a few milliseconds is still alive (and its
-/// file reachable through /proc) when its event is classified.
+/// Exec events are written without waking the reader (PLATFORM.md: a wake-up
+/// per exec costs ~20 µs); the reader drains the ring this often while events
+/// flow. Short enough that a sniffer which runs for a few milliseconds is
+/// still alive (and its file reachable through /proc) when its event is
+/// classified.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// How often an idle ring is drained: after [`IDLE_AFTER`] empty drains in a
+/// row. The first exec after a quiet spell waits at most this long; a quiet
+/// node does not pay 500 wake-ups a second for nothing.
+const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Empty drains in a row before the reader slows down (~100 ms).
+const IDLE_AFTER: u32 = 50;
 
 /// Processes already alerted, remembered so that one tcpdump's socket, filter
 /// and promiscuous calls make one alert, not four.
@@ -44,15 +53,20 @@ pub async fn run(events: RingBuf<MapData>, shared: Arc<Shared>) {
         }
     };
     let mut seen = Seen::default();
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut empty_drains: u32 = 0;
     loop {
-        tokio::select! {
+        let period = if empty_drains >= IDLE_AFTER {
+            IDLE_POLL_INTERVAL
+        } else {
+            POLL_INTERVAL
+        };
+        let drained = tokio::select! {
             guard = ring.readable_mut() => {
                 match guard {
                     Ok(mut guard) => {
-                        drain(guard.get_inner_mut(), &shared, &mut seen);
+                        let drained = drain(guard.get_inner_mut(), &shared, &mut seen);
                         guard.clear_ready();
+                        drained
                     }
                     Err(err) => {
                         tracing::error!(%err, "eBPF ring buffer failed; detection is off");
@@ -60,18 +74,27 @@ pub async fn run(events: RingBuf<MapData>, shared: Arc<Shared>) {
                     }
                 }
             }
-            _ = tick.tick() => drain(ring.get_mut(), &shared, &mut seen),
-        }
+            _ = tokio::time::sleep(period) => drain(ring.get_mut(), &shared, &mut seen),
+        };
+        empty_drains = if drained == 0 {
+            empty_drains.saturating_add(1)
+        } else {
+            0
+        };
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) {
+/// Handles every event in the ring; returns how many there were.
+fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) -> usize {
+    let mut drained = 0;
     while let Some(item) = ring.next() {
+        drained += 1;
         match Event::decode(&item) {
             Ok(event) => handle(event, shared, seen),
             Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
+    drained
 }
 
 #[derive(Default)]
@@ -102,6 +125,13 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
     let finding = match &event {
         Event::Exec(exec) => {
             seen.new_image(header.cgroup_id, header.tgid);
+            if container.listeners > 0
+                && header.flags & FLAG_KILLED == 0
+                && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
+            {
+                // The seccomp listener checked this very exec before it ran.
+                return;
+            }
             classify_exec(exec, &container, shared, &policy)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
@@ -232,12 +262,9 @@ fn classify_exec(
     // resolved in the container's root through its init process.
     let live = File::open(format!("/proc/{}/exe", header.tgid))
         .ok()
+        .and_then(|file| resolve::Resolved::from_file(file).ok())
         .zip(resolve::open_root(header.tgid).ok())
-        .map(|(file, root)| {
-            let host_path =
-                std::fs::read_link(format!("/proc/{}/exe", header.tgid)).unwrap_or_default();
-            (resolve::Resolved { file, host_path }, root, header.tgid)
-        });
+        .map(|(resolved, root)| (resolved, root, header.tgid));
     let located = live
         .or_else(|| {
             let init = container.pid?;
@@ -249,15 +276,10 @@ fn classify_exec(
             // The whole container is gone: the bundle's root filesystem is
             // still on the host (mounts made inside the container are not).
             let root = resolve::open_dir(&bundle_rootfs(container.bundle.as_deref()?)?).ok()?;
-            let file = resolve::open_in_root(&root, filename).ok()?;
-            Some((
-                resolve::resolved_from(file, filename).ok()?,
-                root,
-                header.tgid,
-            ))
+            let resolved = resolve::open_in_root(&root, filename).ok()?;
+            Some((resolved, root, header.tgid))
         });
     if let Some((resolved, root, tid)) = located {
-        let exe_path = alert::path_in_container(tid, &resolved.host_path);
         let argv_copy = argv.clone();
         let read_args = move || argv_copy.clone();
         let site = ExecSite {
@@ -282,7 +304,7 @@ fn classify_exec(
         return Some(Finding {
             evidence,
             process: ProcessInfo {
-                exe: Some(exe_path),
+                exe: Some(alert::path_in_container(tid, &resolved.host_path())),
                 argv: argv.iter().map(|a| text(a)).collect(),
                 ..ProcessInfo::default()
             },

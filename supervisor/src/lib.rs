@@ -35,6 +35,7 @@ pub mod sinks;
 pub mod state;
 pub mod target;
 pub mod verdict;
+pub mod vetted;
 
 use std::sync::{Arc, Mutex};
 
@@ -59,6 +60,8 @@ pub struct Shared {
     pub grants: grants::Grants,
     /// The eBPF maps, when the probes are loaded.
     pub probes: Option<Mutex<probe::ProbeMaps>>,
+    /// Execs the seccomp listeners let through, for the exec probe to skip.
+    pub vetted: vetted::Vetted,
 }
 
 impl Shared {

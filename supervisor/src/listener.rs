@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use oci_spec::runtime::{ContainerProcessState, SECCOMP_FD_NAME};
+use sniffguard_common::listener::ListenerMetadata;
 use sniffguard_common::policy::Policy;
 use sniffguard_common::wire::{validate_container_id, WireError};
 use tokio::io::{AsyncReadExt, Interest};
@@ -114,8 +115,8 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         .as_ref()
         .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let Some(environment) =
-        environment_of(&policy, payload.state.metadata().as_deref(), &annotations)
+    let metadata = ListenerMetadata::parse(payload.state.metadata().as_deref().unwrap_or_default());
+    let Some(environment) = environment_of(&policy, Some(&metadata.environment), &annotations)
     else {
         tracing::error!(
             container = payload.state.state().id(),
@@ -146,6 +147,7 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         container_id: id,
         environment,
         annotations,
+        root_changes_notified: metadata.root_changes_notified,
     };
     notify::serve(payload.notify_fd, context, shared).await;
 }

@@ -3,12 +3,25 @@
 //! Each notify fd is served by one task waiting for readiness on the fd (no
 //! thread per container). A notification is decided synchronously on the task:
 //! read the path (and argv\[0\]) from the target with `process_vm_readv`,
-//! re-check the notification id after every read (the pid may have been reused
-//! and the memory may no longer be the caller's), resolve the file inside the
-//! container, classify, answer. The answer must come within microseconds: runc's
-//! init retries an entrypoint `execve` that waits too long, forever
-//! (PLATFORM.md), so nothing here waits on I/O that can stall; the SHA-256 for the
-//! alert is computed later by the alert task.
+//! resolve the file inside the container, classify, answer. The answer must
+//! come within microseconds: runc's init retries an entrypoint `execve` that
+//! waits too long, forever (PLATFORM.md), so nothing here waits on I/O that can
+//! stall; the SHA-256 for the alert is computed later by the alert task.
+//!
+//! What was read may belong to another process if the caller died and its pid
+//! was reused meanwhile. Answering is safe regardless: the kernel only delivers
+//! an answer to the notification id it belongs to, and refuses a stale one. So
+//! the id is re-checked (`SECCOMP_IOCTL_NOTIF_ID_VALID`) only before acting on
+//! the pid beyond the answer: before keeping the caller's root for later
+//! decisions, and before the alert and responses of a refusal (which follow a
+//! delivered answer only).
+//!
+//! The container's root is opened from `/proc/TID/root` once per listener and
+//! kept, when the shim's filter also notifies every syscall that could change
+//! what `/` means to the container's processes (the `roots` promise of the
+//! listener metadata): the first such notification drops the kept root for
+//! good, and each later exec opens its caller's own root again. A cold `/proc`
+//! lookup is the most expensive step of a decision (~25 µs here).
 //!
 //! `SECCOMP_USER_NOTIF_FLAG_CONTINUE` is not a security boundary
 //! (seccomp_unotify(2)): a second thread can change the path after the check.
@@ -26,6 +39,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+use sniffguard_common::listener::ROOT_CHANGING_SYSCALLS;
 
 use crate::alert::{self, Incident, Mechanism, ProcessInfo};
 use crate::classify::{Evidence, ExecSite};
@@ -58,6 +73,37 @@ pub struct ListenerContext {
     pub environment: String,
     /// Its annotations, as the runtime reported them.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Whether the filter notifies the syscalls that change a process's root
+    /// or mounts ([`sniffguard_common::listener::ROOT_CHANGES_NOTIFIED`]), so
+    /// that the container's root may be kept open across decisions.
+    pub root_changes_notified: bool,
+}
+
+/// The container root kept across the decisions of one listener.
+enum KeptRoot {
+    /// Not kept: opened per exec from the caller's `/proc/TID/root`.
+    Never,
+    /// Kept once the first exec's caller is confirmed to be the container's.
+    NotYet,
+    /// Every process of this filter has this root.
+    Kept(OwnedFd),
+}
+
+impl KeptRoot {
+    fn new(root_changes_notified: bool) -> KeptRoot {
+        if root_changes_notified {
+            KeptRoot::NotYet
+        } else {
+            KeptRoot::Never
+        }
+    }
+
+    fn get(&self) -> Option<&OwnedFd> {
+        match self {
+            KeptRoot::Kept(fd) => Some(fd),
+            _ => None,
+        }
+    }
 }
 
 /// The syscalls the filter sends here.
@@ -68,6 +114,9 @@ enum Watched {
     Socket,
     /// i386 `socketcall(call, args)`: the socket arguments are in memory.
     Socketcall,
+    /// A syscall that can change what paths mean to the caller (`chroot`,
+    /// `mount`, ...): it continues, and the kept root is dropped.
+    RootChange,
 }
 
 /// Syscall numbers of the watched calls for every ABI the filter covers.
@@ -86,11 +135,15 @@ impl SyscallTable {
         }
         let mut entries = Vec::new();
         for &arch in &arches {
+            let root_changes = ROOT_CHANGING_SYSCALLS.map(|name| (name, Watched::RootChange));
             for (name, watched) in [
                 ("execve", Watched::Execve),
                 ("execveat", Watched::Execveat),
                 ("socket", Watched::Socket),
-            ] {
+            ]
+            .into_iter()
+            .chain(root_changes)
+            {
                 // libseccomp answers multiplexed calls (i386 `socket`) with a
                 // negative pseudo number that never appears in a notification:
                 // only real numbers go in the table.
@@ -144,6 +197,7 @@ pub async fn serve(fd: OwnedFd, context: ListenerContext, shared: Arc<Shared>) {
         }
     };
     let mut failures: u64 = 0;
+    let mut kept_root = KeptRoot::new(context.root_changes_notified);
     'serve: loop {
         let mut guard = match fd.readable().await {
             Ok(guard) => guard,
@@ -162,7 +216,14 @@ pub async fn serve(fd: OwnedFd, context: ListenerContext, shared: Arc<Shared>) {
                 break;
             }
             match ScmpNotifReq::receive(fd.get_ref().as_raw_fd()) {
-                Ok(request) => handle(fd.get_ref().as_raw_fd(), request, &context, &shared, &table),
+                Ok(request) => handle(
+                    fd.get_ref().as_raw_fd(),
+                    request,
+                    &context,
+                    &shared,
+                    &table,
+                    &mut kept_root,
+                ),
                 // libseccomp 2.5 reports every failed receive as ECANCELED; the
                 // usual cause is a caller killed between poll and receive. The
                 // listener stays in service: dropping it would fail every later
@@ -229,8 +290,6 @@ enum Outcome {
     Continue,
     /// A sniffer.
     Sniffer(Box<Finding>),
-    /// The notification went stale while deciding: no answer is possible.
-    Stale,
 }
 
 fn handle(
@@ -239,6 +298,7 @@ fn handle(
     context: &ListenerContext,
     shared: &Arc<Shared>,
     table: &SyscallTable,
+    kept_root: &mut KeptRoot,
 ) {
     let started = Instant::now();
     let policy = shared.policy.load();
@@ -250,13 +310,26 @@ fn handle(
             watched == Some(Watched::Execveat),
             shared,
             &policy,
+            kept_root,
         ),
         Some(Watched::Socket) if policy.catalogue.behaviour => decide_socket(&request),
         Some(Watched::Socketcall) => decide_socketcall(&request),
-        Some(Watched::Socket) | None => Outcome::Continue,
+        Some(Watched::Socket) => Outcome::Continue,
+        // Anything else the filter sends may change what `/` means to the
+        // caller: from now on every exec's root is looked up afresh.
+        Some(Watched::RootChange) | None => {
+            if !matches!(kept_root, KeptRoot::Never) {
+                tracing::debug!(
+                    container = context.container_id,
+                    syscall = ?request.data.syscall,
+                    "root or mounts may change; the container root is no longer kept"
+                );
+            }
+            *kept_root = KeptRoot::Never;
+            Outcome::Continue
+        }
     };
     let finding = match outcome {
-        Outcome::Stale => return,
         Outcome::Continue => None,
         Outcome::Sniffer(finding) => Some(finding),
     };
@@ -324,6 +397,7 @@ fn handle(
         mechanism: Mechanism::Seccomp,
         syscall: match watched {
             Some(Watched::Execveat) => "execveat",
+            Some(Watched::RootChange) | None => "other",
             Some(Watched::Socket) => "socket",
             Some(Watched::Socketcall) => "socketcall",
             _ => "execve",
@@ -339,16 +413,13 @@ fn handle(
     respond::follow_up(shared, verdict, request.pid, incident);
 }
 
-fn still_valid(fd: RawFd, id: u64) -> bool {
-    notify_id_valid(fd, id).is_ok()
-}
-
 fn decide_exec(
     fd: RawFd,
     request: &ScmpNotifReq,
     at: bool,
     shared: &Shared,
     policy: &sniffguard_common::policy::Policy,
+    kept_root: &mut KeptRoot,
 ) -> Outcome {
     let args = request.data.args;
     let tid = request.pid;
@@ -372,62 +443,64 @@ fn decide_exec(
     // An unreadable or over-long path is refused by the kernel itself (EFAULT,
     // ENAMETOOLONG) once we let the call continue.
     let Ok(path) = target::read_cstring(pid, path_ptr, PATH_MAX) else {
-        return if still_valid(fd, request.id) {
-            Outcome::Continue
-        } else {
-            Outcome::Stale
-        };
+        return Outcome::Continue;
     };
-    if !still_valid(fd, request.id) {
-        return Outcome::Stale;
-    }
     let argv0 = target::read_pointers(pid, argv_ptr, 1, width)
         .ok()
         .and_then(|p| p.first().copied())
         .and_then(|p| target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok());
-    if !still_valid(fd, request.id) {
-        return Outcome::Stale;
-    }
-    let Ok(root) = resolve::open_root(tid) else {
+    // The caller's own root, unless the container's is kept.
+    let fresh_root = match kept_root.get() {
+        Some(_) => None,
+        None => match resolve::open_root(tid) {
+            Ok(root) => Some(root),
+            Err(_) => return Outcome::Continue,
+        },
+    };
+    let Some(root) = kept_root.get().or(fresh_root.as_ref()) else {
         return Outcome::Continue;
     };
     // A path that does not resolve fails in the kernel too (ENOENT, EACCES):
     // nothing runs, so there is nothing to refuse or report. Answering EPERM here
     // would also change how shells search PATH.
-    let Ok(resolved) = resolve::resolve(&root, tid, base, &path) else {
-        return if still_valid(fd, request.id) {
-            Outcome::Continue
-        } else {
-            Outcome::Stale
-        };
+    let resolved = resolve::resolve(root, tid, base, &path);
+    let evidence = match &resolved {
+        Ok(resolved) => {
+            let read_all_args = || target::read_argv(pid, argv_ptr, MAX_ARGS, width);
+            let site = ExecSite {
+                root,
+                tid,
+                argv: &read_all_args,
+            };
+            shared
+                .classifier
+                .classify_exec(policy, &site, &path, argv0.as_deref(), Some(resolved))
+        }
+        Err(_) => Vec::new(),
     };
-    let read_all_args = || target::read_argv(pid, argv_ptr, MAX_ARGS, width);
-    let site = ExecSite {
-        root: &root,
-        tid,
-        argv: &read_all_args,
+    if let (KeptRoot::NotYet, Some(root)) = (&*kept_root, fresh_root) {
+        // The root opened above is the container's if its caller was still the
+        // process that made this notification after it was opened; no root
+        // change has been notified on this filter yet.
+        if notify_id_valid(fd, request.id).is_ok() {
+            tracing::debug!(pid = tid, "the container root is kept for later decisions");
+            *kept_root = KeptRoot::Kept(root);
+        }
+    }
+    let Ok(resolved) = resolved else {
+        return Outcome::Continue;
     };
-    let evidence =
-        shared
-            .classifier
-            .classify_exec(policy, &site, &path, argv0.as_deref(), Some(&resolved));
     if evidence.is_empty() {
-        return if still_valid(fd, request.id) {
-            Outcome::Continue
-        } else {
-            Outcome::Stale
-        };
+        shared.vetted.record(tid, &path);
+        return Outcome::Continue;
     }
     // Arguments are read while the caller still waits, so the alert shows the
     // command line that was refused.
-    let argv = read_all_args()
+    let argv = target::read_argv(pid, argv_ptr, MAX_ARGS, width)
         .iter()
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    if !still_valid(fd, request.id) {
-        return Outcome::Stale;
-    }
-    let exe = alert::path_in_container(tid, &resolved.host_path);
+    let exe = alert::path_in_container(tid, &resolved.host_path());
     Outcome::Sniffer(Box::new(Finding {
         evidence,
         process: ProcessInfo {

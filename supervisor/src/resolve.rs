@@ -9,13 +9,13 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat2, readlink, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{fstat, FileStat, Mode};
 
 /// `AT_FDCWD` as `execveat` receives it.
 pub const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -59,52 +59,102 @@ pub enum Base {
 pub struct Resolved {
     /// The open file.
     pub file: File,
-    /// Its path as the supervisor sees it (`/proc/self/fd` link), whose last
-    /// component is the name after every symlink.
-    pub host_path: PathBuf,
+    /// Its status, taken from the open file (the classifier's cache key).
+    pub stat: FileStat,
+    /// The file's own name: the last component of the path after every
+    /// symlink was followed.
+    name: Vec<u8>,
 }
 
 impl Resolved {
+    /// A file opened some other way (`/proc/PID/exe`, a `/proc` fd link):
+    /// its name is read back from the supervisor's own `/proc/self/fd` link.
+    pub fn from_file(file: File) -> Result<Resolved, Errno> {
+        let stat = fstat(&file)?;
+        let name = basename_of(&fd_link(&file));
+        Ok(Resolved { file, stat, name })
+    }
+
     /// The file's name after symlinks were followed.
     pub fn basename(&self) -> &[u8] {
-        self.host_path
-            .file_name()
-            .map(|n| n.as_bytes())
-            .unwrap_or_default()
+        &self.name
+    }
+
+    /// Its path as the supervisor sees it (the `/proc/self/fd` link), for
+    /// alerts and forensic records. Not needed to decide, so not read to decide.
+    pub fn host_path(&self) -> PathBuf {
+        fd_link(&self.file)
     }
 }
 
-/// Flags every executable is opened with: never block on a FIFO, never become a
-/// controlling terminal.
-/// Files are located with `O_PATH` (no open side effects), checked to be
-/// regular files, and only then opened for reading: opening a device node as
+/// Where `/proc/self/fd/N` of an open file points.
+fn fd_link(file: &impl AsFd) -> PathBuf {
+    readlink(&PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        file.as_fd().as_raw_fd()
+    )))
+    .map(PathBuf::from)
+    .unwrap_or_default()
+}
+
+fn basename_of(path: &Path) -> Vec<u8> {
+    path.file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+/// How every executable is first located: `O_PATH` (no open side effects).
+/// Only a regular file is then opened for reading: opening a device node as
 /// root on the host's side of the device cgroup (a watchdog, a tape that
 /// rewinds) is something the container itself could not do. The kernel only
 /// executes regular files, so nothing else needs to be read.
-fn open_flags() -> OFlag {
+fn locate_flags() -> OFlag {
     OFlag::O_PATH | OFlag::O_CLOEXEC
 }
 
-/// Reopens a located (`O_PATH`) file for reading if it is a regular file.
-fn reopen_regular(located: OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError> {
-    let err = |errno| ResolveError::Open {
-        path: String::from_utf8_lossy(path).into_owned(),
-        errno,
-    };
-    let stat = nix::sys::stat::fstat(&located).map_err(err)?;
-    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+/// How a located regular file is opened for reading: never block on a FIFO
+/// swapped in meanwhile, never become a controlling terminal.
+fn read_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
+}
+
+/// Opens a located (`O_PATH`) regular file for reading through the
+/// supervisor's own `/proc/self/fd` link: the very inode that was located, so
+/// nothing swapped in at the path meanwhile (a device node) is ever opened.
+/// `name` is the file's own name when the caller knows it; otherwise it is read
+/// back from the link.
+fn reopen_regular(
+    located: OwnedFd,
+    stat: FileStat,
+    name: Option<Vec<u8>>,
+    path: &[u8],
+) -> Result<Resolved, ResolveError> {
+    let err = |errno| open_error(path, errno);
+    if !is_regular(&stat) {
         return Err(err(Errno::EACCES));
     }
-    let link = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&located)
-    ));
-    open(
-        &link,
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(err)
+    let link = PathBuf::from(format!("/proc/self/fd/{}", located.as_raw_fd()));
+    let file = File::from(open(&link, read_flags(), Mode::empty()).map_err(err)?);
+    let name = name.unwrap_or_else(|| basename_of(&fd_link(&file)));
+    Ok(Resolved { file, stat, name })
+}
+
+/// [`reopen_regular`] for a file reached through a `/proc` link, whose name
+/// only the link knows.
+fn reopen_located(located: OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
+    let stat = fstat(&located).map_err(|errno| open_error(path, errno))?;
+    reopen_regular(located, stat, None, path)
+}
+
+fn is_regular(stat: &FileStat) -> bool {
+    stat.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+fn open_error(path: &[u8], errno: Errno) -> ResolveError {
+    ResolveError::Open {
+        path: String::from_utf8_lossy(path).into_owned(),
+        errno,
+    }
 }
 
 fn proc_path(tid: u32, entry: &str) -> PathBuf {
@@ -137,49 +187,60 @@ pub fn resolve(
     // here through the target's /proc entry instead.
     if let Some(fd) = own_fd_path(path) {
         let link = proc_path(tid, &format!("fd/{fd}"));
-        let file =
-            open(&link, open_flags(), Mode::empty()).map_err(|errno| ResolveError::Open {
-                path: String::from_utf8_lossy(path).into_owned(),
-                errno,
-            })?;
-        return resolved_from(file, path);
+        let located =
+            open(&link, locate_flags(), Mode::empty()).map_err(|errno| open_error(path, errno))?;
+        return reopen_located(located, path);
     }
-    let file = match base {
+    match base {
         Base::EmptyPath(fd) if path.is_empty() => {
             let link = proc_path(tid, &format!("fd/{fd}"));
-            open(&link, open_flags(), Mode::empty()).map_err(|errno| ResolveError::Proc {
-                what: "exec fd",
-                tid,
-                errno,
-            })?
+            let located =
+                open(&link, locate_flags(), Mode::empty()).map_err(|errno| ResolveError::Proc {
+                    what: "exec fd",
+                    tid,
+                    errno,
+                })?;
+            reopen_located(located, path)
         }
-        _ if path.first() == Some(&b'/') => open_in_root(root, path)?,
+        _ if path.first() == Some(&b'/') => open_in_root(root, path),
         // AT_EMPTY_PATH only matters for an empty path; otherwise the path is
         // relative to the dirfd like any execveat.
         Base::Cwd | Base::EmptyPath(AT_FDCWD) | Base::DirFd(AT_FDCWD) => {
-            open_relative(root, tid, "cwd", path)?
+            open_relative(root, tid, "cwd", path)
         }
         Base::DirFd(fd) | Base::EmptyPath(fd) => {
-            open_relative(root, tid, &format!("fd/{fd}"), path)?
+            open_relative(root, tid, &format!("fd/{fd}"), path)
         }
-    };
-    resolved_from(file, path)
+    }
 }
 
-/// Opens absolute `path` inside the directory `root` (as the container's `/`).
-pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<OwnedFd, ResolveError> {
-    let how = OpenHow::new()
-        .flags(open_flags())
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(
-        root.as_fd(),
-        Path::new(std::ffi::OsStr::from_bytes(path)),
-        how,
-    )
-    .map_err(|errno| ResolveError::Open {
-        path: String::from_utf8_lossy(path).into_owned(),
-        errno,
-    })
+/// Opens the regular file at absolute `path` inside the directory `root` (as
+/// the container's `/`).
+///
+/// The last component is located without following it first: when it is not
+/// a symlink (the usual case) the name to judge is the path's own last
+/// component, and no readlink is needed to learn it.
+pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
+    let err = |errno| open_error(path, errno);
+    let locate = |flags: OFlag| {
+        let how = OpenHow::new()
+            .flags(flags)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(
+            root.as_fd(),
+            Path::new(std::ffi::OsStr::from_bytes(path)),
+            how,
+        )
+    };
+    let located = locate(locate_flags() | OFlag::O_NOFOLLOW).map_err(err)?;
+    let stat = fstat(&located).map_err(err)?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFLNK {
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec();
+        return reopen_regular(located, stat, Some(name), path);
+    }
+    let located = locate(locate_flags()).map_err(err)?;
+    let stat = fstat(&located).map_err(err)?;
+    reopen_regular(located, stat, None, path)
 }
 
 /// The fd number of a path naming the caller's own fd: `/proc/self/fd/N`,
@@ -209,7 +270,7 @@ fn open_relative(
     tid: u32,
     entry: &str,
     path: &[u8],
-) -> Result<OwnedFd, ResolveError> {
+) -> Result<Resolved, ResolveError> {
     let proc_err = |errno| ResolveError::Proc {
         what: "working directory",
         tid,
@@ -265,22 +326,6 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-}
-
-/// The regular file located by `fd` (from [`open_in_root`] or a `/proc` fd
-/// link), opened for reading, with its path as the supervisor sees it.
-pub fn resolved_from(fd: OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
-    let file = reopen_regular(fd, path)?;
-    let host_path = readlink(&PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&file)
-    )))
-    .map(PathBuf::from)
-    .unwrap_or_default();
-    Ok(Resolved {
-        file: File::from(file),
-        host_path,
-    })
 }
 
 #[cfg(test)]

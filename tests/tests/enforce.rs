@@ -182,6 +182,44 @@ fn staging_denies_renamed_copy_linking_libpcap(runtime: Runtime) {
     );
 }
 
+/// The supervisor keeps a container's root open between execs; a `chroot`
+/// inside the container must make it look the root up again, or the jailed
+/// path would be resolved in the wrong tree (here: to nothing, and let run).
+fn staging_denies_tcpdump_after_chroot(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = Bundle::new(
+        rootfs(),
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/jail/bin && cp /usr/bin/tcpdump /tmp/jail/bin/x || exit 90; \
+             ls / >/dev/null || exit 91; \
+             chroot /tmp/jail /bin/x -D; echo rc=$?",
+        ],
+        Some("staging"),
+    )
+    .edit(|spec| {
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(caps) = spec["process"]["capabilities"][set].as_array_mut() {
+                caps.push(serde_json::json!("CAP_SYS_CHROOT"));
+            }
+        }
+    });
+    let container = Container::new(runtime);
+    let out = container.run_via_shim(&sup, &bundle);
+    assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+    assert_stdout_has(&out, &["rc=126"], &sup);
+    assert!(out.stderr_mentions(EPERM_TEXT), "{runtime}: {out}");
+    let alert = wait_denied(&sup, &container, "staging");
+    assert!(
+        evidence_kinds(&alert).iter().any(|k| k == "links_libpcap"),
+        "{runtime}: the jailed copy was not judged by its file: {alert}"
+    );
+}
+
 fn staging_denies_exec_into_running_container(runtime: Runtime) {
     if !require_root() {
         return;
@@ -292,6 +330,7 @@ per_runtime!(
     staging_denies_tcpdump_via_symlink,
     staging_denies_tcpdump_via_relative_path,
     staging_denies_renamed_copy_linking_libpcap,
+    staging_denies_tcpdump_after_chroot,
     staging_denies_exec_into_running_container,
     staging_refuses_sniffer_entrypoint,
     ci_allows_tcpdump_capture,
