@@ -1,5 +1,7 @@
 //! Start-up and life cycle of `sniffguard run`.
 
+pub mod privileges;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -143,7 +145,14 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // (the shim's ping) must also find the listener.
     let seccomp = bind(&seccomp_path)?;
     let api_listener = bind(&api_path)?;
+    // Everything that needs more is done: probes loaded and attached, tracefs
+    // mounted, sockets bound, runtime directory made, keeper started. Dropped
+    // before any notify fd is served: the per-thread drop interrupts system
+    // calls, and an interrupted SECCOMP_IOCTL_NOTIF_SEND (EINTR, not restarted)
+    // would leave a held exec unanswered.
+    privileges::drop_and_log(&privileges::SUPERVISOR_KEEPS, "supervisor");
     restore(&shared);
+    tokio::spawn(reap_dead_registrations(shared.clone()));
     tokio::spawn(listener::serve(seccomp, shared.clone()));
     tokio::spawn(api::serve(api_listener, shared.clone()));
     tracing::info!(runtime_dir = %config.runtime_dir.display(), "sniffguard supervisor ready");
@@ -190,6 +199,62 @@ fn reload(config: &DaemonConfig, shared: &Shared) {
             tracing::error!(%err, "policy reload failed; keeping the policy in force");
             shared.alerts.reopen();
         }
+    }
+}
+
+/// How often registrations are checked for a dead init process.
+const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Forgets registrations nobody will ever deregister.
+///
+/// The poststop hook deregisters a container, but it never runs when the runtime
+/// dies between the createRuntime hook and the end of `create` (killed, OOM, a
+/// host crash): the container's init is gone, and its registration, saved state
+/// and eBPF filter entry would stay for the supervisor's lifetime. A registration
+/// whose init process has been gone for two checks in a row ([`REAP_INTERVAL`]
+/// apart) and that has no seccomp listener left is deregistered as the hook would
+/// have. A container that merely exited is treated the same: its later poststop
+/// deregistration finds nothing left and is answered `ok`. A reused PID keeps a
+/// registration alive (harmless: it only watches a cgroup nobody uses).
+async fn reap_dead_registrations(shared: Arc<Shared>) {
+    let mut suspects: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(REAP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let dead: std::collections::HashSet<String> = shared
+            .registry
+            .list()
+            .into_iter()
+            .filter(|r| r.registered && r.listeners == 0)
+            .filter(|r| {
+                r.pid
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .map(|r| r.id)
+            .collect();
+        for id in dead.intersection(&suspects) {
+            reap(&shared, id);
+        }
+        suspects = dead;
+    }
+}
+
+/// Deregisters a container whose init is gone, as its poststop hook would.
+fn reap(shared: &Shared, id: &str) {
+    state::forget_registration(&shared.runtime_dir, id);
+    sniffguard_common::cgroups::remove_own_cgroup(id);
+    if let Some(record) = shared.registry.deregister(id) {
+        if let Some(cgroup_id) = record.cgroup_id {
+            if !shared.registry.cgroup_in_use(cgroup_id) {
+                shared.with_probes(|maps| maps.unmonitor(cgroup_id));
+            }
+        }
+        tracing::warn!(
+            container = id,
+            pid = record.pid,
+            "container deregistered: its init process is gone and no poststop hook came (runtime killed during create?)"
+        );
     }
 }
 

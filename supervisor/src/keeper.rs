@@ -144,9 +144,25 @@ fn connect(runtime_dir: &Path) -> Result<UnixStream, KeeperError> {
     Ok(stream)
 }
 
-/// Hands a copy of `fd` to the keeper.
+/// Hands a copy of `fd` to the keeper, starting a keeper first when none
+/// answers: one that held nothing for [`IDLE_EXIT`] has gone (a supervisor idle
+/// since start-up, or whose containers all went), and without this the next
+/// container's fd would be held by nobody but the supervisor.
 pub fn keep(runtime_dir: &Path, listener: &ListenerInfo, fd: &OwnedFd) -> Result<(), KeeperError> {
-    let stream = connect(runtime_dir)?;
+    let stream = match connect(runtime_dir) {
+        Ok(stream) => stream,
+        Err(_) => {
+            // One start at a time: concurrent listeners must not start two keepers
+            // that take the socket from each other (the first one's fds would
+            // then be out of reach of `restore`).
+            static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _starting = STARTING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ensure_running(runtime_dir)?;
+            connect(runtime_dir)?
+        }
+    };
     send(
         &stream,
         &Message::Keep {
@@ -212,9 +228,17 @@ pub fn ensure_running(runtime_dir: &Path) -> Result<(), KeeperError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if UnixStream::connect(socket(runtime_dir)).is_ok() {
-            // The keeper outlives us on purpose; it reaps itself (setsid) and
-            // exits when idle.
-            std::mem::forget(child);
+            // The keeper outlives us on purpose and exits when idle. It stays
+            // our child (setsid changes its session, not its parent): wait for
+            // it aside, or every keeper that leaves idle stays a zombie.
+            let reaper = std::thread::Builder::new()
+                .name("sniffguard-keeper-wait".into())
+                .spawn(move || {
+                    let _ = child.wait();
+                });
+            if let Err(err) = reaper {
+                tracing::debug!(%err, "cannot wait for the keeper; it becomes a zombie when it exits");
+            }
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -236,6 +260,8 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
     let listener = UnixListener::bind(&path).map_err(io)?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(io)?;
+    // Holding fds and polling them needs no privilege at all.
+    crate::daemon::privileges::drop_and_log(&crate::daemon::privileges::KEEPER_KEEPS, "keeper");
     listener.set_nonblocking(true).map_err(io)?;
     let mut held: Vec<(ListenerInfo, OwnedFd)> = Vec::new();
     let mut idle_since = Instant::now();

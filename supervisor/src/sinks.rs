@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ enum Control {
 #[derive(Clone)]
 pub struct AlertSink {
     queue: mpsc::Sender<Incident>,
+    write_failures: Arc<AtomicU64>,
     control: mpsc::UnboundedSender<Control>,
     subscribers: broadcast::Sender<Arc<str>>,
     metrics: Arc<Metrics>,
@@ -57,7 +59,9 @@ impl AlertSink {
         let (control, controls) = mpsc::unbounded_channel();
         let (subscribers, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
         let config = policy.load().alerts.clone();
+        let write_failures = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            write_failures: write_failures.clone(),
             host: hostname::get()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -76,6 +80,7 @@ impl AlertSink {
         tokio::spawn(writer.run(incidents, controls));
         AlertSink {
             queue,
+            write_failures,
             control,
             subscribers,
             metrics,
@@ -93,6 +98,12 @@ impl AlertSink {
     /// Alerts dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.metrics.alerts_dropped.get()
+    }
+
+    /// Alert lines a sink could not write (stdout closed, the alert file's disk
+    /// full); the other sinks still got them.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::Relaxed)
     }
 
     /// Reopens the alert file (after logrotate moved it).
@@ -130,6 +141,7 @@ fn open_append(path: &PathBuf) -> Option<File> {
 }
 
 struct Writer {
+    write_failures: Arc<AtomicU64>,
     host: String,
     file: Option<File>,
     webhook: Option<Webhook>,
@@ -248,13 +260,15 @@ impl Writer {
         if self.config.stdout {
             let mut out = std::io::stdout().lock();
             if let Err(err) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
-                tracing::error!(%err, "cannot write an alert to stdout");
+                let failures = self.write_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(%err, failures, "cannot write an alert to stdout");
             }
         }
         if let Some(file) = self.file.as_mut() {
             if let Err(err) = file.write_all(line.as_bytes()) {
-                // A full disk must not stop decisions: report and go on.
-                tracing::error!(%err, "cannot append an alert to the alert file");
+                // A full disk must not stop decisions: count, report and go on.
+                let failures = self.write_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(%err, failures, "cannot append an alert to the alert file");
             }
         }
         if let Some(webhook) = &self.webhook {
