@@ -129,7 +129,12 @@ pub struct StatusReport {
     pub policy: String,
     /// Whether the eBPF probes are loaded.
     pub ebpf: bool,
-    /// Counters: `ringbuf_drops`, `probe_events`, `kernel_kills`, `alerts_dropped`, ….
+    /// Counters: `ringbuf_drops`, `probe_events`, `kernel_kills`, `alerts_dropped`,
+    /// `alert_write_failures` (alert lines the alert file or stdout could not
+    /// take), ….
+    ///
+    /// A map rather than fields: a counter added on one side is shown by the
+    /// other without tripping `deny_unknown_fields`.
     pub counters: BTreeMap<String, u64>,
     /// Attached containers, by id.
     pub containers: Vec<ContainerStatus>,
@@ -314,6 +319,38 @@ mod tests {
         let line = encode(&report).unwrap();
         assert!(line.len() > MAX_MESSAGE_BYTES);
         assert_eq!(decode::<Response>(&line).unwrap(), report);
+    }
+
+    #[test]
+    fn a_status_with_alert_write_failures_round_trips() {
+        let report = Response::Status(StatusReport {
+            version: "0".into(),
+            policy: "/etc/sniffguard/policy.toml".into(),
+            ebpf: false,
+            counters: BTreeMap::from([
+                ("alert_write_failures".into(), 3),
+                ("alerts_dropped".into(), 0),
+            ]),
+            containers: Vec::new(),
+            grants: vec![GrantStatus {
+                container: "c1".into(),
+                by: "alice".into(),
+                reason: "debugging".into(),
+                until: "2026-11-28T05:00:00Z".into(),
+            }],
+            unsupervised: vec!["c2".into()],
+        });
+        let line = encode(&report).unwrap();
+        assert_eq!(decode::<Response>(&line).unwrap(), report);
+        // Where `sniffguard status --json` readers find it.
+        let json: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(json["counters"]["alert_write_failures"], 3);
+        // A counter the client has never heard of is not an unknown field.
+        let newer = br#"{"type":"status","version":"0","policy":"p","ebpf":true,"counters":{"alert_write_failures":1,"counter_from_the_future":2},"containers":[]}"#;
+        match decode::<Response>(newer).unwrap() {
+            Response::Status(r) => assert_eq!(r.counters["alert_write_failures"], 1),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

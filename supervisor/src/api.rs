@@ -1,4 +1,4 @@
-//! The hook API socket: register, deregister, ping.
+//! The hook API socket: register, deregister, ping, status, grants.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::peer;
+use crate::registry::ContainerRecord;
 use crate::Shared;
 
 /// A client that sends nothing for this long is dropped.
@@ -167,21 +168,38 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
             message: "subscribe is a streaming request".into(),
         },
         Request::Deregister { id } => {
-            crate::state::forget_registration(&shared.runtime_dir, &id);
-            sniffguard_common::cgroups::remove_own_cgroup(&id);
-            if let Some(record) = shared.registry.deregister(&id) {
-                if let Some(cgroup_id) = record.cgroup_id {
-                    // Another registered container may share the cgroup (a
-                    // pod's sandbox and its containers): keep watching it then.
-                    if !shared.registry.cgroup_in_use(cgroup_id) {
-                        shared.with_probes(|maps| maps.unmonitor(cgroup_id));
-                    }
-                }
+            if deregister(shared, &id).is_some() {
                 tracing::info!(container = id, "container deregistered");
             }
             Response::Ok {}
         }
     }
+}
+
+/// Forgets a container: what [`Request::Deregister`] (the poststop hook) does,
+/// and what the supervisor does itself for a container whose init died before
+/// any hook could deregister it.
+///
+/// Removes the saved registration and the cgroup the supervisor made for the
+/// container, marks the registry record gone and takes its cgroup out of the
+/// eBPF filter — unless another registered container shares that cgroup (a
+/// pod's sandbox and its containers). Idempotent: a container already forgotten
+/// (or never known) is left as it is.
+///
+/// Returns the record that was deregistered, or `None` when there was none, so
+/// that the caller can log the deregistration in its own words.
+pub fn deregister(shared: &Shared, id: &str) -> Option<ContainerRecord> {
+    crate::state::forget_registration(&shared.runtime_dir, id);
+    sniffguard_common::cgroups::remove_own_cgroup(id);
+    let record = shared.registry.deregister(id)?;
+    if let Some(cgroup_id) = record.cgroup_id {
+        // Another registered container may share the cgroup (a pod's sandbox
+        // and its containers): keep watching it then.
+        if !shared.registry.cgroup_in_use(cgroup_id) {
+            shared.with_probes(|maps| maps.unmonitor(cgroup_id));
+        }
+    }
+    Some(record)
 }
 
 /// Whether the exec probe may kill catalogued names in this container on its
@@ -265,6 +283,10 @@ fn status(shared: &Shared) -> StatusReport {
     let policy = shared.policy.load();
     let mut counters = BTreeMap::new();
     counters.insert("alerts_dropped".to_string(), shared.alerts.dropped());
+    counters.insert(
+        "alert_write_failures".to_string(),
+        shared.alerts.write_failures(),
+    );
     counters.insert(
         "subscribers".to_string(),
         shared.alerts.subscribers() as u64,

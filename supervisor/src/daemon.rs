@@ -242,14 +242,7 @@ async fn reap_dead_registrations(shared: Arc<Shared>) {
 
 /// Deregisters a container whose init is gone, as its poststop hook would.
 fn reap(shared: &Shared, id: &str) {
-    state::forget_registration(&shared.runtime_dir, id);
-    sniffguard_common::cgroups::remove_own_cgroup(id);
-    if let Some(record) = shared.registry.deregister(id) {
-        if let Some(cgroup_id) = record.cgroup_id {
-            if !shared.registry.cgroup_in_use(cgroup_id) {
-                shared.with_probes(|maps| maps.unmonitor(cgroup_id));
-            }
-        }
+    if let Some(record) = api::deregister(shared, id) {
         tracing::warn!(
             container = id,
             pid = record.pid,
@@ -328,8 +321,9 @@ fn notify_systemd(state: &str) {
     }
 }
 
-/// Gauges read at scrape time.
+/// Gauges (and counters kept elsewhere) read at scrape time.
 fn refresh_gauges(shared: &Shared, metrics: &Metrics) {
+    metrics.set_alert_write_failures(shared.alerts.write_failures());
     metrics
         .attached_containers
         .set(i64::try_from(shared.registry.len()).unwrap_or(i64::MAX));

@@ -1,6 +1,6 @@
 //! Prometheus metrics, served on `/metrics` when the policy gives an address.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -39,6 +39,10 @@ pub struct Metrics {
     pub alerts_suppressed: Counter,
     /// Alerts lost because the queue was full.
     pub alerts_dropped: Counter,
+    /// Alert lines a sink could not write (the alert file's disk full, stdout
+    /// closed); the alert writer counts them, [`Metrics::set_alert_write_failures`]
+    /// copies its count here at scrape time.
+    pub alert_write_failures: Counter,
     registry: Registry,
 }
 
@@ -58,6 +62,7 @@ impl Metrics {
         let webhook_failures = Counter::default();
         let alerts_suppressed = Counter::default();
         let alerts_dropped = Counter::default();
+        let alert_write_failures = Counter::default();
         registry.register("decisions", "Sniffer decisions", decisions.clone());
         registry.register(
             "decision_latency_seconds",
@@ -94,6 +99,11 @@ impl Metrics {
             "Alerts lost to a full queue",
             alerts_dropped.clone(),
         );
+        registry.register(
+            "alert_write_failures",
+            "Alert lines a sink (the alert file, stdout) could not write",
+            alert_write_failures.clone(),
+        );
         Arc::new(Metrics {
             decisions,
             decision_latency,
@@ -103,8 +113,18 @@ impl Metrics {
             webhook_failures,
             alerts_suppressed,
             alerts_dropped,
+            alert_write_failures,
             registry,
         })
+    }
+
+    /// Brings `alert_write_failures` up to `total`, the count the alert writer
+    /// keeps ([`crate::sinks::AlertSink::write_failures`]). The counter never
+    /// goes down, whatever order concurrent scrapes call this in.
+    pub fn set_alert_write_failures(&self, total: u64) {
+        self.alert_write_failures
+            .inner()
+            .fetch_max(total, Ordering::Relaxed);
     }
 
     /// The text exposition format.
@@ -149,4 +169,29 @@ pub fn serve(
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_write_failures_are_exported_as_a_counter() {
+        let metrics = Metrics::new();
+        assert!(metrics
+            .render()
+            .contains("sniffguard_alert_write_failures_total 0\n"));
+        metrics.set_alert_write_failures(3);
+        // A stale (lower) total never takes the counter back.
+        metrics.set_alert_write_failures(2);
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE sniffguard_alert_write_failures counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sniffguard_alert_write_failures_total 3\n"),
+            "{text}"
+        );
+    }
 }

@@ -646,8 +646,6 @@ fn alert_file_on_a_full_disk() {
 /// (d, counter) The failed writes are counted where operators look:
 /// `sniffguard status` (`alert_write_failures`).
 #[test]
-#[ignore = "needs api.rs to publish AlertSink::write_failures() as the status counter \
-            `alert_write_failures` (and metrics.rs a matching counter); sinks.rs counts already"]
 fn alert_file_failures_are_counted_in_status() {
     if !require_root() {
         return;

@@ -37,7 +37,7 @@ pub fn render(report: &StatusReport) -> String {
         if report.ebpf { "loaded" } else { "NOT loaded" }
     );
     for (name, value) in &report.counters {
-        let _ = writeln!(out, "  {name:<16} {value}");
+        let _ = writeln!(out, "  {name:<20} {value}");
     }
     let _ = writeln!(
         out,
@@ -78,4 +78,30 @@ pub fn render(report: &StatusReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn counters_are_shown_aligned() {
+        let report = StatusReport {
+            version: "0".into(),
+            policy: "built-in".into(),
+            ebpf: true,
+            counters: BTreeMap::from([
+                ("alert_write_failures".into(), 2),
+                ("alerts_dropped".into(), 0),
+            ]),
+            containers: Vec::new(),
+            grants: Vec::new(),
+            unsupervised: Vec::new(),
+        };
+        let text = render(&report);
+        assert!(text.contains("\n  alert_write_failures 2\n"), "{text}");
+        assert!(text.contains("\n  alerts_dropped       0\n"), "{text}");
+    }
 }
