@@ -469,7 +469,7 @@ pub fn resolve_path(data: &[u8]) {
         // The kernel execs regular files only. Opening anything else on the
         // host's side of the device cgroup, as root, is what a container
         // cannot do itself (a watchdog, a tape that rewinds, ...).
-        if let Ok(meta) = resolved.file.metadata() {
+        if let Some(meta) = resolved.open().ok().and_then(|f| f.metadata().ok()) {
             use std::os::unix::fs::FileTypeExt;
             let kind = meta.file_type();
             assert!(

@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::sync::Mutex;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -149,7 +149,7 @@ pub struct ExecSite<'a> {
 /// The classifier, with its file cache.
 #[derive(Default)]
 pub struct Classifier {
-    cache: Mutex<HashMap<FileKey, Facts>>,
+    cache: Mutex<HashMap<FileKey, Arc<Facts>>>,
 }
 
 /// Is `name` one of the dynamic loader's file names?
@@ -215,7 +215,7 @@ impl Classifier {
         if policy.is_catalogued(name) {
             evidence.push(Evidence::CatalogueName { name: text(name) });
         }
-        let Some(facts) = self.facts(policy, &resolved.file) else {
+        let Some(facts) = self.facts(policy, resolved) else {
             return evidence;
         };
         if let Some(digest) = &facts.sha256 {
@@ -337,45 +337,50 @@ impl Classifier {
         })
     }
 
-    /// The cached facts of `file`, computed on a miss.
-    fn facts(&self, policy: &Policy, file: &File) -> Option<Facts> {
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() {
+    /// The cached facts of a resolved file, computed on a miss. The key comes
+    /// from the status taken when the file was located; the file is opened for
+    /// reading only on a miss.
+    fn facts(&self, policy: &Policy, resolved: &Resolved) -> Option<Arc<Facts>> {
+        let stat = &resolved.stat;
+        if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
             return None;
         }
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
         let key = FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-            ctime: meta.ctime(),
-            ctime_nsec: meta.ctime_nsec(),
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size,
+            mtime: stat.st_mtime,
+            mtime_nsec: stat.st_mtime_nsec,
+            ctime: stat.st_ctime,
+            ctime_nsec: stat.st_ctime_nsec,
         };
         let want_digest = !policy.catalogue.sha256.is_empty();
         if let Ok(cache) = self.cache.lock() {
             if let Some(facts) = cache.get(&key) {
                 if facts.sha256.is_some() || !want_digest {
-                    return Some(facts.clone());
+                    return Some(Arc::clone(facts));
                 }
             }
         }
-        let facts = Facts {
+        let file = resolved.open().ok()?;
+        let file = &file;
+        let facts = Arc::new(Facts {
             format: read_format(file),
             // Hashing is the one unbounded step a decision could take: only
             // files up to MAX_DECISION_HASH_BYTES are hashed while the caller
             // waits (larger catalogued binaries are matched by the exec probe,
             // which hashes off the decision path).
-            sha256: (want_digest && meta.size() <= MAX_DECISION_HASH_BYTES)
+            sha256: (want_digest && size <= MAX_DECISION_HASH_BYTES)
                 .then(|| sha256_hex(file))
                 .flatten(),
-        };
+        });
         // A file changed within the last moments may change again within the
         // timestamp granularity of older kernels: do not trust a cache entry
         // keyed on its times yet.
         let settled = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|now| now.as_secs() as i64 - meta.ctime() >= 2)
+            .map(|now| now.as_secs() as i64 - stat.st_ctime >= 2)
             .unwrap_or(false);
         if !settled {
             return Some(facts);
@@ -384,7 +389,7 @@ impl Classifier {
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
-            cache.insert(key, facts.clone());
+            cache.insert(key, Arc::clone(&facts));
         }
         Some(facts)
     }

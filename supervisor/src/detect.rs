@@ -117,6 +117,16 @@ impl Seen {
 
 fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
     let header = *event.header();
+    if let Event::Exec(exec) = &event {
+        if header.flags & FLAG_KILLED == 0
+            && shared.registry.has_listener(header.cgroup_id)
+            && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
+        {
+            // The seccomp listener checked this very exec before it ran.
+            seen.new_image(header.cgroup_id, header.tgid);
+            return;
+        }
+    }
     let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
         // Deregistered between the event and now.
         return;
@@ -125,13 +135,6 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
     let finding = match &event {
         Event::Exec(exec) => {
             seen.new_image(header.cgroup_id, header.tgid);
-            if container.listeners > 0
-                && header.flags & FLAG_KILLED == 0
-                && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
-            {
-                // The seccomp listener checked this very exec before it ran.
-                return;
-            }
             classify_exec(exec, &container, shared, &policy)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
@@ -308,7 +311,7 @@ fn classify_exec(
                 argv: argv.iter().map(|a| text(a)).collect(),
                 ..ProcessInfo::default()
             },
-            file: Some(resolved.file),
+            file: resolved.open().ok(),
             mechanism: Mechanism::ExecProbe,
         });
     }

@@ -119,6 +119,7 @@ fn main() -> ExitCode {
             no_ebpf,
             forensics_dir,
         } => {
+            daemon::raise_priority();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

@@ -363,7 +363,7 @@ fn handle(
     // Decision time, taken before the answer: with SYNC_WAKE_UP the woken
     // caller may run on this CPU first.
     let latency = started.elapsed();
-    let answered = response.respond(fd);
+    let answered = answer(fd, &response);
     shared
         .metrics
         .decision_latency
@@ -413,6 +413,25 @@ fn handle(
     respond::follow_up(shared, verdict, request.pid, incident);
 }
 
+/// Sends the answer. The send takes the filter's notify lock interruptibly,
+/// so a signal arriving at this worker thread (SIGHUP for a reload, say) can
+/// fail it with EINTR before anything was sent: try again then, or the caller
+/// would wait for an answer forever. libseccomp 2.5 reports every error but
+/// ENOENT (the caller is gone or was interrupted) as ECANCELED.
+fn answer(fd: RawFd, response: &ScmpNotifResp) -> Result<(), libseccomp::error::SeccompError> {
+    const ATTEMPTS: usize = 4;
+    let mut result = response.respond(fd);
+    for _ in 1..ATTEMPTS {
+        match &result {
+            Err(err) if err.errno() == Some(libseccomp::error::SeccompErrno::ECANCELED) => {
+                result = response.respond(fd);
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
 fn decide_exec(
     fd: RawFd,
     request: &ScmpNotifReq,
@@ -442,13 +461,12 @@ fn decide_exec(
     };
     // An unreadable or over-long path is refused by the kernel itself (EFAULT,
     // ENAMETOOLONG) once we let the call continue.
-    let Ok(path) = target::read_cstring(pid, path_ptr, PATH_MAX) else {
+    let (path, argv0_ptr) =
+        target::read_cstring_and_pointer(pid, path_ptr, PATH_MAX, argv_ptr, width);
+    let Ok(path) = path else {
         return Outcome::Continue;
     };
-    let argv0 = target::read_pointers(pid, argv_ptr, 1, width)
-        .ok()
-        .and_then(|p| p.first().copied())
-        .and_then(|p| target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok());
+    let argv0 = argv0_ptr.and_then(|p| target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok());
     // The caller's own root, unless the container's is kept.
     let fresh_root = match kept_root.get() {
         Some(_) => None,
@@ -508,7 +526,7 @@ fn decide_exec(
             argv,
             ..ProcessInfo::default()
         },
-        file: Some(resolved.file),
+        file: resolved.open().ok(),
     }))
 }
 

@@ -177,23 +177,13 @@ impl Registry {
 
     /// The registered container whose cgroup v2 id is `cgroup_id`.
     pub fn by_cgroup(&self, cgroup_id: u64) -> Option<ContainerRecord> {
-        // A live container wins over one lingering after deregistration: cgroup
-        // ids are inode numbers and can be reused.
-        self.with(|map| {
-            let mut matches = map
-                .values()
-                .filter(|r| r.registered && r.cgroup_id == Some(cgroup_id));
-            let first = matches.next()?;
-            if first.gone_since.is_none() {
-                return Some(first.clone());
-            }
-            Some(
-                matches
-                    .find(|r| r.gone_since.is_none())
-                    .unwrap_or(first)
-                    .clone(),
-            )
-        })
+        self.with(|map| select_by_cgroup(map, cgroup_id).cloned())
+    }
+
+    /// Whether the container whose cgroup v2 id is `cgroup_id` has a seccomp
+    /// listener: a look that copies nothing, for every exec event.
+    pub fn has_listener(&self, cgroup_id: u64) -> bool {
+        self.with(|map| select_by_cgroup(map, cgroup_id).is_some_and(|r| r.listeners > 0))
     }
 
     /// A copy of one live record.
@@ -222,6 +212,23 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The record of the container in `cgroup_id`. A live container wins over one
+/// lingering after deregistration: cgroup ids are inode numbers and can be
+/// reused.
+fn select_by_cgroup(
+    map: &HashMap<String, ContainerRecord>,
+    cgroup_id: u64,
+) -> Option<&ContainerRecord> {
+    let mut matches = map
+        .values()
+        .filter(|r| r.registered && r.cgroup_id == Some(cgroup_id));
+    let first = matches.next()?;
+    if first.gone_since.is_none() {
+        return Some(first);
+    }
+    Some(matches.find(|r| r.gone_since.is_none()).unwrap_or(first))
 }
 
 #[cfg(test)]

@@ -54,12 +54,19 @@ pub enum Base {
     EmptyPath(i32),
 }
 
-/// A resolved executable.
+/// A resolved executable: located, not necessarily opened for reading.
+///
+/// Deciding an exec usually needs only the file's identity (device, inode,
+/// size, times: the classifier's cache key) and its name; its content is read
+/// only when the classifier has not seen that identity before. Opening it for
+/// reading costs a `/proc` lookup, so it is put off until then.
 #[derive(Debug)]
 pub struct Resolved {
-    /// The open file.
-    pub file: File,
-    /// Its status, taken from the open file (the classifier's cache key).
+    /// An `O_PATH` fd of a regular file, or the file already open for reading.
+    fd: OwnedFd,
+    /// Whether `fd` can be read.
+    readable: bool,
+    /// Its status, taken from the fd (the classifier's cache key).
     pub stat: FileStat,
     /// The file's own name: the last component of the path after every
     /// symlink was followed.
@@ -67,12 +74,20 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// A file opened some other way (`/proc/PID/exe`, a `/proc` fd link):
-    /// its name is read back from the supervisor's own `/proc/self/fd` link.
+    /// A file opened some other way (`/proc/PID/exe`): its name is read back
+    /// from the supervisor's own `/proc/self/fd` link.
     pub fn from_file(file: File) -> Result<Resolved, Errno> {
         let stat = fstat(&file)?;
+        if !is_regular(&stat) {
+            return Err(Errno::EACCES);
+        }
         let name = basename_of(&fd_link(&file));
-        Ok(Resolved { file, stat, name })
+        Ok(Resolved {
+            fd: OwnedFd::from(file),
+            readable: true,
+            stat,
+            name,
+        })
     }
 
     /// The file's name after symlinks were followed.
@@ -80,10 +95,25 @@ impl Resolved {
         &self.name
     }
 
+    /// The file, open for reading: the very inode that was located, reopened
+    /// through the supervisor's own `/proc/self/fd` link, so nothing swapped
+    /// in at the path meanwhile (a device node) is ever opened.
+    pub fn open(&self) -> Result<File, Errno> {
+        if self.readable {
+            return self
+                .fd
+                .try_clone()
+                .map(File::from)
+                .map_err(|err| err.raw_os_error().map_or(Errno::EBADF, Errno::from_raw));
+        }
+        let link = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        open(&link, read_flags(), Mode::empty()).map(File::from)
+    }
+
     /// Its path as the supervisor sees it (the `/proc/self/fd` link), for
     /// alerts and forensic records. Not needed to decide, so not read to decide.
     pub fn host_path(&self) -> PathBuf {
-        fd_link(&self.file)
+        fd_link(&self.fd)
     }
 }
 
@@ -118,32 +148,33 @@ fn read_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
 }
 
-/// Opens a located (`O_PATH`) regular file for reading through the
-/// supervisor's own `/proc/self/fd` link: the very inode that was located, so
-/// nothing swapped in at the path meanwhile (a device node) is ever opened.
-/// `name` is the file's own name when the caller knows it; otherwise it is read
-/// back from the link.
-fn reopen_regular(
+/// A located (`O_PATH`) file as a [`Resolved`] if it is a regular file: the
+/// kernel executes nothing else, so nothing else is classified. `name` is the
+/// file's own name when the caller knows it; otherwise it is read back from
+/// the supervisor's `/proc/self/fd` link.
+fn regular(
     located: OwnedFd,
     stat: FileStat,
     name: Option<Vec<u8>>,
     path: &[u8],
 ) -> Result<Resolved, ResolveError> {
-    let err = |errno| open_error(path, errno);
     if !is_regular(&stat) {
-        return Err(err(Errno::EACCES));
+        return Err(open_error(path, Errno::EACCES));
     }
-    let link = PathBuf::from(format!("/proc/self/fd/{}", located.as_raw_fd()));
-    let file = File::from(open(&link, read_flags(), Mode::empty()).map_err(err)?);
-    let name = name.unwrap_or_else(|| basename_of(&fd_link(&file)));
-    Ok(Resolved { file, stat, name })
+    let name = name.unwrap_or_else(|| basename_of(&fd_link(&located)));
+    Ok(Resolved {
+        fd: located,
+        readable: false,
+        stat,
+        name,
+    })
 }
 
-/// [`reopen_regular`] for a file reached through a `/proc` link, whose name
-/// only the link knows.
-fn reopen_located(located: OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
+/// [`regular`] for a file reached through a `/proc` link, whose name only the
+/// link knows.
+fn located_by_link(located: OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
     let stat = fstat(&located).map_err(|errno| open_error(path, errno))?;
-    reopen_regular(located, stat, None, path)
+    regular(located, stat, None, path)
 }
 
 fn is_regular(stat: &FileStat) -> bool {
@@ -189,7 +220,7 @@ pub fn resolve(
         let link = proc_path(tid, &format!("fd/{fd}"));
         let located =
             open(&link, locate_flags(), Mode::empty()).map_err(|errno| open_error(path, errno))?;
-        return reopen_located(located, path);
+        return located_by_link(located, path);
     }
     match base {
         Base::EmptyPath(fd) if path.is_empty() => {
@@ -200,7 +231,7 @@ pub fn resolve(
                     tid,
                     errno,
                 })?;
-            reopen_located(located, path)
+            located_by_link(located, path)
         }
         _ if path.first() == Some(&b'/') => open_in_root(root, path),
         // AT_EMPTY_PATH only matters for an empty path; otherwise the path is
@@ -236,11 +267,11 @@ pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveErro
     let stat = fstat(&located).map_err(err)?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFLNK {
         let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec();
-        return reopen_regular(located, stat, Some(name), path);
+        return regular(located, stat, Some(name), path);
     }
     let located = locate(locate_flags()).map_err(err)?;
     let stat = fstat(&located).map_err(err)?;
-    reopen_regular(located, stat, None, path)
+    regular(located, stat, None, path)
 }
 
 /// The fd number of a path naming the caller's own fd: `/proc/self/fd/N`,

@@ -64,6 +64,65 @@ pub fn read_cstring(pid: Pid, addr: u64, max: usize) -> Result<Vec<u8>, TargetEr
     Err(TargetError::TooLong(start))
 }
 
+/// Reads the NUL-terminated string at `addr` (at most `max` bytes) and the
+/// pointer of `width` bytes at `pointer_addr`, the first page of the one and
+/// the other in a single `process_vm_readv`: an exec's path and its `argv`
+/// array cost one call, not two. The pointer is `None` when it cannot be read.
+pub fn read_cstring_and_pointer(
+    pid: Pid,
+    addr: u64,
+    max: usize,
+    pointer_addr: u64,
+    width: usize,
+) -> (Result<Vec<u8>, TargetError>, Option<u64>) {
+    let separately = || {
+        let pointer = read_pointers(pid, pointer_addr, 1, width)
+            .ok()
+            .and_then(|p| p.first().copied());
+        (read_cstring(pid, addr, max), pointer)
+    };
+    let (Ok(start), Ok(at)) = (usize::try_from(addr), usize::try_from(pointer_addr)) else {
+        return separately();
+    };
+    if start == 0 || at == 0 || !(width == 4 || width == 8) {
+        return separately();
+    }
+    let chunk = PAGE - (start % PAGE);
+    let mut page = [0u8; PAGE];
+    let mut raw = [0u8; 8];
+    let (text, pointer) = (&mut page[..chunk], &mut raw[..width]);
+    let mut local = [IoSliceMut::new(text), IoSliceMut::new(pointer)];
+    let remote = [
+        RemoteIoVec {
+            base: start,
+            len: chunk,
+        },
+        RemoteIoVec {
+            base: at,
+            len: width,
+        },
+    ];
+    // A remote range inside one page is read whole or not at all; anything
+    // short of both ranges is read again the ordinary way.
+    match process_vm_readv(pid, &mut local, &remote) {
+        Ok(n) if n == chunk + width => {}
+        _ => return separately(),
+    }
+    let value = if width == 4 {
+        u64::from(u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]))
+    } else {
+        u64::from_ne_bytes(raw)
+    };
+    let pointer = (value != 0).then_some(value);
+    let text = match page[..chunk].iter().position(|&b| b == 0) {
+        Some(nul) if nul <= max => Ok(page[..nul].to_vec()),
+        Some(_) => Err(TargetError::TooLong(start)),
+        // Longer than the first page: the rest the ordinary way.
+        None => read_cstring(pid, addr, max),
+    };
+    (text, pointer)
+}
+
 /// Reads up to `count` pointers of `width` bytes (4 or 8) from the array at
 /// `addr`, stopping at the first NULL.
 pub fn read_pointers(
@@ -140,6 +199,45 @@ mod tests {
         let argv: [u64; 3] = [a.as_ptr() as u64, b.as_ptr() as u64, 0];
         let args = read_argv(me(), argv.as_ptr() as u64, 8, 8);
         assert_eq!(args, vec![b"tcpdump".to_vec(), b"-D".to_vec()]);
+    }
+
+    #[test]
+    fn path_and_argv_pointer_are_read_together() {
+        let text = b"/usr/bin/tcpdump\0";
+        let a = b"tcpdump\0";
+        let argv: [u64; 2] = [a.as_ptr() as u64, 0];
+        let (path, pointer) = read_cstring_and_pointer(
+            me(),
+            text.as_ptr() as u64,
+            PATH_MAX,
+            argv.as_ptr() as u64,
+            8,
+        );
+        assert_eq!(path.unwrap(), b"/usr/bin/tcpdump");
+        assert_eq!(pointer, Some(a.as_ptr() as u64));
+        // An unreadable argv leaves the path readable.
+        let (path, pointer) = read_cstring_and_pointer(me(), text.as_ptr() as u64, PATH_MAX, 8, 8);
+        assert_eq!(path.unwrap(), b"/usr/bin/tcpdump");
+        assert_eq!(pointer, None);
+        // A NULL argv[0] and a path longer than the limit.
+        let empty: [u64; 1] = [0];
+        let long = [vec![b'x'; 100], vec![0]].concat();
+        let (path, pointer) =
+            read_cstring_and_pointer(me(), long.as_ptr() as u64, 50, empty.as_ptr() as u64, 8);
+        assert!(matches!(path, Err(TargetError::TooLong(_))));
+        assert_eq!(pointer, None);
+        // A path crossing into the next page is read whole.
+        let mut buf = vec![b'a'; 3 * PAGE];
+        let start = PAGE - (buf.as_ptr() as usize % PAGE) + PAGE - 5;
+        buf[start + 100] = 0;
+        let (path, _) = read_cstring_and_pointer(
+            me(),
+            buf[start..].as_ptr() as u64,
+            PATH_MAX,
+            argv.as_ptr() as u64,
+            8,
+        );
+        assert_eq!(path.unwrap().len(), 100);
     }
 
     #[test]
