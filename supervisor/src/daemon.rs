@@ -158,6 +158,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         runtime_dir: config.runtime_dir.clone(),
         probes: probe_maps,
         vetted: crate::vetted::Vetted::default(),
+        notify: crate::notify::NotifyThreads::new(tokio::runtime::Handle::current()),
     });
     if let Some(events) = events {
         tokio::spawn(detect::run(events, shared.clone()));
@@ -320,7 +321,7 @@ fn restore(shared: &Arc<Shared>) {
                     // exec from now on.
                     root_changes_notified: false,
                 };
-                tokio::spawn(crate::notify::serve(fd, context, shared.clone()));
+                shared.notify.serve(fd, context, shared.clone());
             }
         }
         Err(err) => tracing::warn!(%err, "nothing restored from the fd keeper"),

@@ -62,6 +62,8 @@ pub struct Shared {
     pub probes: Option<Mutex<probe::ProbeMaps>>,
     /// Execs the seccomp listeners let through, for the exec probe to skip.
     pub vetted: vetted::Vetted,
+    /// The threads answering seccomp notifications.
+    pub notify: notify::NotifyThreads,
 }
 
 impl Shared {

@@ -16,7 +16,7 @@ use sniffguard_common::wire::{validate_container_id, WireError};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::notify::{self, ListenerContext};
+use crate::notify::ListenerContext;
 use crate::peer;
 use crate::Shared;
 
@@ -149,7 +149,9 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         annotations,
         root_changes_notified: metadata.root_changes_notified,
     };
-    notify::serve(payload.notify_fd, context, shared).await;
+    shared
+        .notify
+        .serve(payload.notify_fd, context, shared.clone());
 }
 
 /// The environment a listener serves: the shim writes it into
