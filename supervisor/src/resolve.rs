@@ -14,7 +14,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{open, openat2, readlink, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{open, openat2, readlink, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, FileStat, Mode};
 
 /// `AT_FDCWD` as `execveat` receives it.
@@ -253,26 +253,53 @@ pub fn resolve(
 /// component, and no readlink is needed to learn it.
 pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
     let err = |errno| open_error(path, errno);
-    let locate = |flags: OFlag| {
+    let locate = |at: &[u8], flags: OFlag| {
         let how = OpenHow::new()
             .flags(flags)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         openat2(
             root.as_fd(),
-            Path::new(std::ffi::OsStr::from_bytes(path)),
+            Path::new(std::ffi::OsStr::from_bytes(at)),
             how,
         )
     };
-    let located = locate(locate_flags() | OFlag::O_NOFOLLOW).map_err(err)?;
-    let stat = fstat(&located).map_err(err)?;
-    if stat.st_mode & libc::S_IFMT != libc::S_IFLNK {
-        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec();
-        return regular(located, stat, Some(name), path);
+    // Symlinks the path ends in (a busybox applet, an alternatives link) are
+    // read and followed here, so that the final name is known without asking
+    // /proc for it. A target joined to its link's directory as written
+    // resolves as the kernel resolves it: both walk `..` physically.
+    let mut current = path.to_vec();
+    for _ in 0..MAX_LINKS_BY_HAND {
+        let located = locate(&current, locate_flags() | OFlag::O_NOFOLLOW).map_err(err)?;
+        let stat = fstat(&located).map_err(err)?;
+        if stat.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            let name = current
+                .rsplit(|&b| b == b'/')
+                .next()
+                .unwrap_or(&current)
+                .to_vec();
+            return regular(located, stat, Some(name), path);
+        }
+        let Ok(target) = readlinkat(&located, "") else {
+            break;
+        };
+        let target = target.into_vec();
+        current = match (target.first(), current.iter().rposition(|&b| b == b'/')) {
+            (Some(b'/'), _) | (_, None) => target,
+            (_, Some(slash)) => [&current[..=slash], &target[..]].concat(),
+        };
+        if current.is_empty() || current.len() >= crate::target::PATH_MAX {
+            break;
+        }
     }
-    let located = locate(locate_flags()).map_err(err)?;
+    // A longer chain: the kernel follows it, and /proc tells the name.
+    let located = locate(path, locate_flags()).map_err(err)?;
     let stat = fstat(&located).map_err(err)?;
     regular(located, stat, None, path)
 }
+
+/// Symlinks at the end of a path followed by hand before the kernel is left
+/// to follow the rest (the kernel itself allows 40).
+const MAX_LINKS_BY_HAND: usize = 8;
 
 /// The fd number of a path naming the caller's own fd: `/proc/self/fd/N`,
 /// `/proc/thread-self/fd/N`, `/dev/fd/N`.
@@ -403,6 +430,20 @@ mod tests {
         let root = open_root(tid).unwrap();
         let resolved = resolve(&root, tid, Base::Cwd, link.as_os_str().as_bytes()).unwrap();
         assert_eq!(resolved.basename(), b"tcpdump");
+        // A chain of relative and absolute links, through `..`, ends at the
+        // file's own name, as /proc reports it.
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("../innocent", dir.path().join("sub/hop")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("sub/hop"), dir.path().join("start")).unwrap();
+        let chained = dir.path().join("start");
+        let resolved = resolve(&root, tid, Base::Cwd, chained.as_os_str().as_bytes()).unwrap();
+        assert_eq!(resolved.basename(), b"tcpdump");
+        assert_eq!(resolved.host_path(), target);
+        // A loop longer than the hand-followed chain is left to the kernel,
+        // which refuses it.
+        std::os::unix::fs::symlink(dir.path().join("loop"), dir.path().join("loop")).unwrap();
+        let looped = dir.path().join("loop");
+        assert!(resolve(&root, tid, Base::Cwd, looped.as_os_str().as_bytes()).is_err());
         let missing = resolve(&root, tid, Base::Cwd, b"/definitely/not/here");
         assert!(matches!(missing, Err(ResolveError::Open { .. })));
     }

@@ -25,11 +25,21 @@ struct Looping {
 }
 
 impl Looping {
+    /// The loop's count. The shell rewrites the file in place (truncate, then
+    /// write), so a read can fall between the two and find it empty: read
+    /// again then (bounded), rather than take an empty file for 0.
     fn count(&self) -> u64 {
-        std::fs::read_to_string(self.ticks.path().join("count"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+        let path = self.ticks.path().join("count");
+        for _ in 0..100 {
+            if let Some(n) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        0
     }
 
     fn errors(&self) -> String {
