@@ -5,8 +5,12 @@
 //! what it needs from the host, all it does is talk to the supervisor over a
 //! Unix socket and exit; from then on every other syscall fails with `EPERM`.
 //!
-//! The runtime shim cannot do the same: a filter survives `execve`, and the
-//! shim's last act is to exec the real runtime, which needs nearly everything.
+//! The runtime shim cannot confine itself: a filter survives `execve`, and
+//! the shim's last act is to exec the real runtime, which needs nearly
+//! everything. It prepares the bundle in a child process instead, which
+//! confines itself ([`confine_shim_child`]) before it parses `config.json`
+//! and exits once the rewrite is written; the shim execs the runtime only
+//! after the child succeeded.
 
 use std::collections::BTreeMap;
 
@@ -66,14 +70,46 @@ const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_restart_syscall, "interrupted waits"),
 ];
 
+/// What the shim's child needs beyond [`ALLOWED`]: it reads the policy and the
+/// bundle's `config.json`, pings the supervisor, and writes the rewrite next to
+/// the original before renaming it into place (or notes a fail-open start).
+const SHIM_CHILD_EXTRA: &[(libc::c_long, &str)] = &[
+    (
+        libc::SYS_openat,
+        "the policy, config.json, the rewrite, the fail-open note",
+    ),
+    (libc::SYS_newfstatat, "file sizes and modes"),
+    (libc::SYS_fstat, "file sizes"),
+    (libc::SYS_statx, "std's metadata"),
+    (libc::SYS_lseek, "std's file reads"),
+    (libc::SYS_rename, "the atomic rewrite"),
+    (libc::SYS_renameat, "the atomic rewrite"),
+    (libc::SYS_renameat2, "the atomic rewrite"),
+    (libc::SYS_unlink, "removing a failed rewrite"),
+    (libc::SYS_unlinkat, "removing a failed rewrite"),
+    (libc::SYS_mkdir, "the fail-open note's directory"),
+    (libc::SYS_mkdirat, "the fail-open note's directory"),
+    (libc::SYS_fchmod, "the rewrite keeps config.json's mode"),
+    (libc::SYS_getcwd, "a relative bundle path"),
+    (libc::SYS_readlink, "std's path handling"),
+    (libc::SYS_ioctl, "std's terminal checks on stderr"),
+];
+
 fn build() -> Result<BpfProgram, SandboxError> {
+    build_with(&[])
+}
+
+fn build_with(extra: &[(libc::c_long, &str)]) -> Result<BpfProgram, SandboxError> {
     let arch = match std::env::consts::ARCH {
         "x86_64" => TargetArch::x86_64,
         "aarch64" => TargetArch::aarch64,
         _ => return Err(SandboxError::Arch),
     };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        ALLOWED.iter().map(|(nr, _)| (*nr, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+        .iter()
+        .chain(extra)
+        .map(|(nr, _)| (*nr, Vec::new()))
+        .collect();
     // Only Unix sockets: the hook never talks to the network.
     rules.insert(
         libc::SYS_socket,
@@ -100,12 +136,23 @@ pub fn confine() -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Installs the shim child's filter on this process (the forked child of the
+/// single-threaded shim): no exec, no network, no ptrace, no mounts.
+pub fn confine_shim_child() -> Result<(), SandboxError> {
+    let program = build_with(SHIM_CHILD_EXTRA)?;
+    apply_filter(&program)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_filter_compiles() {
-        // Installing it would confine the test process: only build it here.
-        // The integration tests run every hook confined.
+    fn the_filters_compile() {
+        // Installing them would confine the test process: only build them
+        // here. The integration tests run every hook and shim confined.
         assert!(!super::build().unwrap().is_empty());
+        assert!(!super::build_with(super::SHIM_CHILD_EXTRA)
+            .unwrap()
+            .is_empty());
     }
 }

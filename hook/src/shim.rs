@@ -72,6 +72,11 @@ pub enum ShimError {
     /// The hook binary is missing.
     #[error("{MESSAGE_PREFIX}-runtime: hook binary {0} does not exist; set SNIFFGUARD_HOOK")]
     MissingHook(PathBuf),
+    /// The confined child that prepares the bundle could not run or died.
+    #[error(
+        "{MESSAGE_PREFIX}-runtime: preparing the bundle failed: {0}; the container is refused"
+    )]
+    Child(String),
 }
 
 /// The shim's configuration.
@@ -196,6 +201,57 @@ pub fn parse_args(args: &[OsString]) -> Invocation {
         invocation.bundle = std::env::current_dir().ok();
     }
     invocation
+}
+
+/// [`prepare_bundle`] in a child process that installs its own seccomp filter
+/// ([`crate::sandbox::confine_shim_child`]) before it reads the bundle: the
+/// shim itself must stay unconfined to exec the real runtime, but nothing that
+/// parses `config.json` (which whoever writes the bundle controls) can exec,
+/// reach the network or trace a process. The child prints its own warning or
+/// error. Returns whether the bundle is ready; `Ok(false)` means the child
+/// refused it and said why.
+pub fn prepare_bundle_confined(bundle: &Path, config: &ShimConfig) -> Result<bool, ShimError> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    // SAFETY: the shim starts no thread before this point, so the child is a
+    // copy of a single-threaded process and may allocate and run any code.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            if let Err(err) = crate::sandbox::confine_shim_child() {
+                eprintln!(
+                    "{MESSAGE_PREFIX}-runtime: warning: preparing the bundle unconfined: {err}"
+                );
+            }
+            let code = match prepare_bundle(bundle, config) {
+                Ok(Some(warning)) => {
+                    eprintln!("{warning}");
+                    0
+                }
+                Ok(None) => 0,
+                Err(err) => {
+                    eprintln!("{err}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        Ok(ForkResult::Parent { child }) => loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => return Ok(true),
+                Ok(WaitStatus::Exited(_, _)) => return Ok(false),
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    return Err(ShimError::Child(format!(
+                        "the child was killed by {signal}"
+                    )))
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => {
+                    return Err(ShimError::Child(format!("waiting for the child: {errno}")))
+                }
+            }
+        },
+        Err(errno) => Err(ShimError::Child(format!("cannot fork: {errno}"))),
+    }
 }
 
 /// Prepares the bundle of a `create`/`run` invocation. Returns a warning to print

@@ -193,3 +193,79 @@ fn a_hooks_d_entry_resolves_the_environment_itself() {
     assert!(!ok, "an undefined environment was accepted: {request}");
     assert!(stderr.contains("\"prod\""), "{stderr}");
 }
+
+/// The shim prepares the bundle in a child that confines itself before it
+/// reads `config.json`; the shim, which must exec the real runtime, does not.
+/// Seen from a fake supervisor socket while the child waits for its ping.
+#[test]
+fn the_shim_parses_the_bundle_in_a_confined_child() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixListener;
+
+    if !require_root() {
+        return;
+    }
+    let dir = sniffguard_tests::temp_dir("sniffguard-shim-sandbox-");
+    let listener = UnixListener::bind(dir.path().join("api.sock")).unwrap();
+    let bundle =
+        sniffguard_tests::Bundle::new(sniffguard_tests::rootfs(), &["true"], Some("staging"));
+    let shim = Command::new(sniffguard_tests::runtime_shim_bin())
+        .args(["create", "--bundle"])
+        .arg(bundle.path())
+        .arg("sandbox-probe")
+        .env("SNIFFGUARD_RUNTIME_DIR", dir.path())
+        .env("SNIFFGUARD_REAL_RUNTIME", "/bin/true")
+        .env("SNIFFGUARD_HOOK", sniffguard_tests::hook_bin())
+        .env_remove("SNIFFGUARD_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shim_pid = shim.id();
+    let (stream, _) = listener.accept().unwrap();
+    let cred =
+        nix::sys::socket::getsockopt(&stream.as_fd(), nix::sys::socket::sockopt::PeerCredentials)
+            .unwrap();
+    let child_status = std::fs::read_to_string(format!("/proc/{}/status", cred.pid())).unwrap();
+    let shim_status = std::fs::read_to_string(format!("/proc/{shim_pid}/status")).unwrap();
+    let mut reader = BufReader::new(&stream);
+    let mut request = String::new();
+    reader.read_line(&mut request).unwrap();
+    (&stream)
+        .write_all(b"{\"type\":\"pong\",\"version\":\"test\"}\n")
+        .unwrap();
+    drop(reader);
+    drop(stream);
+    let out = shim.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(request.contains("ping"), "{request}");
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    assert_ne!(cred.pid() as u32, shim_pid, "the shim pinged by itself");
+    assert_eq!(
+        field(&child_status, "PPid:"),
+        Some(shim_pid.to_string()),
+        "the ping came from elsewhere:\n{child_status}"
+    );
+    assert_eq!(
+        field(&child_status, "Seccomp:").as_deref(),
+        Some("2"),
+        "the child parses the bundle without its filter:\n{child_status}"
+    );
+    assert_eq!(
+        field(&shim_status, "Seccomp:").as_deref(),
+        Some("0"),
+        "the shim itself is confined, and so would be the runtime:\n{shim_status}"
+    );
+    // And the child did its work: the rewrite points runc at the supervisor.
+    let config = std::fs::read_to_string(bundle.config_path()).unwrap();
+    assert!(config.contains("seccomp.sock"), "{config}");
+}

@@ -19,9 +19,10 @@ fn main() -> ExitCode {
         .as_deref()
         .filter(|_| invocation.creates())
     {
-        match shim::prepare_bundle(bundle, &config) {
-            Ok(Some(warning)) => eprintln!("{warning}"),
-            Ok(None) => {}
+        match shim::prepare_bundle_confined(bundle, &config) {
+            Ok(true) => {}
+            // The child said why.
+            Ok(false) => return ExitCode::FAILURE,
             Err(err) => {
                 eprintln!("{err}");
                 return ExitCode::FAILURE;
