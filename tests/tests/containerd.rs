@@ -253,6 +253,40 @@ impl Drop for Containerd {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         unmount_under(self.dir.path());
+        remove_namespace_cgroups();
+    }
+}
+
+/// containerd makes a cgroup for its namespace in every hierarchy and leaves
+/// it behind: remove the (by now empty) `NAMESPACE` cgroups, deepest first.
+/// One still in use (another run of this test) refuses, and stays.
+fn remove_namespace_cgroups() {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut roots = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(
+        hierarchies
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir()),
+    );
+    for root in roots {
+        let top = root.join(NAMESPACE);
+        if !top.is_dir() {
+            continue;
+        }
+        let mut dirs = vec![top.clone()];
+        let mut i = 0;
+        while i < dirs.len() {
+            if let Ok(entries) = std::fs::read_dir(&dirs[i]) {
+                dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            i += 1;
+        }
+        for dir in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
