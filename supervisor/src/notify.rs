@@ -1,12 +1,13 @@
 //! Answering seccomp user notifications: the enforce decision.
 //!
 //! Each notify fd is served by a thread of its own that waits on the fd
-//! ([`NotifyThreads`]: why a thread, not an async task). A notification is decided synchronously on the task:
-//! read the path (and argv\[0\]) from the target with `process_vm_readv`,
-//! resolve the file inside the container, classify, answer. The answer must
-//! come within microseconds: runc's init retries an entrypoint `execve` that
-//! waits too long, forever (PLATFORM.md), so nothing here waits on I/O that can
-//! stall; the SHA-256 for the alert is computed later by the alert task.
+//! ([`NotifyThreads`] says why a thread, not an async task). A notification is
+//! decided on that thread: read the path (and argv\[0\]) from the target with
+//! `process_vm_readv`, resolve the file inside the container, classify, answer.
+//! The answer must come within microseconds: runc's init retries an entrypoint
+//! `execve` that waits too long, forever (PLATFORM.md), so nothing here waits on
+//! I/O that can stall; the SHA-256 for the alert is computed later by the alert
+//! task.
 //!
 //! What was read may belong to another process if the caller died and its pid
 //! was reused meanwhile. Answering is safe regardless: the kernel only delivers
