@@ -1,14 +1,14 @@
 //! The programs. Each exported program is a thin wrapper over a `try_` function
 //! returning `Result`, so that every early exit is explicit.
 
-use aya_ebpf::bindings::BPF_RB_NO_WAKEUP;
+use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes,
     bpf_probe_read_user, bpf_probe_read_user_str_bytes, bpf_send_signal,
 };
 use aya_ebpf::macros::{map, tracepoint};
-use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray, RingBuf};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::TracePointContext;
 use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
@@ -36,6 +36,14 @@ static SG_SCRATCH: PerCpuArray<PendingArgv> = PerCpuArray::with_max_entries(1, 0
 
 #[map]
 static SG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+/// When an exec event last woke the reader (`bpf_ktime_get_ns`), one slot
+/// shared by every CPU.
+#[map]
+static SG_LAST_WAKE: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Exec events wake the reader at most this often.
+const WAKE_INTERVAL_NS: u64 = 2_000_000;
 
 /// Set by the loader: the supervisor's own tgid.
 #[unsafe(no_mangle)]
@@ -196,15 +204,35 @@ fn report_exec(ctx: &TracePointContext) -> Res {
         }
     }
     count(COUNTER_EVENTS);
-    // No exec event wakes the consumer (PLATFORM.md: a wake-up costs an exec
-    // ~20 µs); it drains the ring every few milliseconds. In audit nothing
-    // waits on the event. In enforce the seccomp listener has already decided
-    // the exec before it ran, capture sockets are refused from the registers,
-    // and a catalogued name was killed above: what is left for the consumer
-    // (a path raced past the listener) can wait for the next drain.
-    let wake = BPF_RB_NO_WAKEUP as u64;
+    let wake = exec_wakeup_flags();
     entry.submit(wake);
     Ok(())
+}
+
+/// How an exec event is submitted. A wake-up per exec costs the exec ~20 µs
+/// (PLATFORM.md); none at all leaves the first exec after a quiet spell waiting
+/// for the reader's slow idle poll, long enough for a short-lived process (and
+/// its /proc entries) to be gone. So an exec wakes the reader only if no exec
+/// has for `WAKE_INTERVAL_NS`: the first one of a burst is read at once, the
+/// rest by the reader's fast poll while events flow, and a storm costs at most
+/// 500 wake-ups a second. (In enforce containers the seccomp listener decided
+/// the exec before it ran; nothing there waits on this event either.)
+fn exec_wakeup_flags() -> u64 {
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(last) = SG_LAST_WAKE.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: `last` points at the map's one aligned u64 slot, valid for the
+    // program's run. Another CPU may write it at the same moment: the worst
+    // outcome is one extra wake-up, never a lost event.
+    unsafe {
+        if now.wrapping_sub(*last) < WAKE_INTERVAL_NS {
+            return BPF_RB_NO_WAKEUP as u64;
+        }
+        *last = now;
+    }
+    BPF_RB_FORCE_WAKEUP as u64
 }
 
 fn emit_net(kind: u32, fill: impl FnOnce(&mut NetEvent)) -> Res {

@@ -21,16 +21,17 @@ use crate::classify::{Evidence, ExecSite};
 use crate::registry::ContainerRecord;
 use crate::{resolve, respond, verdict, Shared};
 
-/// Exec events are written without waking the reader (PLATFORM.md: a wake-up
-/// per exec costs ~20 µs); the reader drains the ring this often while events
-/// flow. Short enough that a sniffer which runs for a few milliseconds is
-/// still alive (and its file reachable through /proc) when its event is
-/// classified.
+/// Exec events wake the reader at most every 2 ms (the probe's
+/// `exec_wakeup_flags`: the first exec after a quiet spell is read at once);
+/// while events flow the reader drains the ring this often. Short enough that
+/// a sniffer which runs for a few milliseconds is still alive (and its file
+/// reachable through /proc) when its event is classified.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 /// How often an idle ring is drained: after [`IDLE_AFTER`] empty drains in a
-/// row. The first exec after a quiet spell waits at most this long; a quiet
-/// node does not pay 500 wake-ups a second for nothing.
+/// row. The first exec after a quiet spell wakes the reader itself; this
+/// bounds how long anything submitted without a wake-up can wait, and a quiet
+/// node does not pay 500 timer wake-ups a second for nothing.
 const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Empty drains in a row before the reader slows down (~100 ms).

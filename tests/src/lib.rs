@@ -448,6 +448,42 @@ pub trait ShimTarget {
     fn policy_path(&self) -> Option<&Path>;
 }
 
+/// A runtime directory and policy file as a [`ShimTarget`] that any thread can
+/// own (a [`Supervisor`] stays with the test's main thread).
+#[derive(Debug, Clone)]
+pub struct DirTarget {
+    runtime_dir: PathBuf,
+    policy: Option<PathBuf>,
+}
+
+impl DirTarget {
+    /// The runtime directory and policy of `target`.
+    pub fn of(target: &dyn ShimTarget) -> DirTarget {
+        DirTarget {
+            runtime_dir: target.runtime_dir().to_path_buf(),
+            policy: target.policy_path().map(Path::to_path_buf),
+        }
+    }
+
+    /// A runtime directory with the built-in policy, or with `policy`.
+    pub fn new(runtime_dir: PathBuf, policy: Option<PathBuf>) -> DirTarget {
+        DirTarget {
+            runtime_dir,
+            policy,
+        }
+    }
+}
+
+impl ShimTarget for DirTarget {
+    fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
+    fn policy_path(&self) -> Option<&Path> {
+        self.policy.as_deref()
+    }
+}
+
 /// Writes `policy` (TOML text) to `dir/policy.toml`.
 fn write_policy(dir: &Path, policy: Option<&str>) -> Option<PathBuf> {
     policy.map(|text| {

@@ -28,7 +28,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use sniffguard_tests::{
     contains_ignore_case, is_alert_for, keeper_pid, poll_until, require_root, rootfs, run_command,
-    str_at, temp_dir, wait_child, Bundle, CmdOutput, Container, HookInterposer, Runtime,
+    str_at, temp_dir, wait_child, Bundle, CmdOutput, Container, DirTarget, HookInterposer, Runtime,
     ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
 };
 use tempfile::TempDir;
@@ -36,33 +36,6 @@ use tempfile::TempDir;
 /// A deliberate observation window: long enough for an unanswered exec to have
 /// finished if anything were going to answer it.
 const HELD_WINDOW: Duration = Duration::from_secs(1);
-
-/// A runtime directory and policy file to hand the shim, independent of a
-/// `Supervisor` value (so that a thread can own it).
-#[derive(Clone)]
-struct DirTarget {
-    runtime_dir: PathBuf,
-    policy: Option<PathBuf>,
-}
-
-impl DirTarget {
-    fn of(sup: &Supervisor) -> DirTarget {
-        DirTarget {
-            runtime_dir: sup.runtime_dir().to_path_buf(),
-            policy: sup.policy_path().map(Path::to_path_buf),
-        }
-    }
-}
-
-impl ShimTarget for DirTarget {
-    fn runtime_dir(&self) -> &Path {
-        &self.runtime_dir
-    }
-
-    fn policy_path(&self) -> Option<&Path> {
-        self.policy.as_deref()
-    }
-}
 
 /// Sends SIGCONT to a supervisor that a test stopped, even when the test fails,
 /// so that its guard can stop it normally.
@@ -687,10 +660,7 @@ responses = ["alert", "deny"]
     let shim_side = temp_dir("sniffguard-shim-policy-");
     let shim_policy = shim_side.path().join("policy.toml");
     std::fs::write(&shim_policy, policy).unwrap();
-    let target = DirTarget {
-        runtime_dir: sup.runtime_dir().to_path_buf(),
-        policy: Some(shim_policy),
-    };
+    let target = DirTarget::new(sup.runtime_dir().to_path_buf(), Some(shim_policy));
     let qa_refuses = |sup: &Supervisor| {
         let bundle = Bundle::new(
             rootfs(),

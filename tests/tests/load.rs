@@ -13,7 +13,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::thread;
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sniffguard_tests::{
     poll_until, proc_fd_count, proc_rss_kib, require_root, rootfs, temp_dir, Bundle, CmdOutput,
-    Container, HookInterposer, Runtime, ShimTarget, Supervisor,
+    Container, DirTarget, HookInterposer, Runtime, ShimTarget, Supervisor,
 };
 use tempfile::TempDir;
 
@@ -33,20 +32,6 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Default churn length; `SNIFFGUARD_CHURN_SECS` overrides it.
 const DEFAULT_CHURN: Duration = Duration::from_secs(60);
-
-/// A runtime directory to hand the shim from any thread.
-#[derive(Clone)]
-struct DirTarget(PathBuf);
-
-impl ShimTarget for DirTarget {
-    fn runtime_dir(&self) -> &Path {
-        &self.0
-    }
-
-    fn policy_path(&self) -> Option<&Path> {
-        None
-    }
-}
 
 /// The `q`-quantile (0..=1) of `sorted`, by nearest rank.
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -107,7 +92,7 @@ fn a_hundred_containers_at_once_are_all_attached() {
         return;
     }
     let sup = Supervisor::start(None);
-    let target = DirTarget(sup.runtime_dir().to_path_buf());
+    let target = DirTarget::new(sup.runtime_dir().to_path_buf(), None);
     let hook = HookInterposer::new(false);
     let hook_path = hook.path();
     let bundles: Vec<Bundle> = (0..AT_ONCE)
@@ -233,7 +218,7 @@ impl Storm {
 
 fn churn(length: Duration) {
     let sup = Supervisor::start(None);
-    let target = DirTarget(sup.runtime_dir().to_path_buf());
+    let target = DirTarget::new(sup.runtime_dir().to_path_buf(), None);
     let pid = sup.pid();
     let run_one = |i: u64| {
         let environment = if i.is_multiple_of(2) { "staging" } else { "ci" };

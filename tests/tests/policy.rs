@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sniffguard_tests::{
     is_alert_for, repo_root, require_root, rootfs, run_command, sniffguard_bin, str_at, temp_dir,
-    Bundle, Container, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
+    Bundle, Container, DirTarget, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
 };
 
 /// Polls `check` every 20 ms until it holds or `timeout` passes.
@@ -560,27 +560,6 @@ interval_seconds = 5
         lines < TRIES as usize / 10,
         "{lines} alert lines for {TRIES} attempts"
     );
-}
-
-/// The supervisor's runtime directory, to hand to another thread.
-struct DirTarget(std::path::PathBuf, Option<std::path::PathBuf>);
-
-impl DirTarget {
-    fn of(sup: &Supervisor) -> DirTarget {
-        DirTarget(
-            sup.runtime_dir().to_path_buf(),
-            sup.policy_path().map(Path::to_path_buf),
-        )
-    }
-}
-
-impl ShimTarget for DirTarget {
-    fn runtime_dir(&self) -> &Path {
-        &self.0
-    }
-    fn policy_path(&self) -> Option<&Path> {
-        self.1.as_deref()
-    }
 }
 
 #[test]

@@ -6,10 +6,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::Instant;
 
-use sniffguard_tests::{require_root, rootfs, Bundle, Container, Runtime, ShimTarget, Supervisor};
+use sniffguard_tests::{
+    require_root, rootfs, Bundle, Container, DirTarget, Runtime, ShimTarget, Supervisor,
+};
 
 #[test]
 fn exec_storm_loses_no_events() {
@@ -29,7 +30,7 @@ fn exec_storm_loses_no_events() {
             let sup_dir = sup.runtime_dir().to_path_buf();
             std::thread::spawn(move || {
                 let container = Container::new(Runtime::Runc);
-                let target = DirTarget(sup_dir);
+                let target = DirTarget::new(sup_dir, None);
                 let out = container.run_via_shim(&target, &bundle);
                 (
                     out.success() && out.stdout.contains("done"),
@@ -54,16 +55,4 @@ fn exec_storm_loses_no_events() {
         events >= (CONTAINERS * EXECS) as u64,
         "only {events} events"
     );
-}
-
-/// A runtime dir to point the shim at from another thread.
-struct DirTarget(std::path::PathBuf);
-
-impl ShimTarget for DirTarget {
-    fn runtime_dir(&self) -> &Path {
-        &self.0
-    }
-    fn policy_path(&self) -> Option<&Path> {
-        None
-    }
 }
