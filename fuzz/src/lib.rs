@@ -384,7 +384,7 @@ fn classify_in(sandbox: &Sandbox, given: &[u8], base: Base, argv: &[Vec<u8>]) {
     let tid = std::process::id();
     let read_argv = || argv.to_vec();
     let site = ExecSite {
-        root: &sandbox.root,
+        root: (&sandbox.root).into(),
         tid,
         argv: &read_argv,
     };

@@ -135,11 +135,45 @@ struct FileKey {
     ctime_nsec: i64,
 }
 
+/// The root further files of an exec are resolved in: given, or opened from
+/// `/proc/TID/root` the first time one is needed. Most execs need none (only
+/// scripts and the dynamic loader name another file), and opening a fresh
+/// process's `/proc` entry is one of the dearer steps of classifying an event.
+pub enum SiteRoot<'a> {
+    /// Already open.
+    Given(&'a OwnedFd),
+    /// Opened from this thread's `/proc/TID/root` on first use.
+    Lazy(u32, std::cell::OnceCell<Option<OwnedFd>>),
+}
+
+impl SiteRoot<'_> {
+    /// A root opened from `/proc/TID/root` when first needed.
+    pub fn lazy(tid: u32) -> SiteRoot<'static> {
+        SiteRoot::Lazy(tid, std::cell::OnceCell::new())
+    }
+
+    /// The root, if it can be had.
+    pub fn get(&self) -> Option<&OwnedFd> {
+        match self {
+            SiteRoot::Given(root) => Some(root),
+            SiteRoot::Lazy(tid, cell) => {
+                cell.get_or_init(|| resolve::open_root(*tid).ok()).as_ref()
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a OwnedFd> for SiteRoot<'a> {
+    fn from(root: &'a OwnedFd) -> SiteRoot<'a> {
+        SiteRoot::Given(root)
+    }
+}
+
 /// Where an exec happens: what is needed to resolve further files (interpreters,
 /// loader arguments) the way the process would.
 pub struct ExecSite<'a> {
     /// The process's root.
-    pub root: &'a OwnedFd,
+    pub root: SiteRoot<'a>,
     /// The calling thread.
     pub tid: u32,
     /// The full argument list, read lazily (only the loader needs it).
@@ -292,7 +326,8 @@ impl Classifier {
                 });
             }
         }
-        let resolved = resolve::resolve(site.root, site.tid, Base::Cwd, interpreter).ok()?;
+        let root = site.root.get()?;
+        let resolved = resolve::resolve(root, site.tid, Base::Cwd, interpreter).ok()?;
         // The kernel runs the interpreter as [interpreter, argument?, script,
         // args...]: that is the command line the interpreter (a loader, say)
         // acts on, not the script's own.
@@ -300,7 +335,7 @@ impl Classifier {
         interpreter_argv.extend(argument.map(<[u8]>::to_vec));
         let read_args = move || interpreter_argv.clone();
         let interpreter_site = ExecSite {
-            root: site.root,
+            root: SiteRoot::Given(root),
             tid: site.tid,
             argv: &read_args,
         };
@@ -318,7 +353,8 @@ impl Classifier {
     ) -> Option<(Vec<u8>, Evidence)> {
         let argv = (site.argv)();
         let program = loader_program(&argv)?;
-        if let Ok(resolved) = resolve::resolve(site.root, site.tid, Base::Cwd, program) {
+        let root = site.root.get()?;
+        if let Ok(resolved) = resolve::resolve(root, site.tid, Base::Cwd, program) {
             if let Some(found) = self
                 .classify_file(policy, site, &resolved, depth + 1)
                 .into_iter()
@@ -1008,7 +1044,7 @@ mod tests {
         let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
         let read_argv = || owned.clone();
         let site = ExecSite {
-            root: &root,
+            root: (&root).into(),
             tid,
             argv: &read_argv,
         };
@@ -1122,7 +1158,7 @@ mod tests {
         let resolved = resolve(&root, tid, Base::EmptyPath(file.as_raw_fd()), b"").unwrap();
         let no_argv = Vec::new;
         let site = ExecSite {
-            root: &root,
+            root: (&root).into(),
             tid,
             argv: &no_argv,
         };
@@ -1405,7 +1441,7 @@ mod tests {
         let root = open_root(std::process::id()).unwrap();
         let no_argv = Vec::new;
         let site = ExecSite {
-            root: &root,
+            root: (&root).into(),
             tid: std::process::id(),
             argv: &no_argv,
         };
@@ -2084,7 +2120,7 @@ mod tests {
         let resolved = resolve(&root, tid, Base::EmptyPath(dir.as_raw_fd()), b"innocent");
         let no_argv = Vec::new;
         let site = ExecSite {
-            root: &root,
+            root: (&root).into(),
             tid,
             argv: &no_argv,
         };

@@ -17,7 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::alert::{self, Action, Incident, Mechanism, ProcessInfo};
-use crate::classify::{Evidence, ExecSite};
+use crate::classify::{Evidence, ExecSite, SiteRoot};
 use crate::registry::ContainerRecord;
 use crate::{resolve, respond, verdict, Shared};
 
@@ -267,27 +267,31 @@ fn classify_exec(
     let live = File::open(format!("/proc/{}/exe", header.tgid))
         .ok()
         .and_then(|file| resolve::Resolved::from_file(file).ok())
-        .zip(resolve::open_root(header.tgid).ok())
-        .map(|(resolved, root)| (resolved, root, header.tgid));
+        .map(|resolved| (resolved, None, header.tgid));
     let located = live
         .or_else(|| {
             let init = container.pid?;
             let root = resolve::open_root(init).ok()?;
             let resolved = resolve::resolve(&root, init, resolve::Base::Cwd, filename).ok()?;
-            Some((resolved, root, init))
+            Some((resolved, Some(root), init))
         })
         .or_else(|| {
             // The whole container is gone: the bundle's root filesystem is
             // still on the host (mounts made inside the container are not).
             let root = resolve::open_dir(&bundle_rootfs(container.bundle.as_deref()?)?).ok()?;
             let resolved = resolve::open_in_root(&root, filename).ok()?;
-            Some((resolved, root, header.tgid))
+            Some((resolved, Some(root), header.tgid))
         });
     if let Some((resolved, root, tid)) = located {
         let argv_copy = argv.clone();
         let read_args = move || argv_copy.clone();
         let site = ExecSite {
-            root: &root,
+            // The live process's root is opened only if a script or the
+            // loader names another file.
+            root: match &root {
+                Some(root) => SiteRoot::Given(root),
+                None => SiteRoot::lazy(tid),
+            },
             tid,
             argv: &read_args,
         };

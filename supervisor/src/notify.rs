@@ -496,7 +496,12 @@ fn decide_exec(
     let Ok(path) = path else {
         return Outcome::Continue;
     };
-    let argv0 = argv0_ptr.and_then(|p| target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok());
+    let argv0 = match argv0_ptr {
+        // `execv(path, argv)` with argv[0] the very same string: read once.
+        Some(p) if p == path_ptr => Some(path.clone()),
+        Some(p) => target::read_cstring(pid, p, target::MAX_ARG_BYTES).ok(),
+        None => None,
+    };
     // The caller's own root, unless the container's is kept.
     let fresh_root = match kept_root.get() {
         Some(_) => None,
@@ -516,7 +521,7 @@ fn decide_exec(
         Ok(resolved) => {
             let read_all_args = || target::read_argv(pid, argv_ptr, MAX_ARGS, width);
             let site = ExecSite {
-                root,
+                root: root.into(),
                 tid,
                 argv: &read_all_args,
             };
