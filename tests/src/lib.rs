@@ -1566,6 +1566,19 @@ impl Drop for HookInterposer {
 }
 
 impl Container {
+    /// [`Container::shim_command`] with extra environment for the shim.
+    fn shim_command_env(
+        &self,
+        target: &dyn ShimTarget,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Command {
+        let mut cmd = self.shim_command(target);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+
     /// [`Container::create_detached_via_shim`] with extra environment for the shim
     /// (e.g. `SNIFFGUARD_HOOK` pointing at a [`HookInterposer`]).
     pub fn create_detached_via_shim_env(
@@ -1574,10 +1587,7 @@ impl Container {
         bundle: &Bundle,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> CmdOutput {
-        let mut cmd = self.shim_command(target);
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
+        let mut cmd = self.shim_command_env(target, env);
         cmd.args(["run", "-d"]);
         self.bundle_args(&mut cmd, bundle);
         self.run_to_files(&mut cmd)
@@ -1592,10 +1602,7 @@ impl Container {
         bundle: &Bundle,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Child {
-        let mut cmd = self.shim_command(target);
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
+        let mut cmd = self.shim_command_env(target, env);
         cmd.arg("create");
         self.bundle_args(&mut cmd, bundle);
         let (out_path, err_path) = self.detached_paths();

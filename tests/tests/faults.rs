@@ -42,10 +42,34 @@ const HELD_WINDOW: Duration = Duration::from_secs(1);
 struct Stopped<'a>(&'a mut Supervisor);
 
 impl<'a> Stopped<'a> {
+    /// Stops the supervisor and waits (bounded) until every one of its threads
+    /// is stopped: SIGSTOP arrives asynchronously, and a listener thread still
+    /// running would take the next notification and die holding it.
     fn stop(sup: &'a mut Supervisor) -> Stopped<'a> {
         sup.signal(Signal::SIGSTOP);
+        let pid = sup.pid();
+        assert!(
+            poll_until(Duration::from_secs(5), || all_threads_stopped(pid)),
+            "the supervisor's threads did not all stop"
+        );
         Stopped(sup)
     }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in its `stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+            })
+            .is_some_and(|state| state == "T" || state == "t")
+    })
 }
 
 impl Drop for Stopped<'_> {
@@ -254,21 +278,15 @@ fn hold_then_kill(sup: &mut Supervisor, trigger: &Trigger) {
     sup.stop_with(Signal::SIGKILL);
 }
 
-/// (b) The supervisor is killed while an exec of the container waits in a
-/// notification. The fd keeper holds the listener, so the exec keeps waiting
-/// (it neither runs nor fails), and the next supervisor answers it: refused.
-#[test]
-fn supervisor_killed_during_a_held_exec_then_restarted() {
-    if !require_root() {
-        return;
-    }
-    let mut sup = Supervisor::start(None);
-    let trigger = Trigger::start(&sup);
-    hold_then_kill(&mut sup, &trigger);
+/// [`hold_then_kill`], then: the exec still waits (`waiting` says what it means
+/// if it does not), and the next supervisor refuses it (rc 126). Returns what
+/// the exec printed.
+fn hold_kill_and_restart(sup: &mut Supervisor, trigger: &Trigger, waiting: &str) -> String {
+    hold_then_kill(sup, trigger);
     thread::sleep(HELD_WINDOW);
     assert!(
         trigger.outcome().is_none(),
-        "the held exec did not wait for the next supervisor: {:?}",
+        "{waiting}: {:?}",
         trigger.outcome()
     );
     sup.restart();
@@ -279,6 +297,24 @@ fn supervisor_killed_during_a_held_exec_then_restarted() {
     );
     let (rc, out) = trigger.outcome().unwrap();
     assert_eq!(rc, "rc=126", "{out}");
+    out
+}
+
+/// (b) The supervisor is killed while an exec of the container waits in a
+/// notification. The fd keeper holds the listener, so the exec keeps waiting
+/// (it neither runs nor fails), and the next supervisor answers it: refused.
+#[test]
+fn supervisor_killed_during_a_held_exec_then_restarted() {
+    if !require_root() {
+        return;
+    }
+    let mut sup = Supervisor::start(None);
+    let trigger = Trigger::start(&sup);
+    let out = hold_kill_and_restart(
+        &mut sup,
+        &trigger,
+        "the held exec did not wait for the next supervisor",
+    );
     assert!(
         contains_ignore_case(&out, "operation not permitted"),
         "{out}"
@@ -317,21 +353,7 @@ fn keeper_that_left_idle_is_started_again() {
         sup.report(),
         std::fs::read_to_string(sup.runtime_dir().join("keeper.log")).unwrap_or_default()
     );
-    hold_then_kill(&mut sup, &trigger);
-    thread::sleep(HELD_WINDOW);
-    assert!(
-        trigger.outcome().is_none(),
-        "the held exec failed with no keeper: {:?}",
-        trigger.outcome()
-    );
-    sup.restart();
-    assert!(
-        poll_until(ALERT_TIMEOUT, || trigger.outcome().is_some()),
-        "the restarted supervisor did not answer the held exec\n{}",
-        sup.report()
-    );
-    let (rc, out) = trigger.outcome().unwrap();
-    assert_eq!(rc, "rc=126", "{out}");
+    hold_kill_and_restart(&mut sup, &trigger, "the held exec failed with no keeper");
 }
 
 /// (b') The supervisor and its fd keeper are both killed while an exec waits in
