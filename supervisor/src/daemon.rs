@@ -14,6 +14,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::classify::Classifier;
+use crate::inflight::Ledger;
 use crate::metrics::{self, Metrics};
 use crate::probe::Probes;
 use crate::registry::Registry;
@@ -302,7 +303,12 @@ fn restore(shared: &Arc<Shared>) {
     }
     match keeper::restore(&shared.runtime_dir) {
         Ok(held) => {
-            for (info, fd) in held {
+            for keeper::HeldListener {
+                info,
+                notify: fd,
+                ledger,
+            } in held
+            {
                 tracing::info!(
                     container = info.container,
                     "seccomp listener restored from the keeper"
@@ -321,7 +327,19 @@ fn restore(shared: &Arc<Shared>) {
                     // exec from now on.
                     root_changes_notified: false,
                 };
-                shared.notify.serve(fd, context, shared.clone());
+                let ledger = match ledger.map(Ledger::reopen) {
+                    Some(Ok(ledger)) => Some(ledger),
+                    Some(Err(err)) => {
+                        tracing::warn!(container = context.container_id, %err, "the listener's in-flight ledger is unusable; a notification the previous supervisor was deciding stays unanswered");
+                        None
+                    }
+                    None => None,
+                };
+                let Some(ledger) = ledger.or_else(|| Ledger::private().ok()) else {
+                    tracing::error!(container = context.container_id, "cannot receive notifications; the container's watched syscalls wait until its processes are killed");
+                    continue;
+                };
+                shared.notify.serve(fd, ledger, context, shared.clone());
             }
         }
         Err(err) => tracing::warn!(%err, "nothing restored from the fd keeper"),

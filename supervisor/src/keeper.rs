@@ -12,9 +12,11 @@
 //!
 //! Protocol on `RUNTIME_DIR/keeper.sock` (root only): one JSON line per
 //! message, the fd (if any) attached with `SCM_RIGHTS`.
-//! - `{"op":"keep", "listener": {...}}` + fd: hold it.
+//! - `{"op":"keep", "listener": {...}}` + the notify fd, then the listener's
+//!   in-flight ledger ([`crate::inflight`]) when it has one: hold them.
 //! - `{"op":"restore"}`: the keeper answers with one `{"op":"held", "listener":
-//!   {...}}` + fd message per fd it holds, then closes the connection.
+//!   {...}}` message per listener it holds, with the same fds, then closes the
+//!   connection.
 
 use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut};
@@ -55,6 +57,17 @@ enum Message {
     Held { listener: ListenerInfo },
 }
 
+/// A listener as the keeper holds it.
+#[derive(Debug)]
+pub struct HeldListener {
+    /// Which container it serves.
+    pub info: ListenerInfo,
+    /// The seccomp notify fd.
+    pub notify: OwnedFd,
+    /// Its in-flight ledger, if it was handed one.
+    pub ledger: Option<OwnedFd>,
+}
+
 /// Errors talking to the keeper.
 #[derive(Debug, thiserror::Error)]
 pub enum KeeperError {
@@ -77,14 +90,13 @@ pub fn socket(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(KEEPER_SOCKET)
 }
 
-fn send(stream: &UnixStream, message: &Message, fd: Option<RawFd>) -> std::io::Result<()> {
+fn send(stream: &UnixStream, message: &Message, fds: &[RawFd]) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    let fds: Vec<RawFd> = fd.into_iter().collect();
     let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
         Vec::new()
     } else {
-        vec![ControlMessage::ScmRights(&fds)]
+        vec![ControlMessage::ScmRights(fds)]
     };
     sendmsg::<()>(
         stream.as_raw_fd(),
@@ -97,8 +109,9 @@ fn send(stream: &UnixStream, message: &Message, fd: Option<RawFd>) -> std::io::R
     Ok(())
 }
 
-/// Receives one message; `None` at end of stream.
-fn receive(stream: &UnixStream) -> std::io::Result<Option<(Message, Option<OwnedFd>)>> {
+/// Receives one message and the fds that came with it, in order; `None` at
+/// end of stream.
+fn receive(stream: &UnixStream) -> std::io::Result<Option<(Message, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
@@ -109,16 +122,13 @@ fn receive(stream: &UnixStream) -> std::io::Result<Option<(Message, Option<Owned
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .map_err(std::io::Error::from)?;
-    let mut fd = None;
+    let mut fds = Vec::new();
     for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
         if let ControlMessageOwned::ScmRights(received) = cmsg {
             for raw in received {
                 // SAFETY: SCM_RIGHTS just installed `raw` in this process and
                 // nothing else refers to it: owning it is the only way it closes.
-                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                if fd.is_none() {
-                    fd = Some(owned);
-                }
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
             }
         }
     }
@@ -129,7 +139,7 @@ fn receive(stream: &UnixStream) -> std::io::Result<Option<(Message, Option<Owned
     let line = &buf[..n];
     let message = serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(line))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    Ok(Some((message, fd)))
+    Ok(Some((message, fds)))
 }
 
 fn connect(runtime_dir: &Path) -> Result<UnixStream, KeeperError> {
@@ -144,11 +154,16 @@ fn connect(runtime_dir: &Path) -> Result<UnixStream, KeeperError> {
     Ok(stream)
 }
 
-/// Hands a copy of `fd` to the keeper, starting a keeper first when none
+/// Hands a copy of `fd` (and of its in-flight ledger) to the keeper, starting a keeper first when none
 /// answers: one that held nothing for [`IDLE_EXIT`] has gone (a supervisor idle
 /// since start-up, or whose containers all went), and without this the next
 /// container's fd would be held by nobody but the supervisor.
-pub fn keep(runtime_dir: &Path, listener: &ListenerInfo, fd: &OwnedFd) -> Result<(), KeeperError> {
+pub fn keep(
+    runtime_dir: &Path,
+    listener: &ListenerInfo,
+    fd: &OwnedFd,
+    ledger: Option<&OwnedFd>,
+) -> Result<(), KeeperError> {
     let stream = match connect(runtime_dir) {
         Ok(stream) => stream,
         Err(_) => {
@@ -168,7 +183,11 @@ pub fn keep(runtime_dir: &Path, listener: &ListenerInfo, fd: &OwnedFd) -> Result
         &Message::Keep {
             listener: listener.clone(),
         },
-        Some(fd.as_raw_fd()),
+        &[Some(fd), ledger]
+            .into_iter()
+            .flatten()
+            .map(AsRawFd::as_raw_fd)
+            .collect::<Vec<_>>(),
     )
     .map_err(|source| KeeperError::Io {
         path: socket(runtime_dir),
@@ -176,21 +195,36 @@ pub fn keep(runtime_dir: &Path, listener: &ListenerInfo, fd: &OwnedFd) -> Result
     })
 }
 
-/// Takes back (copies of) every fd the keeper holds.
-pub fn restore(runtime_dir: &Path) -> Result<Vec<(ListenerInfo, OwnedFd)>, KeeperError> {
+/// Takes back (copies of) every listener the keeper holds.
+pub fn restore(runtime_dir: &Path) -> Result<Vec<HeldListener>, KeeperError> {
     let io = |source| KeeperError::Io {
         path: socket(runtime_dir),
         source,
     };
     let stream = connect(runtime_dir)?;
-    send(&stream, &Message::Restore, None).map_err(io)?;
+    send(&stream, &Message::Restore, &[]).map_err(io)?;
     let mut out = Vec::new();
-    while let Some((message, fd)) = receive(&stream).map_err(io)? {
-        if let (Message::Held { listener }, Some(fd)) = (message, fd) {
-            out.push((listener, fd));
+    while let Some((message, fds)) = receive(&stream).map_err(io)? {
+        if let Some(held) = held_listener(message, fds) {
+            out.push(held);
         }
     }
     Ok(out)
+}
+
+/// A `keep` or `held` message with its fds: the notify fd first, then the
+/// ledger. Anything else is not a listener.
+fn held_listener(message: Message, fds: Vec<OwnedFd>) -> Option<HeldListener> {
+    let (Message::Keep { listener } | Message::Held { listener }) = message else {
+        return None;
+    };
+    let mut fds = fds.into_iter();
+    let notify = fds.next()?;
+    Some(HeldListener {
+        info: listener,
+        notify,
+        ledger: fds.next(),
+    })
 }
 
 /// Starts a keeper for `runtime_dir` unless one answers there already.
@@ -263,7 +297,7 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
     // Holding fds and polling them needs no privilege at all.
     crate::daemon::privileges::drop_and_log(&crate::daemon::privileges::KEEPER_KEEPS, "keeper");
     listener.set_nonblocking(true).map_err(io)?;
-    let mut held: Vec<(ListenerInfo, OwnedFd)> = Vec::new();
+    let mut held: Vec<HeldListener> = Vec::new();
     let mut idle_since = Instant::now();
     loop {
         let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
@@ -271,7 +305,7 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
         // so the keeper never looks like it wants the notifications.
         fds.extend(
             held.iter()
-                .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::empty())),
+                .map(|h| PollFd::new(h.notify.as_fd(), PollFlags::empty())),
         );
         let _ = poll(&mut fds, PollTimeout::from(1000u16));
         let gone: Vec<usize> = fds
@@ -290,10 +324,10 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
             .is_some_and(|r| r.contains(PollFlags::POLLIN));
         drop(fds);
         for i in gone.into_iter().rev() {
-            let (info, _) = held.remove(i);
+            let gone = held.remove(i);
             eprintln!(
                 "sniffguard keeper: released the fd of container {} (no users left)",
-                info.container
+                gone.info.container
             );
         }
         if accept {
@@ -318,10 +352,7 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
     }
 }
 
-fn serve_client(
-    stream: &UnixStream,
-    held: &mut Vec<(ListenerInfo, OwnedFd)>,
-) -> std::io::Result<()> {
+fn serve_client(stream: &UnixStream, held: &mut Vec<HeldListener>) -> std::io::Result<()> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let cred =
@@ -334,16 +365,24 @@ fn serve_client(
         ));
     }
     match receive(stream)? {
-        Some((Message::Keep { listener }, Some(fd))) => held.push((listener, fd)),
         Some((Message::Restore, _)) => {
-            for (listener, fd) in held.iter() {
+            for h in held.iter() {
+                let fds: Vec<RawFd> = std::iter::once(&h.notify)
+                    .chain(h.ledger.as_ref())
+                    .map(AsRawFd::as_raw_fd)
+                    .collect();
                 send(
                     stream,
                     &Message::Held {
-                        listener: listener.clone(),
+                        listener: h.info.clone(),
                     },
-                    Some(fd.as_raw_fd()),
+                    &fds,
                 )?;
+            }
+        }
+        Some((message @ Message::Keep { .. }, fds)) => {
+            if let Some(listener) = held_listener(message, fds) {
+                held.push(listener);
             }
         }
         _ => {}

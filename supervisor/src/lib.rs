@@ -22,6 +22,7 @@ pub mod commands;
 pub mod daemon;
 pub mod detect;
 pub mod grants;
+pub mod inflight;
 pub mod keeper;
 pub mod listener;
 pub mod metrics;

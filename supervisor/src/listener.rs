@@ -16,6 +16,7 @@ use sniffguard_common::wire::{validate_container_id, WireError};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::inflight::Ledger;
 use crate::notify::ListenerContext;
 use crate::peer;
 use crate::Shared;
@@ -140,7 +141,26 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         environment: environment.clone(),
         annotations: annotations.clone(),
     };
-    if let Err(err) = crate::keeper::keep(&shared.runtime_dir, &info, &payload.notify_fd) {
+    let ledger = match Ledger::create() {
+        Ok(ledger) => ledger,
+        Err(err) => {
+            tracing::warn!(container = id, %err, "no shared in-flight ledger: a notification being decided when this supervisor dies would never be answered");
+            match Ledger::private() {
+                Ok(ledger) => ledger,
+                Err(err) => {
+                    tracing::error!(container = id, %err, "cannot receive notifications; the container's watched syscalls will fail");
+                    shared.registry.listener_detached(&id);
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(err) = crate::keeper::keep(
+        &shared.runtime_dir,
+        &info,
+        &payload.notify_fd,
+        ledger.memfd(),
+    ) {
         tracing::warn!(container = id, %err, "fd keeper unavailable: a supervisor restart would fail this container's watched syscalls");
     }
     let context = ListenerContext {
@@ -151,7 +171,7 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
     };
     shared
         .notify
-        .serve(payload.notify_fd, context, shared.clone());
+        .serve(payload.notify_fd, ledger, context, shared.clone());
 }
 
 /// The environment a listener serves: the shim writes it into

@@ -33,9 +33,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use libseccomp::{
-    notify_id_valid, ScmpArch, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall,
-};
+use libseccomp::{notify_id_valid, ScmpArch, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
@@ -43,6 +41,7 @@ use sniffguard_common::listener::ROOT_CHANGING_SYSCALLS;
 
 use crate::alert::{self, Incident, Mechanism, ProcessInfo};
 use crate::classify::{Evidence, ExecSite};
+use crate::inflight::{Ledger, Notification};
 use crate::resolve::{self, Base};
 use crate::target::{self, PATH_MAX};
 use crate::{respond, verdict, Shared};
@@ -205,7 +204,13 @@ impl NotifyThreads {
 
     /// Serves `fd` on a thread of its own until every process using its filter
     /// has exited.
-    pub fn serve(&self, fd: OwnedFd, context: ListenerContext, shared: Arc<Shared>) {
+    pub fn serve(
+        &self,
+        fd: OwnedFd,
+        ledger: Ledger,
+        context: ListenerContext,
+        shared: Arc<Shared>,
+    ) {
         let runtime = self.runtime.clone();
         let id = context.container_id.clone();
         let spawned = std::thread::Builder::new()
@@ -213,7 +218,7 @@ impl NotifyThreads {
             .stack_size(LISTENER_STACK_BYTES)
             .spawn(move || {
                 let _entered = runtime.enter();
-                serve(fd, context, shared);
+                serve(fd, ledger, context, shared);
             });
         if let Err(err) = spawned {
             // The fd is dropped with the closure: the container's watched
@@ -224,13 +229,25 @@ impl NotifyThreads {
 }
 
 /// Serves one notify fd until every process using its filter has exited.
-fn serve(fd: OwnedFd, context: ListenerContext, shared: Arc<Shared>) {
+fn serve(fd: OwnedFd, mut ledger: Ledger, context: ListenerContext, shared: Arc<Shared>) {
     set_sync_wake_up(&fd);
     let table = SyscallTable::new();
     let id = context.container_id.clone();
     let raw = fd.as_raw_fd();
     let mut failures: u64 = 0;
     let mut kept_root = KeptRoot::new(context.root_changes_notified);
+    if let Some(request) = ledger.unanswered() {
+        // A previous supervisor received this and died before answering: its
+        // caller still waits, and nothing but this answer releases it.
+        tracing::warn!(
+            container = id,
+            notification = request.id,
+            pid = request.pid,
+            "deciding a notification the previous supervisor received but never answered"
+        );
+        handle(raw, request, &context, &shared, &table, &mut kept_root);
+        ledger.settle();
+    }
     loop {
         match wait_for(&fd) {
             Waited::Pending => {}
@@ -240,13 +257,16 @@ fn serve(fd: OwnedFd, context: ListenerContext, shared: Arc<Shared>) {
                 break;
             }
         }
-        match ScmpNotifReq::receive(raw) {
-            Ok(request) => handle(raw, request, &context, &shared, &table, &mut kept_root),
-            // libseccomp 2.5 reports every failed receive as ECANCELED; the
-            // usual cause is a caller killed between poll and receive. The
-            // listener stays in service: dropping it would fail every later
-            // watched syscall of the container with ENOSYS. Only POLLHUP
-            // (no process left using the filter) ends it, above.
+        match ledger.receive(raw) {
+            Ok(request) => {
+                handle(raw, request, &context, &shared, &table, &mut kept_root);
+                ledger.settle();
+            }
+            // The usual cause is a caller killed or interrupted between poll
+            // and receive (ENOENT). The listener stays in service: dropping it
+            // would fail every later watched syscall of the container with
+            // ENOSYS. Only POLLHUP (no process left using the filter) ends it,
+            // above.
             Err(err) => {
                 failures += 1;
                 tracing::debug!(container = id, %err, failures, "a notification vanished before it was received");
@@ -324,15 +344,28 @@ enum Outcome {
 
 fn handle(
     fd: RawFd,
-    request: ScmpNotifReq,
+    request: Notification,
     context: &ListenerContext,
     shared: &Arc<Shared>,
     table: &SyscallTable,
     kept_root: &mut KeptRoot,
 ) {
     let started = Instant::now();
+    let Some(arch) = request.arch else {
+        // An architecture no filter of ours covers: what the call is cannot be
+        // told, so it does not run.
+        tracing::warn!(
+            container = context.container_id,
+            pid = request.pid,
+            "refused a notification of an unknown architecture"
+        );
+        let refusal =
+            ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty());
+        let _ = answer(fd, &refusal);
+        return;
+    };
     let policy = shared.policy.load();
-    let watched = table.lookup(request.data.arch, request.data.syscall);
+    let watched = table.lookup(arch, request.syscall);
     let outcome = match watched {
         Some(Watched::Execve) | Some(Watched::Execveat) => decide_exec(
             fd,
@@ -351,7 +384,7 @@ fn handle(
             if !matches!(kept_root, KeptRoot::Never) {
                 tracing::debug!(
                     container = context.container_id,
-                    syscall = ?request.data.syscall,
+                    syscall = ?request.syscall,
                     "root or mounts may change; the container root is no longer kept"
                 );
             }
@@ -464,16 +497,16 @@ fn answer(fd: RawFd, response: &ScmpNotifResp) -> Result<(), libseccomp::error::
 
 fn decide_exec(
     fd: RawFd,
-    request: &ScmpNotifReq,
+    request: &Notification,
     at: bool,
     shared: &Shared,
     policy: &sniffguard_common::policy::Policy,
     kept_root: &mut KeptRoot,
 ) -> Outcome {
-    let args = request.data.args;
+    let args = request.args;
     let tid = request.pid;
     let pid = Pid::from_raw(tid as i32);
-    let width = pointer_width(request.data.arch);
+    let width = request.arch.map_or(8, pointer_width);
     let (base, path_ptr, argv_ptr) = if at {
         // execveat(dirfd, pathname, argv, envp, flags)
         let dirfd = args[0] as u32 as i32;
@@ -573,8 +606,8 @@ const SYS_SOCKET: u64 = 1;
 /// kernel's: no answer but a refusal is safe. Creating sockets through
 /// socketcall is refused outright (32-bit programs built in the last decade use
 /// socket(2), decided from registers); the other socketcall operations continue.
-fn decide_socketcall(request: &ScmpNotifReq) -> Outcome {
-    if request.data.args[0] & 0xffff_ffff != SYS_SOCKET {
+fn decide_socketcall(request: &Notification) -> Outcome {
+    if request.args[0] & 0xffff_ffff != SYS_SOCKET {
         return Outcome::Continue;
     }
     let exe = std::fs::read_link(format!("/proc/{}/exe", request.pid))
@@ -595,9 +628,9 @@ fn decide_socketcall(request: &ScmpNotifReq) -> Outcome {
 
 /// Classifies a `socket(family, type, protocol)` call. Only register arguments
 /// are involved, so this decision cannot be raced.
-fn decide_socket(request: &ScmpNotifReq) -> Outcome {
-    let family = request.data.args[0] as u32;
-    let socket_type = request.data.args[1] as u32 & 0xf;
+fn decide_socket(request: &Notification) -> Outcome {
+    let family = request.args[0] as u32;
+    let socket_type = request.args[1] as u32 & 0xf;
     let evidence = match (family, socket_type) {
         (AF_PACKET, _) => Evidence::PacketSocket {
             family: "AF_PACKET".into(),

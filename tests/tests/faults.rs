@@ -5,7 +5,8 @@
 //! - (a) the supervisor dies after the hook registered a container, before the
 //!   runtime sends the seccomp fd;
 //! - (b) the supervisor dies while an exec is held in a notification (with and
-//!   without the fd keeper);
+//!   without the fd keeper, and after it received the notification but before
+//!   it answered);
 //! - (c) the runtime dies in the middle of `create`;
 //! - (d) the alert file's disk is full;
 //! - (e) the policy file disappears (or turns bad) and the supervisor is asked to
@@ -24,7 +25,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use nix::sys::ptrace;
 use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use sniffguard_tests::{
     contains_ignore_case, is_alert_for, keeper_pid, poll_until, require_root, rootfs, run_command,
@@ -289,10 +292,16 @@ fn hold_kill_and_restart(sup: &mut Supervisor, trigger: &Trigger, waiting: &str)
         "{waiting}: {:?}",
         trigger.outcome()
     );
+    restart_and_expect_refusal(sup, trigger, "the held exec")
+}
+
+/// Restarts the supervisor and waits until it refuses the exec that waits
+/// (`what`): rc 126. Returns what the exec printed.
+fn restart_and_expect_refusal(sup: &mut Supervisor, trigger: &Trigger, what: &str) -> String {
     sup.restart();
     assert!(
         poll_until(ALERT_TIMEOUT, || trigger.outcome().is_some()),
-        "the restarted supervisor did not answer the held exec\n{}",
+        "the restarted supervisor did not answer {what}\n{}",
         sup.report()
     );
     let (rc, out) = trigger.outcome().unwrap();
@@ -326,6 +335,132 @@ fn supervisor_killed_during_a_held_exec_then_restarted() {
         )
         .is_some(),
         "the restarted supervisor did not alert\n{}",
+        sup.report()
+    );
+}
+
+/// A supervisor listener thread under ptrace, for killing the supervisor at
+/// the worst moment of a decision.
+struct TracedListener {
+    tid: Pid,
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: the answer's ioctl request.
+const NOTIF_SEND: u64 = 0xc018_2101;
+
+impl TracedListener {
+    /// Seizes the one listener thread (`sg-notify`) of supervisor `pid`.
+    fn seize(pid: u32) -> TracedListener {
+        let listeners: Vec<Pid> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == "sg-notify")
+            })
+            .filter_map(|task| task.file_name().to_str()?.parse().ok())
+            .map(Pid::from_raw)
+            .collect();
+        assert_eq!(
+            listeners.len(),
+            1,
+            "expected one listener thread: {listeners:?}"
+        );
+        let tid = listeners[0];
+        ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACESYSGOOD).unwrap();
+        ptrace::interrupt(tid).unwrap();
+        let traced = TracedListener { tid };
+        assert!(
+            matches!(traced.next_stop(), Some(WaitStatus::PtraceEvent(..))),
+            "the listener thread did not stop"
+        );
+        traced
+    }
+
+    /// The next stop of the thread (bounded), or `None` when it did not stop.
+    fn next_stop(&self) -> Option<WaitStatus> {
+        let mut status = None;
+        poll_until(Duration::from_secs(10), || {
+            status = waitpid(self.tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG))
+                .ok()
+                .filter(|s| *s != WaitStatus::StillAlive);
+            status.is_some()
+        });
+        status
+    }
+
+    /// Lets the thread run from syscall to syscall until it is about to send
+    /// an answer, and leaves it stopped there: it has received a notification
+    /// and decided it, and the kernel has not been told.
+    fn stop_before_answering(&self) {
+        ptrace::syscall(self.tid, None).unwrap();
+        loop {
+            match self.next_stop() {
+                Some(WaitStatus::PtraceSyscall(_)) => {
+                    // "NR ARG0 ARG1 ...": the ioctl request is the second.
+                    let call = std::fs::read_to_string(format!("/proc/{}/syscall", self.tid))
+                        .unwrap_or_default();
+                    let request = call
+                        .split_whitespace()
+                        .nth(2)
+                        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+                    if request == Some(NOTIF_SEND) {
+                        return;
+                    }
+                    ptrace::syscall(self.tid, None).unwrap();
+                }
+                // A signal for the thread: deliver it and go on.
+                Some(WaitStatus::Stopped(_, signal)) => ptrace::syscall(self.tid, signal).unwrap(),
+                Some(WaitStatus::PtraceEvent(..)) => ptrace::syscall(self.tid, None).unwrap(),
+                other => panic!("the listener thread never came to answer: {other:?}"),
+            }
+        }
+    }
+
+    /// Waits until the killed thread is gone (a traced thread stays until its
+    /// tracer has seen it go, and holds up its process's exit until then).
+    fn reap(self) {
+        while let Some(status) = self.next_stop() {
+            if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                return;
+            }
+        }
+    }
+}
+
+/// (b, mid-decision) The supervisor is killed after it received tcpdump's
+/// notification and decided it, just before it sends the answer. The kernel
+/// never offers a received notification again: the exec waits, and only the
+/// in-flight ledger the keeper holds with the listener lets the next supervisor
+/// find it and answer it (refused).
+#[test]
+fn supervisor_killed_between_receiving_and_answering() {
+    if !require_root() {
+        return;
+    }
+    let mut sup = Supervisor::start(None);
+    let trigger = Trigger::start(&sup);
+    let traced = TracedListener::seize(sup.pid());
+    trigger.fire();
+    traced.stop_before_answering();
+    sup.signal(Signal::SIGKILL);
+    traced.reap();
+    sup.stop_with(Signal::SIGKILL);
+    thread::sleep(HELD_WINDOW);
+    assert!(
+        trigger.outcome().is_none(),
+        "the exec being decided did not wait for the next supervisor: {:?}",
+        trigger.outcome()
+    );
+    let out =
+        restart_and_expect_refusal(&mut sup, &trigger, "the exec its predecessor had received");
+    assert!(
+        contains_ignore_case(&out, "operation not permitted"),
+        "{out}"
+    );
+    assert!(
+        sup.stderr_log().contains("never answered"),
+        "the restarted supervisor did not say it found an unanswered notification\n{}",
         sup.report()
     );
 }
