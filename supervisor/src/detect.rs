@@ -264,9 +264,8 @@ fn classify_exec(
     // The file the process runs now: through /proc while it lives (that also
     // reaches deleted and memfd files), else the path the kernel recorded,
     // resolved in the container's root through its init process.
-    let live = File::open(format!("/proc/{}/exe", header.tgid))
+    let live = resolve::Resolved::running(header.tgid)
         .ok()
-        .and_then(|file| resolve::Resolved::from_file(file).ok())
         .map(|resolved| (resolved, None, header.tgid));
     let located = live
         .or_else(|| {

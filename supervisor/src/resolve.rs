@@ -62,10 +62,8 @@ pub enum Base {
 /// reading costs a `/proc` lookup, so it is put off until then.
 #[derive(Debug)]
 pub struct Resolved {
-    /// An `O_PATH` fd of a regular file, or the file already open for reading.
-    fd: OwnedFd,
-    /// Whether `fd` can be read.
-    readable: bool,
+    /// How to reach the file again.
+    handle: Handle,
     /// Its status, taken from the fd (the classifier's cache key).
     pub stat: FileStat,
     /// The file's own name: the last component of the path after every
@@ -73,20 +71,37 @@ pub struct Resolved {
     name: Vec<u8>,
 }
 
+/// How a [`Resolved`] file is reached again.
+#[derive(Debug)]
+enum Handle {
+    /// An `O_PATH` fd of the located file.
+    Located(OwnedFd),
+    /// The running image of a live process, not opened (`/proc/PID/exe`),
+    /// and the path the kernel gives for it.
+    Running { tgid: u32, path: PathBuf },
+}
+
 impl Resolved {
-    /// A file opened some other way (`/proc/PID/exe`): its name is read back
-    /// from the supervisor's own `/proc/self/fd` link.
-    pub fn from_file(file: File) -> Result<Resolved, Errno> {
-        let stat = fstat(&file)?;
+    /// The file process `tgid` runs now, through `/proc/PID/exe` (which also
+    /// reaches deleted and memfd files).
+    ///
+    /// Located by `stat` and named by `readlink`, not opened: an open costs a
+    /// file of the kernel's own and its release, for every exec event, while
+    /// the classifier reads the content only of an identity it has not seen.
+    /// [`Resolved::open`] opens it then, and checks it is still the same file.
+    pub fn running(tgid: u32) -> Result<Resolved, Errno> {
+        let mut buf = [0u8; 32];
+        let link = proc_entry(&mut buf, tgid, "exe")?;
+        let proc = proc_dir();
+        let path = PathBuf::from(readlinkat(proc, link)?);
+        let stat = nix::sys::stat::fstatat(proc, link, nix::fcntl::AtFlags::empty())?;
         if !is_regular(&stat) {
             return Err(Errno::EACCES);
         }
-        let name = basename_of(&fd_link(&file));
         Ok(Resolved {
-            fd: OwnedFd::from(file),
-            readable: true,
+            name: basename_of(&path),
+            handle: Handle::Running { tgid, path },
             stat,
-            name,
         })
     }
 
@@ -98,23 +113,76 @@ impl Resolved {
     /// The file, open for reading: the very inode that was located, reopened
     /// through the supervisor's own `/proc/self/fd` link, so nothing swapped
     /// in at the path meanwhile (a device node) is ever opened.
+    ///
+    /// The running image of a process is opened through its `/proc/PID/exe`
+    /// link, and refused (`ESTALE`) unless it is still the file that was
+    /// located: the process may have executed another one since.
     pub fn open(&self) -> Result<File, Errno> {
-        if self.readable {
-            return self
-                .fd
-                .try_clone()
-                .map(File::from)
-                .map_err(|err| err.raw_os_error().map_or(Errno::EBADF, Errno::from_raw));
+        match &self.handle {
+            Handle::Located(fd) => {
+                let link = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                open(&link, read_flags(), Mode::empty()).map(File::from)
+            }
+            Handle::Running { tgid, .. } => {
+                let link = PathBuf::from(format!("/proc/{tgid}/exe"));
+                let file = File::from(open(&link, read_flags(), Mode::empty())?);
+                let now = fstat(&file)?;
+                if (now.st_dev, now.st_ino) != (self.stat.st_dev, self.stat.st_ino) {
+                    return Err(Errno::ESTALE);
+                }
+                Ok(file)
+            }
         }
-        let link = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
-        open(&link, read_flags(), Mode::empty()).map(File::from)
     }
 
     /// Its path as the supervisor sees it (the `/proc/self/fd` link), for
     /// alerts and forensic records. Not needed to decide, so not read to decide.
     pub fn host_path(&self) -> PathBuf {
-        fd_link(&self.fd)
+        match &self.handle {
+            Handle::Located(fd) => fd_link(fd),
+            Handle::Running { path, .. } => path.clone(),
+        }
     }
+}
+
+/// `/proc`, opened once: the per-event lookups of `PID/exe` then start there
+/// instead of walking `/` and `proc` each time. `AT_FDCWD` (relative to the
+/// supervisor's working directory, `/` for the daemon) if it cannot be opened,
+/// with [`proc_entry`] then naming the absolute path.
+fn proc_dir() -> std::os::fd::BorrowedFd<'static> {
+    static PROC: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    match PROC.get_or_init(|| {
+        open(
+            "/proc",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    }) {
+        Some(fd) => fd.as_fd(),
+        None => AT_FDCWD_FD,
+    }
+}
+
+/// `AT_FDCWD` as a borrowed fd, for the `*at` calls of [`proc_dir`].
+// SAFETY: AT_FDCWD is not an fd that can be closed; the `*at` system calls
+// take it to mean the working directory.
+const AT_FDCWD_FD: std::os::fd::BorrowedFd<'static> =
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+
+/// `PID/ENTRY` relative to [`proc_dir`] (absolute when `/proc` could not be
+/// kept open), written into `buf`: no allocation per event.
+fn proc_entry<'b>(buf: &'b mut [u8; 32], pid: u32, entry: &str) -> Result<&'b [u8], Errno> {
+    use std::io::Write;
+    let prefix = if proc_dir().as_raw_fd() == libc::AT_FDCWD {
+        "/proc/"
+    } else {
+        ""
+    };
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{prefix}{pid}/{entry}").map_err(|_| Errno::ENAMETOOLONG)?;
+    let len = usize::try_from(cursor.position()).map_err(|_| Errno::ENAMETOOLONG)?;
+    Ok(&buf[..len])
 }
 
 /// Where `/proc/self/fd/N` of an open file points.
@@ -163,8 +231,7 @@ fn regular(
     }
     let name = name.unwrap_or_else(|| basename_of(&fd_link(&located)));
     Ok(Resolved {
-        fd: located,
-        readable: false,
+        handle: Handle::Located(located),
         stat,
         name,
     })
@@ -392,6 +459,18 @@ mod tests {
 
     fn os(s: &str) -> OsString {
         OsString::from(s)
+    }
+
+    #[test]
+    fn a_running_image_is_named_and_opened_as_the_same_file() {
+        let me = Resolved::running(std::process::id()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(me.basename(), exe.file_name().unwrap().as_bytes());
+        assert_eq!(me.host_path(), exe);
+        let opened = fstat(&me.open().unwrap()).unwrap();
+        assert_eq!((opened.st_dev, opened.st_ino), (me.stat.st_dev, me.stat.st_ino));
+        let mut buf = [0u8; 32];
+        assert_eq!(proc_entry(&mut buf, 4_294_967_295, "exe").unwrap(), b"4294967295/exe");
     }
 
     #[test]
