@@ -32,7 +32,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// row. The first exec after a quiet spell wakes the reader itself; this
 /// bounds how long anything submitted without a wake-up can wait, and a quiet
 /// node does not pay 500 timer wake-ups a second for nothing.
-const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(10);
+const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Empty drains in a row before the reader slows down (~100 ms).
 const IDLE_AFTER: u32 = 50;

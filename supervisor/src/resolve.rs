@@ -283,8 +283,8 @@ pub fn resolve(
     // The target's own fd through /proc (`/proc/self/fd/N`, `/dev/fd/N`):
     // magic links that RESOLVE_NO_MAGICLINKS refuses inside the root, resolved
     // here through the target's /proc entry instead.
-    if let Some(fd) = own_fd_path(path) {
-        let link = proc_path(tid, &format!("fd/{fd}"));
+    if let Some(entry) = own_proc_link(path) {
+        let link = proc_path(tid, &entry);
         let located =
             open(&link, locate_flags(), Mode::empty()).map_err(|errno| open_error(path, errno))?;
         return located_by_link(located, path);
@@ -367,6 +367,17 @@ pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveErro
 /// Symlinks at the end of a path followed by hand before the kernel is left
 /// to follow the rest (the kernel itself allows 40).
 const MAX_LINKS_BY_HAND: usize = 8;
+
+/// The caller's own `/proc` entry a path names through a magic link: `fd/N`
+/// for `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/dev/fd/N`; `exe` for
+/// `/proc/self/exe` and `/proc/thread-self/exe` (busybox re-executes itself
+/// that way for every applet it runs in a new process).
+fn own_proc_link(path: &[u8]) -> Option<String> {
+    if path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" {
+        return Some("exe".to_owned());
+    }
+    own_fd_path(path).map(|fd| format!("fd/{fd}"))
+}
 
 /// The fd number of a path naming the caller's own fd: `/proc/self/fd/N`,
 /// `/proc/thread-self/fd/N`, `/dev/fd/N`.
@@ -481,6 +492,10 @@ mod tests {
         assert_eq!(own_fd_path(b"/proc/self/fd/3/x"), None);
         assert_eq!(own_fd_path(b"/proc/self/fd/"), None);
         assert_eq!(own_fd_path(b"/usr/bin/tcpdump"), None);
+        assert_eq!(own_proc_link(b"/proc/self/exe").as_deref(), Some("exe"));
+        assert_eq!(own_proc_link(b"/proc/thread-self/exe").as_deref(), Some("exe"));
+        assert_eq!(own_proc_link(b"/dev/fd/4").as_deref(), Some("fd/4"));
+        assert_eq!(own_proc_link(b"/proc/self/exe/x"), None);
     }
 
     #[test]
