@@ -162,7 +162,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         notify: crate::notify::NotifyThreads::new(tokio::runtime::Handle::current()),
     });
     if let Some(events) = events {
-        tokio::spawn(detect::run(events, shared.clone()));
+        detect::spawn_reader(events, shared.clone());
     }
     if let Some(address) = shared.policy.load().metrics.listen.clone() {
         let scraped = shared.clone();

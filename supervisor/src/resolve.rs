@@ -478,10 +478,16 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         assert_eq!(me.basename(), exe.file_name().unwrap().as_bytes());
         assert_eq!(me.host_path(), exe);
-        let opened = fstat(&me.open().unwrap()).unwrap();
-        assert_eq!((opened.st_dev, opened.st_ino), (me.stat.st_dev, me.stat.st_ino));
+        let opened = fstat(me.open().unwrap()).unwrap();
+        assert_eq!(
+            (opened.st_dev, opened.st_ino),
+            (me.stat.st_dev, me.stat.st_ino)
+        );
         let mut buf = [0u8; 32];
-        assert_eq!(proc_entry(&mut buf, 4_294_967_295, "exe").unwrap(), b"4294967295/exe");
+        assert_eq!(
+            proc_entry(&mut buf, 4_294_967_295, "exe").unwrap(),
+            b"4294967295/exe"
+        );
     }
 
     #[test]
@@ -493,7 +499,10 @@ mod tests {
         assert_eq!(own_fd_path(b"/proc/self/fd/"), None);
         assert_eq!(own_fd_path(b"/usr/bin/tcpdump"), None);
         assert_eq!(own_proc_link(b"/proc/self/exe").as_deref(), Some("exe"));
-        assert_eq!(own_proc_link(b"/proc/thread-self/exe").as_deref(), Some("exe"));
+        assert_eq!(
+            own_proc_link(b"/proc/thread-self/exe").as_deref(),
+            Some("exe")
+        );
         assert_eq!(own_proc_link(b"/dev/fd/4").as_deref(), Some("fd/4"));
         assert_eq!(own_proc_link(b"/proc/self/exe/x"), None);
     }
