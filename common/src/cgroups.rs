@@ -30,8 +30,12 @@ pub fn cgroup2_path(pid: u32) -> Option<String> {
 /// `bpf_get_current_cgroup_id()` for tasks in it.
 pub fn cgroup_id(pid: u32) -> Option<u64> {
     let root = cgroup2_root()?;
-    let relative = cgroup2_path(pid)?;
-    let dir = join_cgroup(&root, &relative)?;
+    inode_of(&root, &cgroup2_path(pid)?)
+}
+
+/// The inode of the cgroup at `relative` (as `/proc/PID/cgroup` names it).
+fn inode_of(root: &Path, relative: &str) -> Option<u64> {
+    let dir = join_cgroup(root, relative)?;
     fs::metadata(dir).ok().map(|m| m.ino())
 }
 
@@ -56,7 +60,8 @@ pub fn ensure_own_cgroup(pid: u32, id: &str) -> Option<u64> {
     // (runc's `/ID`, systemd's `…-ID.scope`, Kubernetes' `…/pod…/ID`). Any
     // other (the root, the caller's own) is shared with processes outside it.
     if current != "/" && current.contains(id) {
-        return cgroup_id(pid);
+        // Read once: the path just read is the one to identify.
+        return inode_of(&root, &current);
     }
     let leaf = root.join(OWN_CGROUP_PARENT).join(id);
     fs::create_dir_all(&leaf).ok()?;
