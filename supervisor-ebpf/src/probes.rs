@@ -42,10 +42,11 @@ static SG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0
 #[map]
 static SG_LAST_WAKE: Array<u64> = Array::with_max_entries(1, 0);
 
-/// An exec event wakes the reader only after this long without one. Shorter
-/// gaps are covered by the reader's fast poll (2 ms, for 100 ms after the last
-/// event); a steady stream of execs wakes nobody: a woken reader is pulled to
-/// the exec'ing CPU and classifies there, in the way of the execs it reports.
+/// At most one exec event in this long wakes the reader. The others are read
+/// by its fast poll (every 2 ms, for 100 ms after the last event); a steady
+/// stream of execs wakes it 20 times a second, not once per exec: a woken
+/// reader is pulled to the exec'ing CPU and classifies there, in the way of
+/// the execs it reports.
 const WAKE_INTERVAL_NS: u64 = 50_000_000;
 
 /// Set by the loader: the supervisor's own tgid.
@@ -216,9 +217,11 @@ fn report_exec(ctx: &TracePointContext) -> Res {
 /// (PLATFORM.md); none at all leaves the first exec after a quiet spell waiting
 /// for the reader's slow idle poll, long enough for a short-lived process (and
 /// its /proc entries) to be gone. So an exec wakes the reader only if no exec
-/// has for `WAKE_INTERVAL_NS`: the first one after a quiet spell is read at
-/// once, the rest by the reader's fast poll while events flow. (In enforce containers the seccomp listener decided
-/// the exec before it ran; nothing there waits on this event either.)
+/// event has woken it for `WAKE_INTERVAL_NS`: the first one after a quiet
+/// spell (the reader slows down only after 100 ms without events) is read at
+/// once, the rest by the reader's fast poll while events flow. (In enforce
+/// containers the seccomp listener decided the exec before it ran; nothing
+/// there waits on this event either.)
 fn exec_wakeup_flags() -> u64 {
     // SAFETY: a helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_ns() };

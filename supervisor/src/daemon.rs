@@ -327,16 +327,11 @@ fn restore(shared: &Arc<Shared>) {
                     // exec from now on.
                     root_changes_notified: false,
                 };
-                let ledger = match ledger.map(Ledger::reopen) {
-                    Some(Ok(ledger)) => Some(ledger),
-                    Some(Err(err)) => {
-                        tracing::warn!(container = context.container_id, %err, "the listener's in-flight ledger is unusable; a notification the previous supervisor was deciding stays unanswered");
-                        None
-                    }
-                    None => None,
-                };
-                let Some(ledger) = ledger.or_else(|| Ledger::private().ok()) else {
-                    tracing::error!(container = context.container_id, "cannot receive notifications; the container's watched syscalls wait until its processes are killed");
+                // A keeper of an older supervisor holds no ledger.
+                let ledger = ledger.map_or_else(Ledger::private, Ledger::reopen);
+                let Some(ledger) = Ledger::or_private(ledger, &context.container_id) else {
+                    // The keeper still holds the fd: the container's watched
+                    // syscalls wait until its processes are killed.
                     continue;
                 };
                 shared.notify.serve(fd, ledger, context, shared.clone());

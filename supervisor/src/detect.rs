@@ -22,7 +22,7 @@ use crate::classify::{Evidence, ExecSite, SiteRoot};
 use crate::registry::ContainerRecord;
 use crate::{resolve, respond, verdict, Shared};
 
-/// An exec event wakes the reader only after 50 ms without one (the probe's
+/// At most one exec event in 50 ms wakes the reader (the probe's
 /// `exec_wakeup_flags`: the first exec after a quiet spell is read at once);
 /// while events flow the reader drains the ring this often. Short enough that
 /// a sniffer which runs for a few milliseconds is still alive (and its file

@@ -153,6 +153,25 @@ impl Ledger {
         })
     }
 
+    /// `ledger`, or a private one when it could not be had (logged, naming
+    /// `container`): the listener still serves, but what it is deciding when
+    /// the supervisor dies stays unanswered. `None` (logged) when not even a
+    /// private page can be mapped, and the listener cannot receive at all.
+    pub fn or_private(ledger: Result<Ledger, LedgerError>, container: &str) -> Option<Ledger> {
+        let err = match ledger {
+            Ok(ledger) => return Some(ledger),
+            Err(err) => err,
+        };
+        tracing::warn!(container, %err, "no shared in-flight ledger: a notification being decided when this supervisor dies would stay unanswered");
+        match Ledger::private() {
+            Ok(ledger) => Some(ledger),
+            Err(err) => {
+                tracing::error!(container, %err, "cannot map an in-flight ledger; the listener cannot receive notifications");
+                None
+            }
+        }
+    }
+
     /// The memfd to hand to the keeper, if this ledger has one.
     pub fn memfd(&self) -> Option<&OwnedFd> {
         self.memfd.as_ref()

@@ -154,8 +154,8 @@ fn connect(runtime_dir: &Path) -> Result<UnixStream, KeeperError> {
     Ok(stream)
 }
 
-/// Hands a copy of `fd` (and of its in-flight ledger) to the keeper, starting a keeper first when none
-/// answers: one that held nothing for [`IDLE_EXIT`] has gone (a supervisor idle
+/// Hands a copy of `fd` (and of its in-flight ledger) to the keeper, starting
+/// a keeper first when none answers: one that held nothing for [`IDLE_EXIT`] has gone (a supervisor idle
 /// since start-up, or whose containers all went), and without this the next
 /// container's fd would be held by nobody but the supervisor.
 pub fn keep(
@@ -183,11 +183,7 @@ pub fn keep(
         &Message::Keep {
             listener: listener.clone(),
         },
-        &[Some(fd), ledger]
-            .into_iter()
-            .flatten()
-            .map(AsRawFd::as_raw_fd)
-            .collect::<Vec<_>>(),
+        &listener_fds(fd, ledger),
     )
     .map_err(|source| KeeperError::Io {
         path: socket(runtime_dir),
@@ -210,6 +206,15 @@ pub fn restore(runtime_dir: &Path) -> Result<Vec<HeldListener>, KeeperError> {
         }
     }
     Ok(out)
+}
+
+/// The fds a `keep` or `held` message carries: the notify fd first, then the
+/// ledger ([`held_listener`] reads them in that order).
+fn listener_fds(notify: &OwnedFd, ledger: Option<&OwnedFd>) -> Vec<RawFd> {
+    std::iter::once(notify)
+        .chain(ledger)
+        .map(AsRawFd::as_raw_fd)
+        .collect()
 }
 
 /// A `keep` or `held` message with its fds: the notify fd first, then the
@@ -367,16 +372,12 @@ fn serve_client(stream: &UnixStream, held: &mut Vec<HeldListener>) -> std::io::R
     match receive(stream)? {
         Some((Message::Restore, _)) => {
             for h in held.iter() {
-                let fds: Vec<RawFd> = std::iter::once(&h.notify)
-                    .chain(h.ledger.as_ref())
-                    .map(AsRawFd::as_raw_fd)
-                    .collect();
                 send(
                     stream,
                     &Message::Held {
                         listener: h.info.clone(),
                     },
-                    &fds,
+                    &listener_fds(&h.notify, h.ledger.as_ref()),
                 )?;
             }
         }

@@ -141,19 +141,10 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         environment: environment.clone(),
         annotations: annotations.clone(),
     };
-    let ledger = match Ledger::create() {
-        Ok(ledger) => ledger,
-        Err(err) => {
-            tracing::warn!(container = id, %err, "no shared in-flight ledger: a notification being decided when this supervisor dies would never be answered");
-            match Ledger::private() {
-                Ok(ledger) => ledger,
-                Err(err) => {
-                    tracing::error!(container = id, %err, "cannot receive notifications; the container's watched syscalls will fail");
-                    shared.registry.listener_detached(&id);
-                    return;
-                }
-            }
-        }
+    let Some(ledger) = Ledger::or_private(Ledger::create(), &id) else {
+        // Dropping the fd fails the container's watched syscalls (ENOSYS).
+        shared.registry.listener_detached(&id);
+        return;
     };
     if let Err(err) = crate::keeper::keep(
         &shared.runtime_dir,

@@ -52,9 +52,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("sniffguard");
         let decisions = Family::<DecisionLabels, Counter>::default();
         // 1 µs … ~16 ms: the range where a seccomp answer is useful (runc's
-        // entrypoint retry starts at a few milliseconds).
-        // Finer around the targets an operator checks (p50 ≤ 15 µs, p99 ≤ 150 µs)
-        // and runc's entrypoint retry (a few milliseconds).
+        // entrypoint retry starts at a few milliseconds), finer around the
+        // figures an operator checks (p50 ≤ 15 µs, p99 ≤ 150 µs).
         let decision_latency = Histogram::new([
             1e-6, 2e-6, 5e-6, 10e-6, 15e-6, 20e-6, 30e-6, 50e-6, 75e-6, 100e-6, 150e-6, 200e-6,
             500e-6, 1e-3, 2e-3, 5e-3, 16e-3,

@@ -361,7 +361,9 @@ fn handle(
         );
         let refusal =
             ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty());
-        let _ = answer(fd, &refusal);
+        if let Err(err) = answer(fd, &refusal) {
+            tracing::debug!(container = context.container_id, %err, "refusal not delivered");
+        }
         return;
     };
     let policy = shared.policy.load();
@@ -370,6 +372,7 @@ fn handle(
         Some(Watched::Execve) | Some(Watched::Execveat) => decide_exec(
             fd,
             &request,
+            pointer_width(arch),
             watched == Some(Watched::Execveat),
             shared,
             &policy,
@@ -498,6 +501,7 @@ fn answer(fd: RawFd, response: &ScmpNotifResp) -> Result<(), libseccomp::error::
 fn decide_exec(
     fd: RawFd,
     request: &Notification,
+    width: usize,
     at: bool,
     shared: &Shared,
     policy: &sniffguard_common::policy::Policy,
@@ -506,7 +510,6 @@ fn decide_exec(
     let args = request.args;
     let tid = request.pid;
     let pid = Pid::from_raw(tid as i32);
-    let width = request.arch.map_or(8, pointer_width);
     let (base, path_ptr, argv_ptr) = if at {
         // execveat(dirfd, pathname, argv, envp, flags)
         let dirfd = args[0] as u32 as i32;

@@ -124,7 +124,7 @@ impl Resolved {
                 open(&link, read_flags(), Mode::empty()).map(File::from)
             }
             Handle::Running { tgid, .. } => {
-                let link = PathBuf::from(format!("/proc/{tgid}/exe"));
+                let link = proc_path(*tgid, "exe");
                 let file = File::from(open(&link, read_flags(), Mode::empty())?);
                 let now = fstat(&file)?;
                 if (now.st_dev, now.st_ino) != (self.stat.st_dev, self.stat.st_ino) {

@@ -15,6 +15,30 @@ use sniffguard_tests::{
 /// `nobody` on Debian.
 const NOBODY: u32 = 65534;
 
+/// The first connection `child` makes to `listener`, within [`COMMAND_TIMEOUT`]
+/// (and read with that timeout); `None` when `child` exits or the time passes
+/// without one, so that a child that never connects fails the test instead of
+/// hanging it.
+fn accept_from(
+    listener: &std::os::unix::net::UnixListener,
+    child: &mut std::process::Child,
+) -> Option<std::os::unix::net::UnixStream> {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if let Ok((stream, _)) = listener.accept() {
+            stream.set_nonblocking(false).unwrap();
+            stream.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+            return Some(stream);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
 fn status_as_nobody(sup: &Supervisor) -> sniffguard_tests::CmdOutput {
     let mut cmd = Command::new(sniffguard_bin());
     cmd.args(["status", "--runtime-dir"])
@@ -92,7 +116,7 @@ fn the_hook_is_confined_once_its_inputs_are_read() {
         .write_all(br#"{"ociVersion":"1.0.2","id":"sandbox-probe","status":"stopped","bundle":"/nonexistent"}"#)
         .unwrap();
     // The hook now waits for our answer: look at it from /proc meanwhile.
-    let (stream, _) = listener.accept().unwrap();
+    let stream = accept_from(&listener, &mut hook).expect("the hook never connected");
     let cred =
         nix::sys::socket::getsockopt(&stream.as_fd(), nix::sys::socket::sockopt::PeerCredentials)
             .unwrap();
@@ -128,7 +152,6 @@ fn hook_without_environment(state: &str) -> (bool, String, String) {
 
     let dir = sniffguard_tests::temp_dir("sniffguard-hook-resolve-");
     let listener = UnixListener::bind(dir.path().join("api.sock")).unwrap();
-    listener.set_nonblocking(true).unwrap();
     let mut hook = Command::new(sniffguard_tests::hook_bin())
         .args(["hook", "--stage", "create-runtime", "--runtime-dir"])
         .arg(dir.path())
@@ -142,19 +165,11 @@ fn hook_without_environment(state: &str) -> (bool, String, String) {
         .unwrap()
         .write_all(state.as_bytes())
         .unwrap();
-    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
     let mut request = String::new();
-    while std::time::Instant::now() < deadline {
-        if let Ok((stream, _)) = listener.accept() {
-            stream.set_nonblocking(false).unwrap();
-            BufReader::new(&stream).read_line(&mut request).unwrap();
-            (&stream).write_all(b"{\"type\":\"ok\"}\n").unwrap();
-            break;
-        }
-        if let Ok(Some(_)) = hook.try_wait() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    // A hook that refuses the state exits without connecting.
+    if let Some(stream) = accept_from(&listener, &mut hook) {
+        BufReader::new(&stream).read_line(&mut request).unwrap();
+        (&stream).write_all(b"{\"type\":\"ok\"}\n").unwrap();
     }
     let out = hook.wait_with_output().unwrap();
     (
@@ -210,7 +225,7 @@ fn the_shim_parses_the_bundle_in_a_confined_child() {
     let listener = UnixListener::bind(dir.path().join("api.sock")).unwrap();
     let bundle =
         sniffguard_tests::Bundle::new(sniffguard_tests::rootfs(), &["true"], Some("staging"));
-    let shim = Command::new(sniffguard_tests::runtime_shim_bin())
+    let mut shim = Command::new(sniffguard_tests::runtime_shim_bin())
         .args(["create", "--bundle"])
         .arg(bundle.path())
         .arg("sandbox-probe")
@@ -222,7 +237,7 @@ fn the_shim_parses_the_bundle_in_a_confined_child() {
         .spawn()
         .unwrap();
     let shim_pid = shim.id();
-    let (stream, _) = listener.accept().unwrap();
+    let stream = accept_from(&listener, &mut shim).expect("the shim's child never pinged");
     let cred =
         nix::sys::socket::getsockopt(&stream.as_fd(), nix::sys::socket::sockopt::PeerCredentials)
             .unwrap();
