@@ -232,7 +232,14 @@ impl NotifyThreads {
 fn serve(fd: OwnedFd, mut ledger: Ledger, context: ListenerContext, shared: Arc<Shared>) {
     set_sync_wake_up(&fd);
     if let Err(err) = request_short_slice() {
-        tracing::debug!(%err, "no short scheduler slice for the listener thread; decisions may wait behind the execs they decide");
+        // Said once as a warning (every listener would fail the same way),
+        // then per listener at debug level.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!(container = context.container_id, %err, "no short scheduler slice for the listener thread");
+        } else {
+            tracing::warn!(%err, "listener threads get no short scheduler slice; under an exec storm decisions may wait behind the execs they decide");
+        }
     }
     let table = SyscallTable::new();
     let id = context.container_id.clone();
