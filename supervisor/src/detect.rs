@@ -93,14 +93,88 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
 /// Handles every event in the ring; returns how many there were.
 fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) -> usize {
     let mut drained = 0;
+    let mut exited = ExitedPaths::default();
     while let Some(item) = ring.next() {
         drained += 1;
         match Event::decode(&item) {
-            Ok(event) => handle(event, shared, seen),
+            Ok(event) => handle(event, shared, seen, &mut exited),
             Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
     drained
+}
+
+/// How many paths of exited processes one drain keeps resolved (each entry
+/// holds up to two fds: the file and its container's root).
+const MAX_EXITED_PATHS: usize = 32;
+
+/// An exec's file, located for classification.
+struct Located {
+    resolved: resolve::Resolved,
+    /// The root it was resolved in, when not the live process's own.
+    root: Option<std::os::fd::OwnedFd>,
+    /// The process whose root and working directory the path was resolved
+    /// against (0 for a bundle's root filesystem).
+    tid: u32,
+}
+
+/// Paths of exited processes, resolved once per drain of the ring.
+///
+/// A process that has exited by the time its event is read can only be judged
+/// by resolving the path it ran *now*, in its container's root. Every event of
+/// one drain is judged at that same moment, so one resolution per container and
+/// path serves them all: an exec storm of one short command (a build running
+/// `true` or `sed` thousands of times) resolves it once per drain, every 2 ms
+/// while events flow, rather than once per exec. Each event is still
+/// classified on its own (its arguments may differ).
+#[derive(Default)]
+struct ExitedPaths {
+    located: HashMap<(u64, Vec<u8>), Option<Located>>,
+}
+
+impl ExitedPaths {
+    fn locate(
+        &mut self,
+        cgroup: u64,
+        container: &ContainerRecord,
+        filename: &[u8],
+    ) -> Option<&Located> {
+        let key = (cgroup, filename.to_vec());
+        if self.located.len() >= MAX_EXITED_PATHS && !self.located.contains_key(&key) {
+            // Bounded: the fds held are dropped, not the resolutions to come.
+            self.located.clear();
+        }
+        self.located
+            .entry(key)
+            .or_insert_with(|| locate_exited(container, filename))
+            .as_ref()
+    }
+}
+
+/// The file at `filename` now: in the container's root through its init
+/// process, or, once the whole container is gone, in the bundle's root
+/// filesystem on the host (mounts made inside the container are not there).
+fn locate_exited(container: &ContainerRecord, filename: &[u8]) -> Option<Located> {
+    let in_init = || {
+        let init = container.pid?;
+        let root = resolve::open_root(init).ok()?;
+        let resolved = resolve::resolve(&root, init, resolve::Base::Cwd, filename).ok()?;
+        Some(Located {
+            resolved,
+            root: Some(root),
+            tid: init,
+        })
+    };
+    in_init().or_else(|| {
+        let root = resolve::open_dir(&bundle_rootfs(container.bundle.as_deref()?)?).ok()?;
+        let resolved = resolve::open_in_root(&root, filename).ok()?;
+        Some(Located {
+            resolved,
+            root: Some(root),
+            // No process is left to ask about the container's view.
+            tid: 0,
+        })
+    })
 }
 
 #[derive(Default)]
@@ -121,7 +195,7 @@ impl Seen {
     }
 }
 
-fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
+fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut ExitedPaths) {
     let header = *event.header();
     if let Event::Exec(exec) = &event {
         if header.flags & FLAG_KILLED == 0
@@ -141,7 +215,7 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen) {
     let finding = match &event {
         Event::Exec(exec) => {
             seen.new_image(header.cgroup_id, header.tgid);
-            classify_exec(exec, &container, shared, &policy)
+            classify_exec(exec, &container, shared, &policy, exited)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
         Event::Net(net) => classify_net(net).map(|evidence| Finding {
@@ -254,6 +328,7 @@ fn classify_exec(
     container: &ContainerRecord,
     shared: &Shared,
     policy: &sniffguard_common::policy::Policy,
+    exited: &mut ExitedPaths,
 ) -> Option<Finding> {
     let header = exec.header;
     let filename = abi::c_str(&exec.filename);
@@ -268,25 +343,25 @@ fn classify_exec(
     }
     // The file the process runs now: through /proc while it lives (that also
     // reaches deleted and memfd files), else the path the kernel recorded,
-    // resolved in the container's root through its init process.
+    // resolved now (see ExitedPaths).
     let live = resolve::Resolved::running(header.tgid)
         .ok()
-        .map(|resolved| (resolved, None, header.tgid));
-    let located = live
-        .or_else(|| {
-            let init = container.pid?;
-            let root = resolve::open_root(init).ok()?;
-            let resolved = resolve::resolve(&root, init, resolve::Base::Cwd, filename).ok()?;
-            Some((resolved, Some(root), init))
-        })
-        .or_else(|| {
-            // The whole container is gone: the bundle's root filesystem is
-            // still on the host (mounts made inside the container are not).
-            let root = resolve::open_dir(&bundle_rootfs(container.bundle.as_deref()?)?).ok()?;
-            let resolved = resolve::open_in_root(&root, filename).ok()?;
-            Some((resolved, Some(root), header.tgid))
+        .map(|resolved| Located {
+            resolved,
+            root: None,
+            tid: header.tgid,
         });
-    if let Some((resolved, root, tid)) = located {
+    let located = match &live {
+        Some(live) => Some(live),
+        None => exited.locate(header.cgroup_id, container, filename),
+    };
+    if let Some(Located {
+        resolved,
+        root,
+        tid,
+    }) = located
+    {
+        let tid = *tid;
         let argv_copy = argv.clone();
         let read_args = move || argv_copy.clone();
         let site = ExecSite {
@@ -304,7 +379,7 @@ fn classify_exec(
             &site,
             filename,
             argv.first().map(Vec::as_slice),
-            Some(&resolved),
+            Some(resolved),
         ) {
             if !evidence.contains(&found) {
                 evidence.push(found);

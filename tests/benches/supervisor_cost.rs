@@ -517,6 +517,16 @@ fn cpu_seconds(pid: u32) -> f64 {
     (utime + stime) / ticks
 }
 
+/// Context switches on the whole host since boot (`ctxt` of `/proc/stat`).
+fn context_switches() -> u64 {
+    fs::read_to_string("/proc/stat")
+        .expect("read /proc/stat")
+        .lines()
+        .find_map(|line| line.strip_prefix("ctxt "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("/proc/stat has a ctxt line")
+}
+
 /// `VmRSS`, `RssAnon` and `VmHWM` of a process, in KiB.
 #[derive(Debug, Clone, Copy)]
 struct Memory {
@@ -582,15 +592,22 @@ fn exec_cost(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         .collect();
     // samples[config][round]
     let mut samples: Vec<Vec<Vec<u64>>> = vec![Vec::new(); configs.len()];
+    // Where the added time goes, summed over each configuration's runs: the
+    // supervisor's CPU seconds and the host's context switches.
+    let mut supervisor_cpu = vec![0.0f64; configs.len()];
+    let mut switches = vec![0u64; configs.len()];
     for round in 0..knobs.rounds {
         let mut order: Vec<usize> = (0..configs.len()).collect();
         order.rotate_left(round % configs.len());
         for &i in &order {
             let container = Container::new(Runtime::Runc).with_timeout(RUN_TIMEOUT);
+            let (cpu_before, switches_before) = (cpu_seconds(supervisor.pid()), context_switches());
             let out = match configs[i].1 {
                 None => container.run_plain(&bundles[i]),
                 Some(_) => container.run_via_shim(&supervisor, &bundles[i]),
             };
+            supervisor_cpu[i] += cpu_seconds(supervisor.pid()) - cpu_before;
+            switches[i] += context_switches().saturating_sub(switches_before);
             assert!(
                 out.success(),
                 "{}: the exec loop failed:\n{out}\n{}",
@@ -614,13 +631,16 @@ fn exec_cost(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         "fork + execve(static busybox `/bin/true`) + waitpid, timed inside the container; \
          {} rounds × {} execs per configuration (after {WARMUP} untimed), interleaved, the \
          order rotating each round. Ratios are per round against that round's plain runc \
-         (median of the rounds, [min–max]). Load average before: {section_load}.\n",
+         (median of the rounds, [min–max]). The last two columns say where the added time \
+         goes, per exec of each configuration's runs (container start and stop included): \
+         the supervisor's CPU time (`/proc/PID/stat`), and the host's context switches \
+         (`ctxt` of `/proc/stat`). Load average before: {section_load}.\n",
         knobs.rounds, knobs.execs
     ));
     report.line(
-        "| configuration | execs | median µs | p99 µs | +µs (median) | ratio of medians | ratio of p99s |",
+        "| configuration | execs | median µs | p99 µs | +µs (median) | ratio of medians | ratio of p99s | supervisor CPU µs per exec | context switches per exec |",
     );
-    report.line("|---|---:|---:|---:|---:|---:|---:|");
+    report.line("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let per_round = |i: usize, r: usize| median_p99_us(&samples[i][r]);
     let mut ratios = Vec::new();
     for (i, (name, _)) in configs.iter().enumerate() {
@@ -637,12 +657,16 @@ fn exec_cost(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
             .collect();
         let (lo, hi) = range(&med_ratio);
         let (plo, phi) = range(&p99_ratio);
+        // Warm-up execs ran too: they count in the per-exec figures.
+        let execs_run = (knobs.rounds * (knobs.execs + WARMUP)) as f64;
         report.line(&format!(
-            "| {name} | {} | {median:.1} | {p99:.1} | {:+.1} | {:.3} [{lo:.2}–{hi:.2}] | {:.3} [{plo:.2}–{phi:.2}] |",
+            "| {name} | {} | {median:.1} | {p99:.1} | {:+.1} | {:.3} [{lo:.2}–{hi:.2}] | {:.3} [{plo:.2}–{phi:.2}] | {:.1} | {:.1} |",
             pooled.len(),
             median_f64(&added),
             median_f64(&med_ratio),
             median_f64(&p99_ratio),
+            supervisor_cpu[i] * 1e6 / execs_run,
+            switches[i] as f64 / execs_run,
         ));
         ratios.push(median_f64(&med_ratio));
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sniffguard_tests::{
     compile_static, evidence_kinds, hook_bin, is_alert_for, require_root, rootfs, run_command,
-    str_at, temp_dir, Bundle, Container, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT,
+    str_at, temp_dir, Bundle, Container, DirTarget, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT,
     CAPTURE_SCRIPT, COMMAND_TIMEOUT,
 };
 
@@ -228,6 +228,57 @@ fn ci_static_packet_sniffer_is_alerted_for_its_behaviour() {
         str_at(&alert, "/mechanism"),
         Some("socket_probe"),
         "{alert}"
+    );
+}
+
+/// Processes that have exited by the time their events are read are judged by
+/// resolving the path they ran in their container's root; the reader resolves
+/// each container's path once per drain of the ring. Two containers run the
+/// same short-lived path at the same time, a renamed tcpdump in one and busybox
+/// in the other, so that their events share drains: each must be judged by its
+/// own container's file.
+#[test]
+fn ci_exited_processes_are_judged_by_their_own_containers_file() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let sniffer = "cp /usr/bin/tcpdump /tmp/netcheck && i=0; \
+                   while [ $i -lt 150 ]; do /tmp/netcheck --version >/dev/null 2>&1; i=$((i+1)); done";
+    let harmless = "cp /bin/busybox /tmp/netcheck && i=0; \
+                    while [ $i -lt 1500 ]; do /tmp/netcheck >/dev/null 2>&1; i=$((i+1)); done";
+    let runs: Vec<_> = [sniffer, harmless]
+        .into_iter()
+        .map(|script| {
+            let target = DirTarget::of(&sup);
+            let bundle = Bundle::new(rootfs(), &["sh", "-c", script], Some("ci"));
+            let container = Container::new(Runtime::Runc);
+            let id = container.id().to_string();
+            let run = std::thread::spawn(move || container.run_via_shim(&target, &bundle));
+            (id, run)
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (id, run) in runs {
+        let out = run.join().expect("container thread");
+        assert!(out.success(), "{id}: {out}\n{}", sup.report());
+        ids.push(id);
+    }
+    let (sniffer_id, harmless_id) = (&ids[0], &ids[1]);
+    let alert = wait_for_evidence(&sup, sniffer_id, "allowed", "links_libpcap");
+    assert_eq!(
+        str_at(&alert, "/process/exe"),
+        Some("/tmp/netcheck"),
+        "{alert}"
+    );
+    let wrong: Vec<Value> = sup
+        .alerts_settled(QUIET, ALERT_TIMEOUT)
+        .into_iter()
+        .filter(|a| is_alert_for(a, harmless_id))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "busybox run as /tmp/netcheck was judged as the other container's tcpdump: {wrong:#?}"
     );
 }
 
