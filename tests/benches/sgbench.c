@@ -12,6 +12,11 @@
  *       START_NS + I / RATE seconds (RATE 0: as fast as it can). The clock is the
  *       host's (runc adds no time namespace), so the bench sets START_NS/END_NS.
  *       The last image prints `chain execs=I first_ns=F last_ns=L`.
+ *
+ *   sgbench forks START_NS END_NS PROG
+ *       fork + execve(PROG) + waitpid, from START_NS until CLOCK_MONOTONIC passes
+ *       END_NS, as fast as it can: one short-lived process per exec, as a build
+ *       or a shell script makes them. Prints `forks execs=N`.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -89,9 +94,34 @@ static int do_chain(int argc, char **argv) {
     return 1;
 }
 
+static int do_forks(int argc, char **argv) {
+    if (argc < 5) return 2;
+    long long start = atoll(argv[2]);
+    long long end = atoll(argv[3]);
+    char *child_argv[] = { argv[4], NULL };
+    char *child_envp[] = { NULL };
+    if (start > now_ns()) sleep_until(start);
+    long long n = 0;
+    while (now_ns() < end) {
+        pid_t pid = fork();
+        if (pid < 0) { perror("sgbench: fork"); return 2; }
+        if (pid == 0) { execve(argv[4], child_argv, child_envp); _exit(127); }
+        int status;
+        if (waitpid(pid, &status, 0) < 0) { perror("sgbench: waitpid"); return 2; }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "sgbench: %s ended with status %#x\n", argv[4], status);
+            return 3;
+        }
+        n++;
+    }
+    printf("forks execs=%lld\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && argv[1][0] == 'l') return do_loop(argc, argv);
+    if (argc > 1 && argv[1][0] == 'f') return do_forks(argc, argv);
     if (argc > 1 && argv[1][0] == 'c') return do_chain(argc, argv);
-    fprintf(stderr, "usage: sgbench loop N WARMUP PROG | chain START_NS END_NS RATE\n");
+    fprintf(stderr, "usage: sgbench loop N WARMUP PROG | chain START_NS END_NS RATE | forks START_NS END_NS PROG\n");
     return 2;
 }

@@ -957,34 +957,49 @@ impl Step {
     }
 }
 
-/// Runs `containers` audit containers, each an `sgbench chain` at `rate / containers`
-/// execs/s (0: as fast as it can) for `lead + window + tail`, and calls `during` once the
-/// chains have started (`lead` after launch); returns what `during` returned and the
-/// number of execs the chains reported.
-fn run_chains<T>(
+/// What each audit container of section 3 runs.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `sgbench chain`: a process that execs itself at `rate` execs/s in all (0: as
+    /// fast as it can), one exec event per step and no fork.
+    Chain { rate: f64 },
+    /// `sgbench forks`: fork + exec of `/bin/true` as fast as it can, one
+    /// short-lived process per exec.
+    Forks,
+}
+
+/// Runs `containers` audit containers, each running `load` (a chain at
+/// `rate / containers` execs/s) for `lead + window + tail`, and calls `during` once
+/// they have started (`lead` after launch); returns what `during` returned and the
+/// number of execs the containers reported.
+fn run_loads<T>(
     supervisor: &Supervisor,
     rootfs: &Path,
     containers: usize,
-    rate: f64,
+    load: Load,
     run_for: Duration,
     during: impl FnOnce(i64) -> T,
 ) -> (T, u64) {
-    // Containers start well within this; a chain that starts late only lowers the rate.
+    // Containers start well within this; one that starts late only lowers the rate.
     let lead_ns: i64 = 1_500_000_000;
     let start = monotonic_ns() + lead_ns;
     let end = start + run_for.as_nanos() as i64;
-    let per = if rate > 0.0 {
-        format!("{:.3}", rate / containers as f64)
-    } else {
-        "0".to_owned()
-    };
     let (start_text, end_text) = (start.to_string(), end.to_string());
+    let (mode, last, summary) = match load {
+        Load::Chain { rate } if rate > 0.0 => (
+            "chain",
+            format!("{:.3}", rate / containers as f64),
+            "chain execs=",
+        ),
+        Load::Chain { .. } => ("chain", "0".to_owned(), "chain execs="),
+        Load::Forks => ("forks", "/bin/true".to_owned(), "forks execs="),
+    };
     let args = [
         HELPER,
-        "chain",
+        mode,
         start_text.as_str(),
         end_text.as_str(),
-        per.as_str(),
+        last.as_str(),
     ];
     let bundles: Vec<Bundle> = (0..containers)
         .map(|_| Bundle::new(rootfs, &args, Some("ci")))
@@ -1002,14 +1017,14 @@ fn run_chains<T>(
         let result = during(start);
         let mut execs = 0;
         for handle in handles {
-            let out = handle.join().expect("a chain thread panicked");
-            assert!(out.success(), "an exec chain failed:\n{out}");
+            let out = handle.join().expect("a load thread panicked");
+            assert!(out.success(), "an exec load failed:\n{out}");
             execs += out
                 .stdout
                 .lines()
-                .find_map(|l| l.strip_prefix("chain execs="))
+                .find_map(|l| l.strip_prefix(summary))
                 .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no chain summary:\n{out}"));
+                .unwrap_or_else(|| panic!("no {summary} summary:\n{out}"));
         }
         (result, execs)
     })
@@ -1047,7 +1062,8 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
             "as fast as possible".to_owned()
         };
         let run_for = settle + window + Duration::from_millis(500);
-        let (step, execs) = run_chains(&supervisor, rootfs, containers, rate, run_for, |start| {
+        let load = Load::Chain { rate };
+        let (step, execs) = run_loads(&supervisor, rootfs, containers, load, run_for, |start| {
             sleep_until_ns(start + settle.as_nanos() as i64);
             let a = sample(&supervisor);
             thread::sleep(window);
@@ -1063,16 +1079,42 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         );
         steps.push(step);
     }
+    // Short-lived processes, as builds and scripts make them: most have exited by
+    // the time their event is read, so the reader resolves their path instead of
+    // reading /proc/PID/exe.
+    let forks_label = "fork + exec of `/bin/true`, as fast as possible".to_owned();
+    let run_for = settle + window + Duration::from_millis(500);
+    let (forks, _) = run_loads(
+        &supervisor,
+        rootfs,
+        containers,
+        Load::Forks,
+        run_for,
+        |start| {
+            sleep_until_ns(start + settle.as_nanos() as i64);
+            let a = sample(&supervisor);
+            thread::sleep(window);
+            let b = sample(&supervisor);
+            Step::between(forks_label.clone(), a, b)
+        },
+    );
+    println!(
+        "  event path: {}: {:.0} events/s, {} dropped, supervisor {:.1} % of a core",
+        forks.label,
+        forks.rate(),
+        forks.drops,
+        forks.cpu_pct()
+    );
     let after_storm = memory(supervisor.pid());
 
     // The reader stopped under the same load: the ring fills and the kernel counts drops.
     let stall = Duration::from_secs(3);
     let pid = Pid::from_raw(i32::try_from(supervisor.pid()).expect("pid fits i32"));
-    let (stalled, _) = run_chains(
+    let (stalled, _) = run_loads(
         &supervisor,
         rootfs,
         containers,
-        0.0,
+        Load::Chain { rate: 0.0 },
         settle + stall + Duration::from_secs(2),
         |start| {
             sleep_until_ns(start + settle.as_nanos() as i64);
@@ -1093,7 +1135,9 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
     report.line(&format!(
         "{containers} audit (`ci`) containers, each a process that execs itself \
          (`sgbench chain`, one exec event per step, no fork) paced to a share of the \
-         target rate, or as fast as it can. Each row is a {}-s window while they run: \
+         target rate, or as fast as it can; then the same containers fork and exec a \
+         short-lived `/bin/true` as fast as they can (`sgbench forks`: most processes \
+         have exited before their event is read). Each row is a {}-s window while they run: \
          exec events the probes submitted (`probe_events`), events lost \
          (`ringbuf_drops`), and the supervisor's CPU time (`utime + stime`, \
          `/proc/PID/stat`, 10-ms ticks). Load average before: {section_load}.\n",
@@ -1120,6 +1164,15 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
             s.load
         ));
     }
+    report.line(&format!(
+        "| {} | {:.0} | {} | {:.1} | {:.1} | {} |",
+        forks.label,
+        forks.rate(),
+        forks.drops,
+        forks.cpu_pct(),
+        forks.cpu_ms_per_1000(),
+        forks.load
+    ));
     report.line(&format!(
         "| {} | {:.0} (submitted) | {} | {:.1} | — | {} |",
         stalled.label,
@@ -1182,6 +1235,13 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         format!("{max_lossless:.0}/s with 0 lost (highest reachable {max_rate:.0}/s)"),
         lossless_verdict,
     );
+    report.line(&format!(
+        "Short-lived processes, fork + exec of `/bin/true`: {:.1} ms per 1,000 events; at \
+         5,000 such execs/s the supervisor would take ~{:.0} % of a core. The totals above \
+         and the target line below are for exec chains.\n",
+        forks.cpu_ms_per_1000(),
+        forks.cpu_ms_per_1000() * 5.0 / 10.0
+    ));
     let at_5k = ms_per_1000 * 5.0 / 10.0;
     let measured_5k = steps
         .iter()
