@@ -1054,6 +1054,26 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         "  event path: idle: supervisor {:.2} % of a core",
         idle.cpu_pct()
     );
+    // One row: `load` in every container, measured over `window` once it has settled.
+    let measure = |label: String, load: Load| {
+        let run_for = settle + window + Duration::from_millis(500);
+        let (step, execs) = run_loads(&supervisor, rootfs, containers, load, run_for, |start| {
+            sleep_until_ns(start + settle.as_nanos() as i64);
+            let a = sample(&supervisor);
+            thread::sleep(window);
+            let b = sample(&supervisor);
+            Step::between(label, a, b)
+        });
+        println!(
+            "  event path: {}: {:.0} events/s, {} dropped, supervisor {:.1} % of a core ({execs} execs in all; load {})",
+            step.label,
+            step.rate(),
+            step.drops,
+            step.cpu_pct(),
+            step.load
+        );
+        step
+    };
     let mut steps = Vec::new();
     for rate in [1000.0, 2500.0, 5000.0, 0.0] {
         let label = if rate > 0.0 {
@@ -1061,49 +1081,14 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         } else {
             "as fast as possible".to_owned()
         };
-        let run_for = settle + window + Duration::from_millis(500);
-        let load = Load::Chain { rate };
-        let (step, execs) = run_loads(&supervisor, rootfs, containers, load, run_for, |start| {
-            sleep_until_ns(start + settle.as_nanos() as i64);
-            let a = sample(&supervisor);
-            thread::sleep(window);
-            let b = sample(&supervisor);
-            Step::between(label.clone(), a, b)
-        });
-        println!(
-            "  event path: {label}: {:.0} events/s, {} dropped, supervisor {:.1} % of a core ({execs} execs in all; load {})",
-            step.rate(),
-            step.drops,
-            step.cpu_pct(),
-            step.load
-        );
-        steps.push(step);
+        steps.push(measure(label, Load::Chain { rate }));
     }
     // Short-lived processes, as builds and scripts make them: most have exited by
     // the time their event is read, so the reader resolves their path instead of
     // reading /proc/PID/exe.
-    let forks_label = "fork + exec of `/bin/true`, as fast as possible".to_owned();
-    let run_for = settle + window + Duration::from_millis(500);
-    let (forks, _) = run_loads(
-        &supervisor,
-        rootfs,
-        containers,
+    let forks = measure(
+        "fork + exec of `/bin/true`, as fast as possible".to_owned(),
         Load::Forks,
-        run_for,
-        |start| {
-            sleep_until_ns(start + settle.as_nanos() as i64);
-            let a = sample(&supervisor);
-            thread::sleep(window);
-            let b = sample(&supervisor);
-            Step::between(forks_label.clone(), a, b)
-        },
-    );
-    println!(
-        "  event path: {}: {:.0} events/s, {} dropped, supervisor {:.1} % of a core",
-        forks.label,
-        forks.rate(),
-        forks.drops,
-        forks.cpu_pct()
     );
     let after_storm = memory(supervisor.pid());
 
