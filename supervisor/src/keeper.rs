@@ -155,9 +155,10 @@ fn connect(runtime_dir: &Path) -> Result<UnixStream, KeeperError> {
 }
 
 /// Hands a copy of `fd` (and of its in-flight ledger) to the keeper, starting
-/// a keeper first when none answers: one that held nothing for [`IDLE_EXIT`] has gone (a supervisor idle
-/// since start-up, or whose containers all went), and without this the next
-/// container's fd would be held by nobody but the supervisor.
+/// a keeper first when none answers: one that held nothing for [`IDLE_EXIT`]
+/// has gone (a supervisor idle since start-up, or whose containers all went),
+/// and without this the next container's fd would be held by nobody but the
+/// supervisor.
 pub fn keep(
     runtime_dir: &Path,
     listener: &ListenerInfo,

@@ -985,15 +985,13 @@ fn run_loads<T>(
     let start = monotonic_ns() + lead_ns;
     let end = start + run_for.as_nanos() as i64;
     let (start_text, end_text) = (start.to_string(), end.to_string());
-    let (mode, last, summary) = match load {
-        Load::Chain { rate } if rate > 0.0 => (
-            "chain",
-            format!("{:.3}", rate / containers as f64),
-            "chain execs=",
-        ),
-        Load::Chain { .. } => ("chain", "0".to_owned(), "chain execs="),
-        Load::Forks => ("forks", "/bin/true".to_owned(), "forks execs="),
+    let (mode, last) = match load {
+        Load::Chain { rate } if rate > 0.0 => ("chain", format!("{:.3}", rate / containers as f64)),
+        Load::Chain { .. } => ("chain", "0".to_owned()),
+        Load::Forks => ("forks", "/bin/true".to_owned()),
     };
+    // The helper's last line: `chain execs=N …` or `forks execs=N`.
+    let summary = format!("{mode} execs=");
     let args = [
         HELPER,
         mode,
@@ -1022,7 +1020,7 @@ fn run_loads<T>(
             execs += out
                 .stdout
                 .lines()
-                .find_map(|l| l.strip_prefix(summary))
+                .find_map(|l| l.strip_prefix(summary.as_str()))
                 .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
                 .unwrap_or_else(|| panic!("no {summary} summary:\n{out}"));
         }
