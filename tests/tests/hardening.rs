@@ -18,7 +18,8 @@ const NOBODY: u32 = 65534;
 /// The first connection `child` makes to `listener`, within [`COMMAND_TIMEOUT`]
 /// (and read with that timeout); `None` when `child` exits or the time passes
 /// without one, so that a child that never connects fails the test instead of
-/// hanging it.
+/// hanging it. A child still running when the time is up is killed and reaped
+/// here, so the caller's `wait` returns and nothing outlives the test.
 fn accept_from(
     listener: &std::os::unix::net::UnixListener,
     child: &mut std::process::Child,
@@ -36,6 +37,9 @@ fn accept_from(
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // Our own unreaped child: the signal reaches exactly it.
+    let _ = child.kill();
+    let _ = child.wait();
     None
 }
 
