@@ -1420,9 +1420,10 @@ fn container_start(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
          `poststop` hook that deregisters it. The no-op hook row is plain runc running \
          `/bin/true` where the shim puts sniffguard's hooks: what any OCI hook costs. The \
          injected rows run plain runc on a bundle that `sniffguard-hook inject` rewrote \
-         once, as the shim would (the wiring for a bundle made ahead, and what a \
-         `hooks.d` entry costs in audit): the hook without the shim's process on every \
-         runtime command. Medians in ms. Load average before: {section_load}.\n",
+         once, as the shim would (the wiring for a bundle made ahead; a `hooks.d` entry \
+         in audit does the same and also reads the policy): the hook without the \
+         shim's process on every runtime command. Medians in ms. Load average \
+         before: {section_load}.\n",
         knobs.starts
     ));
     report.line("| configuration | create | start | delete | total | added to create+start | added in all |");
