@@ -1136,7 +1136,7 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         idle.cpu_pct(),
         idle.load
     ));
-    for s in &steps {
+    for s in steps.iter().chain([&forks]) {
         report.line(&format!(
             "| {} | {:.0} | {} | {:.1} | {:.1} | {} |",
             s.label,
@@ -1147,15 +1147,6 @@ fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
             s.load
         ));
     }
-    report.line(&format!(
-        "| {} | {:.0} | {} | {:.1} | {:.1} | {} |",
-        forks.label,
-        forks.rate(),
-        forks.drops,
-        forks.cpu_pct(),
-        forks.cpu_ms_per_1000(),
-        forks.load
-    ));
     report.line(&format!(
         "| {} | {:.0} (submitted) | {} | {:.1} | — | {} |",
         stalled.label,
