@@ -28,3 +28,7 @@ pub const RULE_NAME: &str = "net_sniff_tool_exec";
 
 /// Annotation that names a container's environment.
 pub const ENVIRONMENT_ANNOTATION: &str = "sniffguard.io/environment";
+
+/// Annotation the runtime shim writes on a container whose capabilities it
+/// keeps out (comma-separated names, e.g. `CAP_NET_RAW`).
+pub const DROPPED_CAPABILITIES_ANNOTATION: &str = "sniffguard.io/capabilities-dropped";

@@ -122,6 +122,28 @@ pub struct Environment {
     /// `["alert", "deny"]` in enforce.
     #[serde(default)]
     pub responses: Option<Vec<Response>>,
+    /// Capabilities taken from every process of the container (every
+    /// capability set, also for processes started later with `runc exec`).
+    /// Default: `["CAP_NET_RAW"]` in enforce, none in audit.
+    #[serde(default)]
+    pub drop_capabilities: Option<Vec<String>>,
+    /// What to do with a container whose spec asks for one of
+    /// [`Environment::drop_capabilities`]: take it away (the default) or refuse
+    /// to start the container.
+    #[serde(default)]
+    pub capability_requests: CapabilityRequests,
+}
+
+/// What happens to a container that asks for a capability its environment drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityRequests {
+    /// Remove the capability and start the container (said in its registration
+    /// alert).
+    #[default]
+    Drop,
+    /// Refuse to start the container, naming the capability.
+    Refuse,
 }
 
 /// One thing done about a sniffer.
@@ -154,6 +176,41 @@ impl Environment {
     pub fn responds_with(&self, response: Response) -> bool {
         self.responses().contains(&response)
     }
+
+    /// The capabilities taken from the container's processes, defaults applied.
+    pub fn dropped_capabilities(&self) -> Vec<String> {
+        match (&self.drop_capabilities, self.mode) {
+            (Some(list), _) => list.clone(),
+            (None, Mode::Audit) => Vec::new(),
+            (None, Mode::Enforce) => vec![CAP_NET_RAW.to_string()],
+        }
+    }
+
+    /// How strict the environment is: audit < enforce failing open < enforce
+    /// failing closed. A container's own annotation may move it up this order,
+    /// never down (unless the operator's rule says it may).
+    pub fn strictness(&self) -> Strictness {
+        match (self.mode, self.fail) {
+            (Mode::Audit, _) => Strictness::Audit,
+            (Mode::Enforce, FailPolicy::Open) => Strictness::EnforceFailOpen,
+            (Mode::Enforce, FailPolicy::Closed) => Strictness::EnforceFailClosed,
+        }
+    }
+}
+
+/// The capability that opens packet and raw sockets.
+pub const CAP_NET_RAW: &str = "CAP_NET_RAW";
+
+/// The order of strictness between environments, least strict first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Strictness {
+    /// Sniffers run and are alerted.
+    Audit,
+    /// Sniffers are refused; a container starts unsupervised when the
+    /// supervisor is away.
+    EnforceFailOpen,
+    /// Sniffers are refused; no container starts without the supervisor.
+    EnforceFailClosed,
 }
 
 /// A shell-style pattern where `*` matches any run of characters.
@@ -240,6 +297,40 @@ pub mod keys {
 }
 
 impl Selector {
+    /// Who can satisfy this selector besides the orchestrator, in words, or
+    /// `None` when it reads no annotation at all.
+    ///
+    /// The namespace, pod and container keys are written by containerd's CRI
+    /// plugin and by CRI-O from the pod's metadata; under Podman, Docker 24+ and
+    /// plain runc/crun the container's author writes every annotation
+    /// (`--annotation`). Any other annotation key is the workload's on every
+    /// stack unless the node's runtime configuration filters it.
+    pub fn workload_exposure(&self) -> Option<String> {
+        let mut reasons = Vec::new();
+        if !self.annotations.is_empty() {
+            let keys: Vec<&str> = self.annotations.keys().map(String::as_str).collect();
+            reasons.push(format!(
+                "matches annotation(s) {} that a pod or container spec can set itself on every stack",
+                keys.join(", ")
+            ));
+        }
+        let orchestrator: Vec<&str> = [
+            ("namespace", self.namespace.is_some()),
+            ("pod", self.pod.is_some()),
+            ("container", self.container.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !orchestrator.is_empty() {
+            reasons.push(format!(
+                "matches {} — set by containerd's CRI plugin and CRI-O, but written by the container's author under Podman, Docker 24+ and plain runc/crun (--annotation)",
+                orchestrator.join(", ")
+            ));
+        }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
     fn is_empty(&self) -> bool {
         self.namespace.is_none()
             && self.pod.is_none()
@@ -266,13 +357,18 @@ impl Selector {
     }
 }
 
-/// Maps selected containers to an environment (tried in order, after the
-/// `sniffguard.io/environment` annotation).
+/// Maps selected containers to an environment (tried in order; the first match
+/// decides, and the `sniffguard.io/environment` annotation may only tighten it).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentRule {
     /// The environment given to matching containers.
     pub environment: toml::Spanned<String>,
+    /// Environments the container's own annotation may pick even where they are
+    /// less strict than [`EnvironmentRule::environment`] (an explicit operator
+    /// opt-in, e.g. a CI namespace whose jobs pick between ci and staging).
+    #[serde(default)]
+    pub annotation_may_choose: Vec<toml::Spanned<String>>,
     /// Which containers.
     #[serde(flatten)]
     pub selector: Selector,
@@ -497,6 +593,84 @@ struct PolicyFile {
     forensics: ForensicsConfig,
 }
 
+/// A container's environment, as the policy resolved it.
+#[derive(Debug, Clone)]
+pub struct Resolution<'a> {
+    /// The environment's name.
+    pub name: &'a str,
+    /// Its settings.
+    pub environment: &'a Environment,
+    /// How it was chosen.
+    pub chosen_by: ChosenBy,
+    /// An environment the container's annotation asked for and did not get
+    /// (less strict than the operator's choice, and not permitted by its rule).
+    pub ignored_annotation: Option<String>,
+}
+
+impl Resolution<'_> {
+    /// One line for alerts, logs and `status`: how the environment was chosen,
+    /// and any annotation that was ignored.
+    pub fn describe(&self) -> String {
+        match &self.ignored_annotation {
+            None => self.chosen_by.to_string(),
+            Some(wanted) => format!(
+                "{}; the annotation's {wanted:?} was ignored (less strict, and no rule lets the container choose it)",
+                self.chosen_by
+            ),
+        }
+    }
+}
+
+/// Who chose a container's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChosenBy {
+    /// `default_environment`: no rule matched.
+    Default,
+    /// The `[[rules]]` entry with this number (1 = the first in the file).
+    Rule(usize),
+    /// The container's annotation, stricter than what the operator's rule or
+    /// default gave.
+    AnnotationStricter {
+        /// The operator's environment it tightened.
+        over: String,
+        /// How the operator's environment was chosen.
+        by: Box<ChosenBy>,
+    },
+    /// The container's annotation, within what rule N lets it choose.
+    AnnotationPermitted {
+        /// The rule's number.
+        rule: usize,
+    },
+    /// Named by the runtime wiring (the shim's hook arguments or a hand-written
+    /// profile's `listenerMetadata`), not derivable from the rules.
+    Wiring,
+}
+
+impl ChosenBy {
+    fn rule(&self) -> Option<usize> {
+        match self {
+            ChosenBy::Rule(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ChosenBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChosenBy::Default => write!(f, "default_environment"),
+            ChosenBy::Rule(n) => write!(f, "rule {n}"),
+            ChosenBy::AnnotationStricter { over, by } => {
+                write!(f, "annotation, stricter than {over:?} from {by}")
+            }
+            ChosenBy::AnnotationPermitted { rule } => {
+                write!(f, "annotation, permitted by rule {rule}")
+            }
+            ChosenBy::Wiring => write!(f, "named by the runtime wiring"),
+        }
+    }
+}
+
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -600,6 +774,18 @@ impl Policy {
                 Mode::Enforce => {}
             }
         }
+        for (name, env) in &file.environments {
+            for cap in env.drop_capabilities.iter().flatten() {
+                if !valid_capability_name(cap) {
+                    problems.add(|| {
+                        format!(
+                            "{}: environment {name:?}: drop_capabilities entry {cap:?} is not a capability name (CAP_ and upper-case letters, e.g. \"CAP_NET_RAW\")",
+                            find(text, &format!("{cap:?}")).map_or_else(whole, &at)
+                        )
+                    });
+                }
+            }
+        }
         let known = |name: &str| file.environments.contains_key(name);
         if !known(file.default_environment.get_ref()) {
             problems.add(|| {
@@ -619,6 +805,17 @@ impl Policy {
                         rule.environment.get_ref()
                     )
                 });
+            }
+            for name in &rule.annotation_may_choose {
+                if !known(name.get_ref()) {
+                    problems.add(|| {
+                        format!(
+                            "{}: annotation_may_choose names environment {:?}, which is not defined",
+                            at(name.span()),
+                            name.get_ref()
+                        )
+                    });
+                }
             }
             if rule.selector.is_empty() {
                 problems.add(|| format!(
@@ -707,22 +904,100 @@ impl Policy {
         })
     }
 
-    /// The environment a container with these annotations belongs to.
+    /// The environment a container with these annotations belongs to, and how
+    /// it was chosen.
+    ///
+    /// The operator decides: the first `[[rules]]` entry whose selector matches,
+    /// else `default_environment`. The container's own
+    /// `sniffguard.io/environment` annotation is the workload speaking, so it
+    /// may only move the container to a stricter environment (see
+    /// [`Strictness`]), or to one the matching rule lists in
+    /// `annotation_may_choose`; any other request is ignored and said in the
+    /// resolution. An annotation naming an environment the policy does not
+    /// define is an error (a typo must not pass unnoticed).
     pub fn resolve_environment<'a>(
         &'a self,
         annotations: &BTreeMap<String, String>,
-    ) -> Result<(&'a str, &'a Environment), PolicyError> {
-        let wanted = annotations
-            .get(ENVIRONMENT_ANNOTATION)
-            .map(String::as_str)
-            .or_else(|| {
-                self.rules
-                    .iter()
-                    .find(|rule| rule.selector.matches(annotations))
-                    .map(|rule| rule.environment.get_ref().as_str())
-            })
-            .unwrap_or(&self.default_environment);
-        self.environment(wanted)
+    ) -> Result<Resolution<'a>, PolicyError> {
+        let matched = self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| rule.selector.matches(annotations));
+        let (operator_name, operator_source) = match matched {
+            Some((index, rule)) => (
+                rule.environment.get_ref().as_str(),
+                ChosenBy::Rule(index + 1),
+            ),
+            None => (self.default_environment.as_str(), ChosenBy::Default),
+        };
+        let (operator_name, operator_env) = self.environment(operator_name)?;
+        let operator = Resolution {
+            name: operator_name,
+            environment: operator_env,
+            chosen_by: operator_source.clone(),
+            ignored_annotation: None,
+        };
+        let Some(wanted) = annotations.get(ENVIRONMENT_ANNOTATION) else {
+            return Ok(operator);
+        };
+        let (wanted_name, wanted_env) = self.environment(wanted)?;
+        if wanted_name == operator_name {
+            return Ok(operator);
+        }
+        let permitted = matched.is_some_and(|(_, rule)| {
+            rule.annotation_may_choose
+                .iter()
+                .any(|name| name.get_ref() == wanted_name)
+        });
+        let chosen_by = if permitted {
+            ChosenBy::AnnotationPermitted {
+                rule: operator_source.rule().unwrap_or_default(),
+            }
+        } else if wanted_env.strictness() > operator_env.strictness() {
+            ChosenBy::AnnotationStricter {
+                over: operator_name.to_string(),
+                by: Box::new(operator_source),
+            }
+        } else {
+            return Ok(Resolution {
+                ignored_annotation: Some(wanted_name.to_string()),
+                ..operator
+            });
+        };
+        Ok(Resolution {
+            name: wanted_name,
+            environment: wanted_env,
+            chosen_by,
+            ignored_annotation: None,
+        })
+    }
+
+    /// The environment of a container whose wiring may name it: `named` is what
+    /// the operator's wiring wrote (the shim's `--environment` on the hook, the
+    /// profile's `listenerMetadata`); without it, the annotations and rules
+    /// decide as in [`Policy::resolve_environment`].
+    pub fn resolve<'a>(
+        &'a self,
+        named: Option<&str>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Resolution<'a>, PolicyError> {
+        let Some(named) = named.filter(|n| !n.is_empty()) else {
+            return self.resolve_environment(annotations);
+        };
+        // The wiring normally writes what the rules give; say how they gave it.
+        if let Ok(resolved) = self.resolve_environment(annotations) {
+            if resolved.name == named {
+                return Ok(resolved);
+            }
+        }
+        let (name, environment) = self.environment(named)?;
+        Ok(Resolution {
+            name,
+            environment,
+            chosen_by: ChosenBy::Wiring,
+            ignored_annotation: None,
+        })
     }
 
     /// The environment called `name`.
@@ -746,6 +1021,46 @@ impl Policy {
 }
 
 impl Policy {
+    /// What `check-config` warns about: every `[[allow]]` rule, and every
+    /// `[[rules]]` entry that gives a less strict environment than the default
+    /// or lets the annotation choose a looser one, whose selector a workload can
+    /// satisfy by annotating itself on some stack. One line per rule.
+    pub fn workload_settable_warnings(&self) -> Vec<String> {
+        let (_, default) = match self.environment(&self.default_environment) {
+            Ok(found) => found,
+            Err(_) => return Vec::new(),
+        };
+        let mut warnings = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let Ok((_, env)) = self.environment(rule.environment.get_ref()) else {
+                continue;
+            };
+            let loosens = env.strictness() < default.strictness()
+                || rule.annotation_may_choose.iter().any(|name| {
+                    self.environment(name.get_ref())
+                        .is_ok_and(|(_, chosen)| chosen.strictness() < env.strictness())
+                });
+            if let Some(exposure) = loosens.then(|| rule.selector.workload_exposure()).flatten() {
+                warnings.push(format!(
+                    "rule {} (environment {:?}) loosens enforcement and {exposure}",
+                    index + 1,
+                    rule.environment.get_ref()
+                ));
+            }
+        }
+        for (index, rule) in self.allow.iter().enumerate() {
+            let Some(exposure) = rule.selector.workload_exposure() else {
+                continue;
+            };
+            warnings.push(format!(
+                "allow rule {} ({:?}) lets sniffers run and {exposure}",
+                index + 1,
+                rule.reason
+            ));
+        }
+        warnings
+    }
+
     /// The allow rule that lets a container with `annotations`, in
     /// `environment`, run the sniffer called `name` (if any rule does).
     pub fn allowed_by(
@@ -835,6 +1150,15 @@ fn find(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
     text.find(needle).map(|at| at..at + needle.len())
 }
 
+/// Whether `name` looks like a Linux capability name (`CAP_NET_RAW`).
+pub fn valid_capability_name(name: &str) -> bool {
+    name.strip_prefix("CAP_").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 32
+            && rest.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+    })
+}
+
 /// Environment names end up in file names, metrics labels and the seccomp
 /// listener metadata, so they are kept to a plain character set.
 pub fn valid_environment_name(name: &str) -> bool {
@@ -887,11 +1211,13 @@ mod tests {
     fn annotation_selects_the_environment() {
         let policy = Policy::builtin().unwrap();
         let mut annotations = BTreeMap::new();
-        assert_eq!(policy.resolve_environment(&annotations).unwrap().0, "ci");
+        assert_eq!(policy.resolve_environment(&annotations).unwrap().name, "ci");
         annotations.insert(ENVIRONMENT_ANNOTATION.to_string(), "production".to_string());
+        let resolved = policy.resolve_environment(&annotations).unwrap();
+        assert_eq!(resolved.name, "production");
         assert_eq!(
-            policy.resolve_environment(&annotations).unwrap().0,
-            "production"
+            resolved.describe(),
+            "annotation, stricter than \"ci\" from default_environment"
         );
         annotations.insert(ENVIRONMENT_ANNOTATION.to_string(), "prod".to_string());
         let err = policy.resolve_environment(&annotations).unwrap_err();
@@ -966,7 +1292,7 @@ responses = ["alert", "deny", "freeze", "forensics"]
             policy
                 .resolve_environment(&annotations(a))
                 .unwrap()
-                .0
+                .name
                 .to_string()
         };
         assert_eq!(env(&[(keys::NAMESPACE, "prod-eu")]), "production");
@@ -978,9 +1304,32 @@ responses = ["alert", "deny", "freeze", "forensics"]
             env(&[(keys::NAMESPACE, "stage"), (keys::CONTAINER, "db")]),
             "ci"
         );
+        // The workload's annotation cannot loosen the operator's rule...
         assert_eq!(
             env(&[(keys::NAMESPACE, "prod-eu"), (ENVIRONMENT_ANNOTATION, "ci")]),
-            "ci"
+            "production"
+        );
+        let ignored = policy
+            .resolve_environment(&annotations(&[
+                (keys::NAMESPACE, "prod-eu"),
+                (ENVIRONMENT_ANNOTATION, "staging"),
+            ]))
+            .unwrap();
+        assert_eq!(ignored.name, "production");
+        assert_eq!(ignored.chosen_by, ChosenBy::Rule(1));
+        assert_eq!(ignored.ignored_annotation.as_deref(), Some("staging"));
+        // ...but may tighten it.
+        let tightened = policy
+            .resolve_environment(&annotations(&[
+                (keys::NAMESPACE, "stage"),
+                (keys::CONTAINER, "web-1"),
+                (ENVIRONMENT_ANNOTATION, "production"),
+            ]))
+            .unwrap();
+        assert_eq!(tightened.name, "production");
+        assert_eq!(
+            tightened.describe(),
+            "annotation, stricter than \"staging\" from rule 2"
         );
         let production = policy.environment("production").unwrap().1;
         assert!(production.responds_with(Response::Freeze));
@@ -1006,6 +1355,81 @@ responses = ["alert", "deny", "freeze", "forensics"]
         assert!(err.contains("\"stagging\""), "{err}");
         assert!(err.contains("line 9, column 15"), "{err}");
         assert!(err.contains("cannot Kill"), "{err}");
+    }
+
+    #[test]
+    fn a_rule_may_let_the_annotation_choose_a_looser_environment() {
+        let text = THREE.replace(
+            "namespace = \"stage\"\ncontainer = \"web*\"",
+            "namespace = \"stage\"\ncontainer = \"web*\"\nannotation_may_choose = [\"ci\"]",
+        );
+        let policy = Policy::parse(&text, "t").unwrap();
+        let permitted = policy
+            .resolve_environment(&annotations(&[
+                (keys::NAMESPACE, "stage"),
+                (keys::CONTAINER, "web-1"),
+                (ENVIRONMENT_ANNOTATION, "ci"),
+            ]))
+            .unwrap();
+        assert_eq!(permitted.name, "ci");
+        assert_eq!(permitted.describe(), "annotation, permitted by rule 2");
+        // The opt-in belongs to rule 2 only.
+        let other = policy
+            .resolve_environment(&annotations(&[
+                (keys::NAMESPACE, "prod-eu"),
+                (ENVIRONMENT_ANNOTATION, "ci"),
+            ]))
+            .unwrap();
+        assert_eq!(other.name, "production");
+        // A rule that lets the annotation loosen, and every allow rule on a
+        // key a workload can write, is warned about.
+        let warnings = policy.workload_settable_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("rule 2 "), "{warnings:?}");
+        assert!(warnings[1].starts_with("allow rule 1 "), "{warnings:?}");
+        assert!(warnings[1].contains("Podman"), "{warnings:?}");
+        let unknown = THREE.replace(
+            "namespace = \"prod-*\"",
+            "namespace = \"prod-*\"\nannotation_may_choose = [\"qa\"]",
+        );
+        let err = Policy::parse(&unknown, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("annotation_may_choose names environment \"qa\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn strictness_orders_audit_then_fail_open_then_fail_closed() {
+        let policy = Policy::parse(THREE, "t").unwrap();
+        let strictness = |name| policy.environment(name).unwrap().1.strictness();
+        assert!(strictness("ci") < strictness("staging"));
+        assert!(strictness("staging") < strictness("production"));
+    }
+
+    #[test]
+    fn enforce_environments_drop_cap_net_raw_unless_told_otherwise() {
+        let policy = Policy::parse(THREE, "t").unwrap();
+        let env = |name| policy.environment(name).unwrap().1;
+        assert_eq!(env("staging").dropped_capabilities(), vec![CAP_NET_RAW]);
+        assert!(env("ci").dropped_capabilities().is_empty());
+        let kept = THREE.replace(
+            "[environments.staging]\nmode = \"enforce\"",
+            "[environments.staging]\nmode = \"enforce\"\ndrop_capabilities = []\ncapability_requests = \"refuse\"",
+        );
+        let policy = Policy::parse(&kept, "t").unwrap();
+        let staging = policy.environment("staging").unwrap().1;
+        assert!(staging.dropped_capabilities().is_empty());
+        assert_eq!(staging.capability_requests, CapabilityRequests::Refuse);
+        let bad = THREE.replace(
+            "[environments.staging]\nmode = \"enforce\"",
+            "[environments.staging]\nmode = \"enforce\"\ndrop_capabilities = [\"net_raw\"]",
+        );
+        let err = Policy::parse(&bad, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("\"net_raw\" is not a capability name"),
+            "{err}"
+        );
     }
 
     /// `*`-only glob matching by dynamic programming (fuzz/src/lib.rs has the same).

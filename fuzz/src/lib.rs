@@ -80,6 +80,12 @@ fn attachment(seccomp_listener: bool) -> Attachment {
         fail: FailPolicy::Closed,
         runtime_name: Some("runc".into()),
         seccomp_listener,
+        drop_capabilities: if seccomp_listener {
+            vec!["CAP_NET_RAW".to_string()]
+        } else {
+            Vec::new()
+        },
+        refuse_capability_requests: false,
     }
 }
 
@@ -288,12 +294,14 @@ pub fn policy(data: &[u8]) {
     };
     assert!(policy.environment(&policy.default_environment).is_ok());
     for annotations in sample_annotations() {
-        if let Ok((name, env)) = policy.resolve_environment(&annotations) {
-            let _ = env.responses();
-            let _ = policy.allowed_by(name, &annotations, "tcpdump");
+        if let Ok(resolved) = policy.resolve_environment(&annotations) {
+            let _ = resolved.environment.responses();
+            let _ = resolved.describe();
+            let _ = policy.allowed_by(resolved.name, &annotations, "tcpdump");
         }
     }
     let _ = policy.is_catalogued(b"tcpdump");
+    let _ = policy.workload_settable_warnings();
 }
 
 // ---------------------------------------------------------------------------

@@ -97,11 +97,8 @@ pub fn resolve(
         .as_ref()
         .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let (name, environment) = match wanted {
-        Some(name) => policy.environment(name)?,
-        None => policy.resolve_environment(&annotations)?,
-    };
-    Ok((name.to_string(), environment.fail))
+    let resolved = policy.resolve(wanted, &annotations)?;
+    Ok((resolved.name.to_string(), resolved.environment.fail))
 }
 
 /// Everything the hook does before it talks to the supervisor: it reads the

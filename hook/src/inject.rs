@@ -13,10 +13,11 @@
 //! untouched; it is also parsed as an [`oci_spec::runtime::Spec`] first so that a
 //! malformed bundle is refused before anything is written.
 //!
-//! Merging with an existing profile follows how libseccomp resolves rules for one
-//! syscall: an unconditional rule wins over conditional ones, and two conditional
-//! rules with the same arguments but different actions are refused (`EEXIST`).
-//! See [`merge_seccomp`] for the resulting table.
+//! Merging with an existing profile must hold whatever the profile says (its
+//! author is the workload's): sniffguard's rule for a syscall is never placed
+//! beside a permissive rule of the profile for the same syscall, because
+//! libseccomp resolves several rules of one syscall by the shape of its
+//! decision tree, not by their actions. See [`merge_seccomp`] for the table.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -28,8 +29,13 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall,
 };
 use serde_json::{json, Map, Value};
-use sniffguard_common::listener::{ListenerMetadata, ROOT_CHANGING_SYSCALLS};
+use sniffguard_common::listener::{
+    ArgCondition, ArgOp, BaseAction, ListenerMetadata, SocketRule, SocketRules, MAX_SOCKET_RULES,
+    ROOT_CHANGING_SYSCALLS,
+};
 use sniffguard_common::paths;
+
+use crate::capabilities::{self, CapabilityError};
 use sniffguard_common::policy::FailPolicy;
 
 /// Largest `config.json` accepted. Real ones are a few kilobytes; a profile with
@@ -79,6 +85,9 @@ pub enum InjectError {
     /// The profile has rules sniffguard cannot merge without weakening them.
     #[error("config.json: {0}")]
     Unmergeable(String),
+    /// The capability floor could not be applied.
+    #[error(transparent)]
+    Capabilities(#[from] CapabilityError),
 }
 
 /// Everything needed to attach one container.
@@ -97,6 +106,12 @@ pub struct Attachment {
     /// Whether to install the seccomp listener (enforce environments with a
     /// reachable supervisor).
     pub seccomp_listener: bool,
+    /// Capabilities kept out of every process of the container (the
+    /// environment's `drop_capabilities`; applied whether or not the
+    /// supervisor is reachable).
+    pub drop_capabilities: Vec<String>,
+    /// Refuse a container that asks for one of them instead of taking it.
+    pub refuse_capability_requests: bool,
 }
 
 impl Attachment {
@@ -172,6 +187,12 @@ pub fn annotations(config: &Map<String, Value>) -> std::collections::BTreeMap<St
 
 /// Applies `attachment` to a parsed `config.json`.
 pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
+    capabilities::apply_to_config(
+        config,
+        &attachment.drop_capabilities,
+        attachment.refuse_capability_requests,
+        &attachment.environment,
+    )?;
     add_hooks(config, attachment)?;
     if attachment.seccomp_listener {
         let linux = object_entry(config, "linux")?;
@@ -291,11 +312,133 @@ const EPERM: u32 = 1;
 const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
 const SOCKET: &str = "socket";
 
+/// Whether `action` can let a call run. Only `ERRNO` and the kills are sure
+/// refusals: `TRACE` hands the call to a tracer that may continue it, `TRAP`
+/// to a signal handler, `LOG` and `ALLOW` run it. A rule or default with any
+/// of those must never stand in for sniffguard's own rule.
 fn is_permissive(action: LinuxSeccompAction) -> bool {
-    matches!(
+    !matches!(
         action,
-        LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        LinuxSeccompAction::ScmpActErrno
+            | LinuxSeccompAction::ScmpActKill
+            | LinuxSeccompAction::ScmpActKillThread
+            | LinuxSeccompAction::ScmpActKillProcess
     )
+}
+
+/// What a base profile's action means for a call the supervisor decides in
+/// its place.
+fn base_action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> BaseAction {
+    match action {
+        LinuxSeccompAction::ScmpActErrno => BaseAction::Errno(errno_ret.unwrap_or(EPERM)),
+        LinuxSeccompAction::ScmpActKill
+        | LinuxSeccompAction::ScmpActKillThread
+        | LinuxSeccompAction::ScmpActKillProcess => BaseAction::Kill,
+        _ => BaseAction::Allow,
+    }
+}
+
+fn arg_condition(arg: &LinuxSeccompArg) -> Result<ArgCondition, InjectError> {
+    let op = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => ArgOp::Ne,
+        LinuxSeccompOperator::ScmpCmpLt => ArgOp::Lt,
+        LinuxSeccompOperator::ScmpCmpLe => ArgOp::Le,
+        LinuxSeccompOperator::ScmpCmpEq => ArgOp::Eq,
+        LinuxSeccompOperator::ScmpCmpGe => ArgOp::Ge,
+        LinuxSeccompOperator::ScmpCmpGt => ArgOp::Gt,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ArgOp::MaskedEq,
+    };
+    let index = u8::try_from(arg.index())
+        .ok()
+        .filter(|i| *i < 6)
+        .ok_or_else(|| {
+            InjectError::Unmergeable(format!(
+                "linux.seccomp has a socket rule on argument {}; syscalls have six",
+                arg.index()
+            ))
+        })?;
+    Ok(ArgCondition {
+        index,
+        op,
+        value: arg.value(),
+        value_two: arg.value_two().unwrap_or(0),
+    })
+}
+
+/// The rule a carried [`SocketRule`] came from, for undoing an injection.
+fn socket_syscall(rule: &SocketRule) -> Result<LinuxSyscall, InjectError> {
+    let mut syscall = LinuxSyscall::default();
+    syscall.set_names(vec![SOCKET.to_string()]);
+    let (action, errno) = match rule.action {
+        BaseAction::Allow => (LinuxSeccompAction::ScmpActAllow, None),
+        BaseAction::Errno(errno) => (LinuxSeccompAction::ScmpActErrno, Some(errno)),
+        BaseAction::Kill => (LinuxSeccompAction::ScmpActKillProcess, None),
+    };
+    syscall.set_action(action);
+    syscall.set_errno_ret(errno);
+    let args: Vec<LinuxSeccompArg> = rule
+        .args
+        .iter()
+        .map(|c| {
+            let op = match c.op {
+                ArgOp::Ne => LinuxSeccompOperator::ScmpCmpNe,
+                ArgOp::Lt => LinuxSeccompOperator::ScmpCmpLt,
+                ArgOp::Le => LinuxSeccompOperator::ScmpCmpLe,
+                ArgOp::Eq => LinuxSeccompOperator::ScmpCmpEq,
+                ArgOp::Ge => LinuxSeccompOperator::ScmpCmpGe,
+                ArgOp::Gt => LinuxSeccompOperator::ScmpCmpGt,
+                ArgOp::MaskedEq => LinuxSeccompOperator::ScmpCmpMaskedEq,
+            };
+            let arg = LinuxSeccompArgBuilder::default()
+                .index(usize::from(c.index))
+                .op(op)
+                .value(c.value);
+            let arg = if c.op == ArgOp::MaskedEq {
+                arg.value_two(c.value_two)
+            } else {
+                arg
+            };
+            arg.build()
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|err| InjectError::Unmergeable(format!("a carried socket rule: {err}")))?;
+    syscall.set_args((!args.is_empty()).then_some(args));
+    Ok(syscall)
+}
+
+/// Takes every rule for `socket` out of `rules` (a rule that also names other
+/// syscalls keeps them) and returns them as the supervisor will apply them.
+fn take_socket_rules(
+    rules: &mut Vec<LinuxSyscall>,
+    default: BaseAction,
+) -> Result<SocketRules, InjectError> {
+    let mut taken = Vec::new();
+    for rule in rules
+        .iter()
+        .filter(|r| r.names().iter().any(|n| n == SOCKET))
+    {
+        let args = rule
+            .args()
+            .iter()
+            .flatten()
+            .map(arg_condition)
+            .collect::<Result<Vec<_>, _>>()?;
+        taken.push(SocketRule {
+            action: base_action(rule.action(), rule.errno_ret()),
+            args,
+        });
+    }
+    if taken.len() > MAX_SOCKET_RULES {
+        return Err(InjectError::Unmergeable(format!(
+            "linux.seccomp has {} rules for socket; sniffguard carries at most {MAX_SOCKET_RULES}",
+            taken.len()
+        )));
+    }
+    remove_name(rules, SOCKET, false);
+    Ok(SocketRules {
+        rules: taken,
+        default,
+    })
 }
 
 fn masked(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
@@ -393,17 +536,21 @@ fn remove_name(rules: &mut Vec<LinuxSyscall>, name: &str, only_permissive_uncond
 /// Merges sniffguard's notify rules into `existing` (or a fresh allow-all
 /// profile).
 ///
+/// "Permissive" is every action but `ERRNO` and the kills (see
+/// [`is_permissive`]).
+///
 /// | existing treatment of the syscall | result |
 /// |---|---|
 /// | unconditional refusal (`ERRNO`, `KILL`, …) | kept; no notify rule (already stopped) |
-/// | unconditional `ALLOW`/`LOG` | the name leaves that rule; unconditional `NOTIFY` |
+/// | unconditional permissive rule | the name leaves that rule; unconditional `NOTIFY` |
 /// | only conditional rules, `execve`/`execveat` | refused: merging would widen or drop them |
-/// | only conditional rules, `socket` | kept; conditional `NOTIFY` for capture sockets |
+/// | any permissive or conditional rule, `socket` | every `socket` rule moves to the listener metadata ([`SocketRules`]); unconditional `NOTIFY` |
 /// | not mentioned, permissive default | `NOTIFY` (conditional for `socket`) |
 /// | not mentioned, refusing default | nothing (already stopped) |
 ///
 /// An unconditional `NOTIFY` on `socket` sends every socket call to the
-/// supervisor, which lets all but capture sockets continue.
+/// supervisor, which refuses capture sockets and gives every other call the
+/// base profile's own answer.
 pub fn merge_seccomp(
     existing: Option<LinuxSeccomp>,
     listener: &Path,
@@ -426,6 +573,30 @@ pub fn merge_seccomp(
     };
     let mut rules = profile.syscalls().clone().unwrap_or_default();
     if ours_already {
+        // The socket rules a previous injection took out of the profile travel
+        // in its metadata: put them back, in place of its socket notify rule.
+        let carried = profile
+            .listener_metadata()
+            .as_deref()
+            .map(ListenerMetadata::parse)
+            .and_then(|m| m.socket_rules);
+        if let Some(carried) = carried {
+            for rule in rules.iter_mut() {
+                if rule.action() == LinuxSeccompAction::ScmpActNotify {
+                    let names = rule
+                        .names()
+                        .iter()
+                        .filter(|n| *n != SOCKET)
+                        .cloned()
+                        .collect();
+                    rule.set_names(names);
+                }
+            }
+            rules.retain(|rule| !rule.names().is_empty());
+            for rule in &carried.rules {
+                rules.push(socket_syscall(rule)?);
+            }
+        }
         // A previous injection's rules are the only NOTIFY rules a profile with
         // our listener can have. Undo them before merging afresh: an unconditional
         // one replaced an unconditional allow (or a permissive default), so it
@@ -473,27 +644,32 @@ pub fn merge_seccomp(
     if !exec_names.is_empty() {
         added.push(notify_rule(exec_names, None));
     }
+    // Capture sockets. The only sound way to share `socket` with the base
+    // profile is to be its only rule there: libseccomp resolves several rules
+    // of one syscall by the shape of its decision tree, not by their actions,
+    // and a base `ALLOW socket if args[0] != 16` was measured to win over a
+    // merged capture rule. So either no base rule names `socket` (then the
+    // conditional capture rules are all there is), or every base rule for it
+    // moves to the supervisor, which gets every `socket` call.
+    let mut socket_rules = None;
     match existing_treatment(&rules, SOCKET) {
         Existing::Refused => {}
-        Existing::Allowed => {
-            remove_name(&mut rules, SOCKET, true);
+        Existing::Allowed | Existing::Conditional => {
+            let default = base_action(profile.default_action(), profile.default_errno_ret());
+            let taken = take_socket_rules(&mut rules, default)?;
+            // Docker's default (one unconditional allow) needs no carrying:
+            // "run" is what the supervisor gives a non-capture socket without
+            // rules, and what undoing the injection writes back.
+            let always_runs = taken
+                .rules
+                .iter()
+                .any(|r| r.action == BaseAction::Allow && r.args.is_empty())
+                && taken.rules.iter().all(|r| r.action == BaseAction::Allow);
+            socket_rules = (!always_runs).then_some(taken);
             added.push(notify_rule(vec![SOCKET.to_string()], None));
         }
-        Existing::Conditional | Existing::Unmentioned => {
-            let ours = capture_socket_rules();
-            let clash = rules.iter().any(|rule| {
-                rule.names().iter().any(|n| n == SOCKET)
-                    && ours.iter().any(|o| o.args() == rule.args())
-            });
-            if clash {
-                return Err(InjectError::Unmergeable(
-                    "linux.seccomp has a socket rule with the same arguments as sniffguard's capture-socket rules".into(),
-                ));
-            }
-            if default_permissive || existing_treatment(&rules, SOCKET) == Existing::Conditional {
-                added.extend(ours);
-            }
-        }
+        Existing::Unmentioned if default_permissive => added.extend(capture_socket_rules()),
+        Existing::Unmentioned => {}
     }
     // Syscalls that change what `/` means to a process (chroot, a mount over
     // a directory, another mount namespace's root) are handed over as well,
@@ -551,6 +727,7 @@ pub fn merge_seccomp(
     let metadata = ListenerMetadata {
         environment: environment.to_string(),
         root_changes_notified,
+        socket_rules,
     };
     profile.set_listener_metadata(Some(metadata.render()));
     Ok(profile)

@@ -5,6 +5,7 @@
 //! The binaries in `src/bin/` only parse their command line and call into these
 //! modules.
 
+pub mod capabilities;
 pub mod hook;
 pub mod inject;
 pub mod inspect;

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
-use sniffguard_common::policy::{FailPolicy, Mode, Policy, PolicyError};
+use sniffguard_common::policy::{CapabilityRequests, FailPolicy, Mode, Policy, PolicyError};
 use sniffguard_common::wire::{Request, Response};
 
+use crate::capabilities;
 use crate::inject::{self, Attachment, InjectError};
 use crate::MESSAGE_PREFIX;
 use sniffguard_common::client::{self, ClientError};
@@ -72,6 +73,14 @@ pub enum ShimError {
     /// The hook binary is missing.
     #[error("{MESSAGE_PREFIX}-runtime: hook binary {0} does not exist; set SNIFFGUARD_HOOK")]
     MissingHook(PathBuf),
+    /// An `exec` could not be checked against its container's capability floor.
+    #[error("{MESSAGE_PREFIX}-runtime: exec into {container} refused: {message}")]
+    Exec {
+        /// The container.
+        container: String,
+        /// Why.
+        message: String,
+    },
     /// The confined child that prepares the bundle could not run or died.
     #[error(
         "{MESSAGE_PREFIX}-runtime: preparing the bundle failed: {0}; the container is refused"
@@ -156,6 +165,8 @@ pub struct Invocation {
     pub subcommand: Option<String>,
     /// The bundle of `create`/`run` (`--bundle`, `-b`, or the working directory).
     pub bundle: Option<PathBuf>,
+    /// Where the subcommand's own arguments start.
+    pub operands_at: usize,
 }
 
 impl Invocation {
@@ -168,9 +179,9 @@ impl Invocation {
 /// Finds the subcommand and, for `create`/`run`, the bundle, in runc/crun-style
 /// arguments (without the program name).
 pub fn parse_args(args: &[OsString]) -> Invocation {
-    let mut iter = args.iter();
+    let mut iter = args.iter().enumerate();
     let mut invocation = Invocation::default();
-    while let Some(arg) = iter.next() {
+    while let Some((index, arg)) = iter.next() {
         let text = arg.to_string_lossy();
         if text.starts_with('-') {
             if GLOBAL_VALUE_FLAGS.contains(&text.as_ref()) {
@@ -179,8 +190,10 @@ pub fn parse_args(args: &[OsString]) -> Invocation {
             continue;
         }
         invocation.subcommand = Some(text.into_owned());
+        invocation.operands_at = index + 1;
         break;
     }
+    let mut iter = iter.map(|(_, arg)| arg);
     if !invocation.creates() {
         return invocation;
     }
@@ -264,7 +277,8 @@ pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<Strin
     let policy = Policy::load(config.policy.as_deref())?;
     let bytes = inject::read_config(bundle).map_err(inject_err)?;
     let mut spec = inject::parse_config(&bytes).map_err(inject_err)?;
-    let (environment, settings) = policy.resolve_environment(&inject::annotations(&spec))?;
+    let resolved = policy.resolve_environment(&inject::annotations(&spec))?;
+    let (environment, settings) = (resolved.name, resolved.environment);
     if !config.hook.is_file() {
         return Err(ShimError::MissingHook(config.hook.clone()));
     }
@@ -296,10 +310,81 @@ pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<Strin
         fail: settings.fail,
         runtime_name: config.runtime_name(),
         seccomp_listener: settings.mode == Mode::Enforce && warning.is_none(),
+        drop_capabilities: settings.dropped_capabilities(),
+        refuse_capability_requests: settings.capability_requests == CapabilityRequests::Refuse,
     };
     inject::attach(&mut spec, &attachment).map_err(inject_err)?;
     inject::write_config(bundle, &spec).map_err(inject_err)?;
     Ok(warning)
+}
+
+/// Most bytes of `RUNTIME state ID` output read.
+const MAX_STATE_BYTES: usize = 1024 * 1024;
+
+/// Prepares an `exec` invocation: when it could give the new process
+/// capabilities (`--cap`, `--process`) and the container is one whose
+/// capabilities the shim kept out at `create`, those capabilities are kept out
+/// of the new process too. Returns the arguments to hand to the real runtime
+/// and a warning to print when something was taken away.
+pub fn prepare_exec(
+    args: &[OsString],
+    invocation: &Invocation,
+    config: &ShimConfig,
+) -> Result<(Vec<OsString>, Option<String>), ShimError> {
+    let exec = capabilities::parse_exec(args, invocation.operands_at);
+    let Some(container) = exec
+        .container
+        .as_deref()
+        .filter(|_| exec.may_add_capabilities())
+    else {
+        return Ok((args.to_vec(), None));
+    };
+    let fail = |message: String| ShimError::Exec {
+        container: container.to_string(),
+        message,
+    };
+    // The runtime knows where the container's bundle is; a container it does
+    // not know fails the exec by itself.
+    let globals = &args[..invocation.operands_at.saturating_sub(1)];
+    let Some(bundle) = bundle_of(&config.real_runtime, globals, container) else {
+        return Ok((args.to_vec(), None));
+    };
+    let bytes = inject::read_config(&bundle).map_err(|e| fail(e.to_string()))?;
+    let spec: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|e| fail(format!("config.json: {e}")))?;
+    let drop = capabilities::dropped_by_shim(&spec);
+    if drop.is_empty() {
+        return Ok((args.to_vec(), None));
+    }
+    let (kept, removed) =
+        capabilities::apply_to_exec(args, &exec, &drop).map_err(|e| fail(e.to_string()))?;
+    let warning = (!removed.is_empty()).then(|| {
+        format!(
+            "{MESSAGE_PREFIX}-runtime: {} kept out of the process exec'd into {container}: its environment drops it",
+            removed.join(", ")
+        )
+    });
+    Ok((kept, warning))
+}
+
+/// The bundle of `container`, from `RUNTIME [globals] state ID`.
+fn bundle_of(runtime: &Path, globals: &[OsString], container: &str) -> Option<PathBuf> {
+    let output = std::process::Command::new(runtime)
+        .args(globals)
+        .arg("state")
+        .arg(container)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() || output.stdout.len() > MAX_STATE_BYTES {
+        return None;
+    }
+    let state: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    state
+        .get("bundle")
+        .and_then(serde_json::Value::as_str)
+        .map(PathBuf::from)
 }
 
 /// Leaves a note that a container started without supervision, so that the

@@ -17,9 +17,10 @@ fn golden_dir() -> PathBuf {
 fn rewrite(bytes: &[u8]) -> Result<Value, InjectError> {
     let policy = Policy::builtin().unwrap();
     let mut config = inject::parse_config(bytes)?;
-    let (environment, settings) = policy
+    let resolved = policy
         .resolve_environment(&inject::annotations(&config))
         .unwrap();
+    let (environment, settings) = (resolved.name, resolved.environment);
     let attachment = Attachment {
         hook_path: PathBuf::from("/usr/local/bin/sniffguard-hook"),
         runtime_dir: PathBuf::from("/run/sniffguard"),
@@ -27,6 +28,8 @@ fn rewrite(bytes: &[u8]) -> Result<Value, InjectError> {
         fail: settings.fail,
         runtime_name: Some("runc".into()),
         seccomp_listener: settings.mode == Mode::Enforce,
+        drop_capabilities: settings.dropped_capabilities(),
+        refuse_capability_requests: false,
     };
     inject::attach(&mut config, &attachment)?;
     Ok(Value::Object(config))
@@ -84,6 +87,19 @@ fn runc_default_spec_in_ci_gets_hooks_only() {
 #[test]
 fn docker_like_profile_keeps_its_rules_and_gains_notify() {
     let out = check_golden("docker-like");
+    // The capability floor: CAP_NET_RAW leaves every set, and the container
+    // says so for `exec` and the supervisor.
+    let capabilities = out["process"]["capabilities"].as_object().unwrap();
+    assert_eq!(capabilities.len(), 4);
+    for (set, names) in capabilities {
+        let names = names.as_array().unwrap();
+        assert!(names.contains(&"CAP_KILL".into()), "{set}");
+        assert!(!names.contains(&"CAP_NET_RAW".into()), "{set}");
+    }
+    assert_eq!(
+        out["annotations"]["sniffguard.io/capabilities-dropped"],
+        "CAP_NET_RAW"
+    );
     let seccomp = &out["linux"]["seccomp"];
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(seccomp["listenerPath"], "/run/sniffguard/seccomp.sock");
@@ -208,4 +224,87 @@ fn root_changing_syscalls_are_notified_unless_a_profile_conditions_them() {
     assert_eq!(conditional["listenerMetadata"], "staging");
     assert!(!rule_names(&conditional, "SCMP_ACT_NOTIFY").contains(&"mount".to_string()));
     assert!(rule_names(&conditional, "SCMP_ACT_ALLOW").contains(&"mount".to_string()));
+}
+
+/// Every rule naming `socket` in a merged profile, with its action.
+fn socket_rules(seccomp: &Value) -> Vec<Value> {
+    seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == "socket"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn conditional_socket_rules_move_to_the_supervisor() {
+    // containers-common's shape for a container without CAP_AUDIT_WRITE: the
+    // conditional allows would win over a conditional capture rule in
+    // libseccomp's tree, so none may stay beside sniffguard's rule.
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "syscalls": [
+            {"names": ["execve", "read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+             "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
+                      {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}]},
+            {"names": ["socket", "bind"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_NE"}]}
+        ]
+    });
+    let out = merged(profile);
+    let socket = socket_rules(&out);
+    assert_eq!(socket.len(), 1, "{socket:?}");
+    assert_eq!(socket[0]["action"], "SCMP_ACT_NOTIFY");
+    assert!(
+        socket[0].get("args").is_none_or(Value::is_null),
+        "{socket:?}"
+    );
+    // `bind` keeps its condition; only `socket` left that rule.
+    assert!(rule_names(&out, "SCMP_ACT_ALLOW").contains(&"bind".to_string()));
+    let metadata = sniffguard_common::listener::ListenerMetadata::parse(
+        out["listenerMetadata"].as_str().unwrap(),
+    );
+    let carried = metadata.socket_rules.expect("the socket rules travel");
+    use sniffguard_common::listener::BaseAction;
+    assert_eq!(carried.rules.len(), 3);
+    assert_eq!(carried.default, BaseAction::Errno(38));
+    assert_eq!(carried.verdict(&[16, 3, 9, 0, 0, 0]), BaseAction::Errno(22));
+    assert_eq!(carried.verdict(&[17, 3, 768, 0, 0, 0]), BaseAction::Allow);
+    // Rewriting the rewrite puts the rules back and takes them out again.
+    assert_eq!(merged(out.clone()), out);
+}
+
+#[test]
+fn trace_and_log_never_stand_in_for_a_refusal() {
+    // A TRACE default: a tracer in the container could continue every stop,
+    // so exec, capture sockets and io_uring get sniffguard's rules as under
+    // an ALLOW default.
+    let traced = merged(serde_json::json!({"defaultAction": "SCMP_ACT_TRACE"}));
+    let notified = rule_names(&traced, "SCMP_ACT_NOTIFY");
+    assert!(notified.contains(&"execve".to_string()), "{notified:?}");
+    assert!(notified.contains(&"socket".to_string()), "{notified:?}");
+    assert!(rule_names(&traced, "SCMP_ACT_ERRNO").contains(&"io_uring_setup".to_string()));
+
+    // An unconditional TRACE (or LOG) rule for socket and io_uring: not a
+    // refusal either.
+    for action in ["SCMP_ACT_TRACE", "SCMP_ACT_LOG", "SCMP_ACT_TRAP"] {
+        let out = merged(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["socket", "io_uring_setup", "execve"], "action": action}]
+        }));
+        let socket = socket_rules(&out);
+        assert_eq!(socket.len(), 1, "{action}: {socket:?}");
+        assert_eq!(socket[0]["action"], "SCMP_ACT_NOTIFY", "{action}");
+        assert!(rule_names(&out, "SCMP_ACT_NOTIFY").contains(&"execve".to_string()));
+        assert!(
+            rule_names(&out, "SCMP_ACT_ERRNO").contains(&"io_uring_setup".to_string()),
+            "{action}"
+        );
+        assert_eq!(merged(out.clone()), out, "{action}: not idempotent");
+    }
 }

@@ -326,6 +326,7 @@ fn restore(shared: &Arc<Shared>) {
                     // notifications is not known: its root is looked up per
                     // exec from now on.
                     root_changes_notified: false,
+                    socket_rules: info.socket_rules,
                 };
                 // A keeper of an older supervisor holds no ledger.
                 let ledger = ledger.map_or_else(Ledger::private, Ledger::reopen);

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
+use sniffguard_common::listener::SocketRules;
 
 /// The keeper's socket inside the runtime directory.
 pub const KEEPER_SOCKET: &str = "keeper.sock";
@@ -47,6 +48,11 @@ pub struct ListenerInfo {
     pub environment: String,
     /// Its annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The base profile's socket rules the supervisor applies for the filter
+    /// (see [`sniffguard_common::listener::SocketRules`]); a keeper of an older
+    /// supervisor holds none.
+    #[serde(default)]
+    pub socket_rules: Option<SocketRules>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

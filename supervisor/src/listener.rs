@@ -140,6 +140,7 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         container: id.clone(),
         environment: environment.clone(),
         annotations: annotations.clone(),
+        socket_rules: metadata.socket_rules.clone(),
     };
     let Some(ledger) = Ledger::or_private(Ledger::create(), &id) else {
         // Dropping the fd fails the container's watched syscalls (ENOSYS).
@@ -159,6 +160,7 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         environment,
         annotations,
         root_changes_notified: metadata.root_changes_notified,
+        socket_rules: metadata.socket_rules,
     };
     shared
         .notify
@@ -173,13 +175,10 @@ fn environment_of(
     metadata: Option<&str>,
     annotations: &BTreeMap<String, String>,
 ) -> Option<String> {
-    if let Some(name) = metadata.filter(|m| !m.is_empty()) {
-        return policy.environment(name).ok().map(|(n, _)| n.to_string());
-    }
     policy
-        .resolve_environment(annotations)
+        .resolve(metadata, annotations)
         .ok()
-        .map(|(n, _)| n.to_string())
+        .map(|resolved| resolved.name.to_string())
 }
 
 /// Reads one payload: the first message carries the fds, the JSON may continue

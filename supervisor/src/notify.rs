@@ -37,7 +37,7 @@ use libseccomp::{notify_id_valid, ScmpArch, ScmpNotifResp, ScmpNotifRespFlags, S
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use sniffguard_common::listener::ROOT_CHANGING_SYSCALLS;
+use sniffguard_common::listener::{BaseAction, SocketRules, ROOT_CHANGING_SYSCALLS};
 
 use crate::alert::{self, Incident, Mechanism, ProcessInfo};
 use crate::classify::{Evidence, ExecSite};
@@ -75,6 +75,10 @@ pub struct ListenerContext {
     /// or mounts ([`sniffguard_common::listener::ROOT_CHANGES_NOTIFIED`]), so
     /// that the container's root may be kept open across decisions.
     pub root_changes_notified: bool,
+    /// The base profile's own rules for `socket`, when the shim moved them
+    /// here: every `socket` call is then notified, and what sniffguard lets
+    /// through still gets the base profile's answer.
+    pub socket_rules: Option<SocketRules>,
 }
 
 /// The container root kept across the decisions of one listener.
@@ -475,10 +479,34 @@ fn handle(
         (finding, verdict)
     });
     let deny = judged.as_ref().is_some_and(|(_, v)| v.deny());
-    let response = if deny {
-        ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
-    } else {
-        ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
+    // What sniffguard lets through still gets the base profile's answer where
+    // the shim moved the profile's socket rules here.
+    let base = match (&context.socket_rules, watched) {
+        (Some(rules), Some(Watched::Socket)) => rules.verdict(&request.args),
+        _ => BaseAction::Allow,
+    };
+    let response = match (deny, base) {
+        (true, _) => {
+            ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
+        }
+        (false, BaseAction::Allow) => {
+            ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
+        }
+        (false, BaseAction::Errno(errno)) => ScmpNotifResp::new_error(
+            request.id,
+            -i32::try_from(errno).unwrap_or(libc::EPERM),
+            ScmpNotifRespFlags::empty(),
+        ),
+        (false, BaseAction::Kill) => {
+            // The base profile kills; a notification can only refuse, so the
+            // caller is refused and then killed, as the kernel would have.
+            if let Some(tgid) = thread_group(request.pid) {
+                if let Err(err) = respond::kill_process(tgid) {
+                    tracing::warn!(container = context.container_id, pid = request.pid, %err, "the base profile's kill failed");
+                }
+            }
+            ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
+        }
     };
     // Decision time, taken before the answer: with SYNC_WAKE_UP the woken
     // caller may run on this CPU first.
@@ -653,6 +681,15 @@ fn decide_exec(
         },
         file: resolved.open().ok(),
     }))
+}
+
+/// The thread group (process) of thread `tid`, from `/proc`.
+fn thread_group(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `SYS_SOCKET` of i386 `socketcall`.

@@ -14,6 +14,21 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let invocation = shim::parse_args(&args);
+    let mut args = args;
+    if invocation.subcommand.as_deref() == Some("exec") {
+        match shim::prepare_exec(&args, &invocation, &config) {
+            Ok((prepared, warning)) => {
+                if let Some(warning) = warning {
+                    eprintln!("{warning}");
+                }
+                args = prepared;
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(bundle) = invocation
         .bundle
         .as_deref()
