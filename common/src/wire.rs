@@ -179,6 +179,13 @@ pub struct ContainerStatus {
     pub cgroup_id: Option<u64>,
     /// Since when the supervisor knows it (RFC 3339).
     pub since: String,
+    /// How its environment was chosen (rule N, the default, an annotation
+    /// that tightened it).
+    #[serde(default)]
+    pub environment_chosen_by: String,
+    /// Capabilities the runtime shim kept out of its processes.
+    #[serde(default)]
+    pub capabilities_dropped: Vec<String>,
 }
 
 /// A message type and its size limit on the wire.
@@ -305,6 +312,9 @@ mod tests {
                 registered: true,
                 cgroup_id: Some(i),
                 since: "2026-11-28T05:00:00Z".into(),
+                environment_chosen_by:
+                    "annotation, stricter than \"staging\" from rule 12; the annotation's \"ci\" was ignored".into(),
+                capabilities_dropped: vec!["CAP_NET_RAW".into(), "CAP_NET_ADMIN".into()],
             })
             .collect();
         let report = Response::Status(StatusReport {

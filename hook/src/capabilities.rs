@@ -266,6 +266,26 @@ pub fn parse_exec(args: &[OsString], start: usize) -> ExecArgs {
 /// Most bytes of a `--process` document read.
 const MAX_PROCESS_BYTES: u64 = 1024 * 1024;
 
+/// Whether an `exec` asks for one of `drop`, by `--cap` or in its
+/// `--process` document.
+pub fn exec_asks_for(exec: &ExecArgs, drop: &[String]) -> Result<bool, CapabilityError> {
+    if exec.caps.iter().any(|(_, name)| drop.contains(name)) {
+        return Ok(true);
+    }
+    let Some((_, path)) = &exec.process else {
+        return Ok(false);
+    };
+    let document = read_process_file(path)?;
+    let process = document
+        .as_object()
+        .ok_or_else(|| CapabilityError::ProcessFile {
+            path: path.clone(),
+            message: "not a JSON object".into(),
+        })?;
+    let (names, _) = held(process, drop)?;
+    Ok(!names.is_empty())
+}
+
 /// Applies the floor to an `exec`: `--cap` arguments naming one of `drop` are
 /// left out of the arguments handed to the runtime, and the `--process`
 /// document loses them from every set (rewritten in place, atomically).
@@ -306,8 +326,9 @@ pub fn apply_to_exec(
     Ok((kept, removed))
 }
 
-fn rewrite_process_file(path: &Path, drop: &[String]) -> Result<Vec<String>, CapabilityError> {
-    use std::io::{Read, Write};
+/// Reads a `--process` document, bounded.
+fn read_process_file(path: &Path) -> Result<Value, CapabilityError> {
+    use std::io::Read;
     let fail = |message: String| CapabilityError::ProcessFile {
         path: path.to_path_buf(),
         message,
@@ -320,8 +341,16 @@ fn rewrite_process_file(path: &Path, drop: &[String]) -> Result<Vec<String>, Cap
     if bytes.len() as u64 > MAX_PROCESS_BYTES {
         return Err(fail(format!("larger than {MAX_PROCESS_BYTES} bytes")));
     }
-    let mut document: Value =
-        serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))
+}
+
+fn rewrite_process_file(path: &Path, drop: &[String]) -> Result<Vec<String>, CapabilityError> {
+    use std::io::Write;
+    let fail = |message: String| CapabilityError::ProcessFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut document = read_process_file(path)?;
     let process = document
         .as_object_mut()
         .ok_or_else(|| fail("not a JSON object".into()))?;

@@ -356,6 +356,18 @@ pub fn prepare_exec(
     if drop.is_empty() {
         return Ok((args.to_vec(), None));
     }
+    // A break-glass grant (an operator's `sniffguard allow`) is the one way
+    // to give a process of such a container a capture capability back.
+    let asks = capabilities::exec_asks_for(&exec, &drop).map_err(|e| fail(e.to_string()))?;
+    if !asks {
+        return Ok((args.to_vec(), None));
+    }
+    if granted(&config.runtime_dir, container) {
+        let notice = format!(
+            "{MESSAGE_PREFIX}-runtime: a break-glass grant is active for {container}: the exec'd process keeps the capabilities it asks for"
+        );
+        return Ok((args.to_vec(), Some(notice)));
+    }
     let (kept, removed) =
         capabilities::apply_to_exec(args, &exec, &drop).map_err(|e| fail(e.to_string()))?;
     let warning = (!removed.is_empty()).then(|| {
@@ -365,6 +377,14 @@ pub fn prepare_exec(
         )
     });
     Ok((kept, warning))
+}
+
+/// Whether the supervisor holds a break-glass grant for `container`.
+fn granted(runtime_dir: &Path, container: &str) -> bool {
+    match client::call(runtime_dir, &Request::Status {}, PING_TIMEOUT) {
+        Ok(Response::Status(report)) => report.grants.iter().any(|g| g.container == container),
+        _ => false,
+    }
 }
 
 /// The bundle of `container`, from `RUNTIME [globals] state ID`.

@@ -137,6 +137,12 @@ struct ContainerInfo {
     namespace: Option<String>,
     pipeline: BTreeMap<String, String>,
     registered: bool,
+    /// How the environment was chosen (rule N, the default, an annotation
+    /// that tightened it), so that an operator can audit it.
+    environment_chosen_by: String,
+    /// Capabilities the runtime shim kept out of the container's processes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    capabilities_dropped: Vec<String>,
 }
 
 /// The alert document.
@@ -168,6 +174,33 @@ struct Alert<'a> {
     next_steps: Vec<String>,
 }
 
+/// How the policy chose `environment` for a container with `annotations`, in
+/// words (see [`sniffguard_common::policy::Resolution::describe`]).
+pub fn environment_chosen_by(
+    policy: &Policy,
+    environment: &str,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> String {
+    let empty = BTreeMap::new();
+    policy
+        .resolve(Some(environment), annotations.unwrap_or(&empty))
+        .map(|resolved| resolved.describe())
+        .unwrap_or_else(|_| "an environment the current policy no longer defines".to_string())
+}
+
+/// The capabilities the runtime shim says it kept out of a container.
+pub fn capabilities_dropped(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    annotations
+        .get(sniffguard_common::DROPPED_CAPABILITIES_ANNOTATION)
+        .map(|v| {
+            v.split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The alert document of `incident`, in sniffguard's own format.
 pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json::Value {
     let record = incident.container.as_ref();
@@ -183,6 +216,14 @@ pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json:
         namespace: annotation(&policy_keys::NAMESPACE_KEYS),
         pipeline: record.map(|r| r.pipeline.clone()).unwrap_or_default(),
         registered: record.is_some_and(|r| r.registered),
+        environment_chosen_by: environment_chosen_by(
+            policy,
+            &incident.environment,
+            record.map(|r| &r.annotations),
+        ),
+        capabilities_dropped: record
+            .map(|r| capabilities_dropped(&r.annotations))
+            .unwrap_or_default(),
     };
     let next_steps = policy
         .environments

@@ -240,11 +240,22 @@ fn main() -> ExitCode {
                     } else {
                         ""
                     };
+                    let dropped = env.dropped_capabilities();
                     println!(
-                        "  {name}{default}: mode={} fail={}",
+                        "  {name}{default}: mode={} fail={} drops={}",
                         env.mode.as_str(),
-                        env.fail.as_str()
+                        env.fail.as_str(),
+                        if dropped.is_empty() {
+                            "none".to_string()
+                        } else {
+                            dropped.join(",")
+                        }
                     );
+                }
+                // Exceptions a workload could grant itself: said, not refused
+                // (a node where every container comes through CRI is safe).
+                for warning in policy.workload_settable_warnings() {
+                    println!("warning: {warning}");
                 }
                 ExitCode::SUCCESS
             }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sniffguard_tests::{
     evidence_kinds, is_alert_for, require_root, rootfs, str_at, Bundle, CmdOutput, Container,
-    NoSupervisor, Runtime, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT, RULE_NAME,
+    NoSupervisor, Runtime, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT, COMMAND_TIMEOUT, RULE_NAME,
 };
 
 /// How long the alert stream must stay quiet before "no more alerts" is concluded.
@@ -309,6 +309,100 @@ fn ci_fails_open_without_supervisor(runtime: Runtime) {
     );
 }
 
+/// `CAP_NET_RAW`'s bit in `/proc/PID/status` capability masks.
+const CAP_NET_RAW_BIT: u64 = 1 << 13;
+
+/// The `CapEff`, `CapPrm` and `CapBnd` masks a process printed with
+/// `grep ^Cap /proc/self/status`.
+fn capability_masks(out: &CmdOutput) -> Vec<(String, u64)> {
+    out.stdout
+        .lines()
+        .filter_map(|line| {
+            let (name, hex) = line.split_once(':')?;
+            let mask = u64::from_str_radix(hex.trim(), 16).ok()?;
+            ["CapEff", "CapPrm", "CapBnd"]
+                .contains(&name)
+                .then(|| (name.to_string(), mask))
+        })
+        .collect()
+}
+
+/// The capability floor: a staging container's processes hold no
+/// `CAP_NET_RAW` (its spec asks for it in every set), and neither does a
+/// process exec'd with `--cap CAP_NET_RAW` or with a `--process` document that
+/// lists it, as Podman and containerd exec. A ci container keeps it (the
+/// control).
+fn enforce_keeps_cap_net_raw_out(runtime: Runtime) {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let show = ["grep", "^Cap", "/proc/self/status"];
+    for (environment, expect_raw) in [("staging", false), ("ci", true)] {
+        let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some(environment));
+        let container = Container::new(runtime);
+        let out = container.create_detached_via_shim(&sup, &bundle);
+        assert!(out.success(), "{runtime}: {out}\n{}", sup.report());
+
+        let plain = container.exec_via_shim(&sup, &show);
+        let mut with_cap = container.shim_command(&sup);
+        with_cap
+            .arg("exec")
+            .arg("--cap")
+            .arg("CAP_NET_RAW")
+            .arg(container.id())
+            .args(show);
+        let with_cap = sniffguard_tests::run_command(&mut with_cap, COMMAND_TIMEOUT);
+        let process = bundle.path().join("process.json");
+        let mut document = bundle.spec()["process"].clone();
+        document["args"] = serde_json::json!(show);
+        std::fs::write(&process, document.to_string()).unwrap();
+        let mut with_process = container.shim_command(&sup);
+        with_process
+            .arg("exec")
+            .arg("--process")
+            .arg(&process)
+            .arg(container.id());
+        let with_process = sniffguard_tests::run_command(&mut with_process, COMMAND_TIMEOUT);
+
+        for (how, out) in [
+            ("exec", &plain),
+            ("exec --cap", &with_cap),
+            ("exec --process", &with_process),
+        ] {
+            assert!(out.success(), "{runtime} {environment} {how}: {out}");
+            let masks = capability_masks(out);
+            assert_eq!(masks.len(), 3, "{runtime} {environment} {how}: {out}");
+            for (set, mask) in masks {
+                assert_eq!(
+                    mask & CAP_NET_RAW_BIT != 0,
+                    expect_raw,
+                    "{runtime} {environment} {how}: {set}={mask:x}\n{out}"
+                );
+            }
+        }
+        if !expect_raw {
+            assert!(
+                with_cap.stderr_mentions("CAP_NET_RAW kept out"),
+                "{runtime}: the shim did not say it kept CAP_NET_RAW out: {with_cap}"
+            );
+            let status = sup.status();
+            let record = status["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["id"] == container.id())
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                record["capabilities_dropped"],
+                serde_json::json!(["CAP_NET_RAW"]),
+                "{runtime}: status does not say so: {status}"
+            );
+        }
+    }
+}
+
 macro_rules! per_runtime {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -336,4 +430,5 @@ per_runtime!(
     ci_allows_tcpdump_capture,
     production_fails_closed_without_supervisor,
     ci_fails_open_without_supervisor,
+    enforce_keeps_cap_net_raw_out,
 );

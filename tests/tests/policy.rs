@@ -69,26 +69,54 @@ fn namespace_rules_drive_containers_to_their_environment() {
         return;
     }
     let sup = Supervisor::start(Some(THREE_ENVIRONMENTS));
-    for (namespace, environment, expected_rc, action) in [
-        ("prod-eu", "production", "rc=126", "denied"),
-        ("stage", "staging", "rc=126", "denied"),
-        ("dev", "ci", "rc=0", "allowed"),
+    // (namespace, the workload's own environment annotation, the environment
+    // it must get, how the alert says it was chosen, what tcpdump gets)
+    for (namespace, annotation, environment, chosen_by, expected_rc, action) in [
+        ("prod-eu", None, "production", "rule 1", "rc=126", "denied"),
+        ("stage", None, "staging", "rule 2", "rc=126", "denied"),
+        ("dev", None, "ci", "default_environment", "rc=0", "allowed"),
+        // A workload cannot annotate itself out of the operator's rule...
+        (
+            "prod-eu",
+            Some("ci"),
+            "production",
+            "rule 1; the annotation's \"ci\" was ignored",
+            "rc=126",
+            "denied",
+        ),
+        // ...but may make itself stricter.
+        (
+            "stage",
+            Some("production"),
+            "production",
+            "annotation, stricter than \"staging\" from rule 2",
+            "rc=126",
+            "denied",
+        ),
     ] {
-        let bundle = Bundle::new(
+        let mut bundle = Bundle::new(
             rootfs(),
             &["sh", "-c", "tcpdump -D >/dev/null 2>&1; echo rc=$?"],
             None,
         )
         .annotation("io.kubernetes.pod.namespace", namespace);
+        if let Some(wanted) = annotation {
+            bundle = bundle.annotation("sniffguard.io/environment", wanted);
+        }
         let container = Container::new(Runtime::Runc);
         let out = container.run_via_shim(&sup, &bundle);
         assert!(
             out.stdout.contains(expected_rc),
-            "{namespace}: {out}\n{}",
+            "{namespace} {annotation:?}: {out}\n{}",
             sup.report()
         );
         let alert = wait_action(&sup, container.id(), action);
         assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
+        let said = str_at(&alert, "/container/environment_chosen_by").unwrap_or_default();
+        assert!(
+            said.starts_with(chosen_by),
+            "{namespace} {annotation:?}: {alert}"
+        );
     }
 }
 

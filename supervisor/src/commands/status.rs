@@ -41,20 +41,29 @@ pub fn render(report: &StatusReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<40} {:<12} {:<8} {:<8} {:<10} SINCE",
-        "CONTAINER", "ENVIRONMENT", "MODE", "SECCOMP", "REGISTERED"
+        "\n{:<40} {:<12} {:<8} {:<8} {:<10} {:<21} CHOSEN BY",
+        "CONTAINER", "ENVIRONMENT", "MODE", "SECCOMP", "REGISTERED", "SINCE"
     );
     for c in &report.containers {
         let _ = writeln!(
             out,
-            "{:<40} {:<12} {:<8} {:<8} {:<10} {}",
+            "{:<40} {:<12} {:<8} {:<8} {:<10} {:<21} {}",
             c.id,
             c.environment,
             c.mode,
             if c.seccomp { "yes" } else { "no" },
             if c.registered { "yes" } else { "no" },
-            c.since
+            c.since,
+            c.environment_chosen_by
         );
+        if !c.capabilities_dropped.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<40} capabilities kept out: {}",
+                "",
+                c.capabilities_dropped.join(", ")
+            );
+        }
     }
     if !report.grants.is_empty() {
         let _ = writeln!(
