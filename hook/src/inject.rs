@@ -302,8 +302,16 @@ fn add_hooks(config: &mut Map<String, Value>, attachment: &Attachment) -> Result
     Ok(())
 }
 
-/// io_uring's entry points, refused in enforce mode.
-const IO_URING_SYSCALLS: [&str; 3] = ["io_uring_setup", "io_uring_enter", "io_uring_register"];
+/// Syscalls refused outright in enforce mode: io_uring's entry points (its
+/// requests create sockets without socket(2), out of reach of the filter and
+/// the syscall tracepoints) and `pidfd_getfd` (it copies another process's fd,
+/// a capture socket included, into the caller).
+const REFUSED_SYSCALLS: [&str; 4] = [
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "pidfd_getfd",
+];
 
 /// `EPERM`, the answer to a refused call.
 const EPERM: u32 = 1;
@@ -694,23 +702,24 @@ pub fn merge_seccomp(
         added.push(notify_rule(root_names, None));
     }
     // io_uring can create sockets (IORING_OP_SOCKET) without calling socket(2),
-    // out of reach of both the filter and the syscall tracepoints: enforced
-    // containers do without it, as Docker's default profile does.
-    let mut refused_uring = Vec::new();
-    for name in IO_URING_SYSCALLS {
+    // out of reach of both the filter and the syscall tracepoints, and
+    // pidfd_getfd lifts a socket out of another process: enforced containers
+    // do without both (Docker's default profile refuses io_uring too).
+    let mut refused = Vec::new();
+    for name in REFUSED_SYSCALLS {
         match existing_treatment(&rules, name) {
             Existing::Refused => {}
             Existing::Allowed | Existing::Conditional => {
                 remove_name(&mut rules, name, false);
-                refused_uring.push(name.to_string());
+                refused.push(name.to_string());
             }
-            Existing::Unmentioned if default_permissive => refused_uring.push(name.to_string()),
+            Existing::Unmentioned if default_permissive => refused.push(name.to_string()),
             Existing::Unmentioned => {}
         }
     }
-    if !refused_uring.is_empty() {
+    if !refused.is_empty() {
         let mut rule = LinuxSyscall::default();
-        rule.set_names(refused_uring);
+        rule.set_names(refused);
         rule.set_action(LinuxSeccompAction::ScmpActErrno);
         rule.set_errno_ret(Some(EPERM));
         // Before the notify rules: a second injection keeps this rule where it

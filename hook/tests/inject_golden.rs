@@ -169,10 +169,16 @@ fn staging_spec_without_profile_gets_allow_all_with_capture_rules() {
         .iter()
         .all(|r| !r["args"].as_array().unwrap().is_empty()));
     assert_eq!(seccomp["architectures"].as_array().unwrap().len(), 3);
-    // io_uring could open sockets behind the filter's back.
+    // io_uring could open sockets behind the filter's back, and pidfd_getfd
+    // take one from another process.
     assert_eq!(
         rule_names(seccomp, "SCMP_ACT_ERRNO"),
-        ["io_uring_setup", "io_uring_enter", "io_uring_register"]
+        [
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "pidfd_getfd"
+        ]
     );
 }
 

@@ -48,6 +48,9 @@ pub enum Mechanism {
     ExecProbe,
     /// The eBPF socket / setsockopt / ioctl tracepoints.
     SocketProbe,
+    /// The end (expiry or revocation) of a break-glass grant, which ends the
+    /// captures it let start.
+    GrantEnd,
 }
 
 /// A process as seen from `/proc`.

@@ -276,6 +276,59 @@ fn rearm_kernel_kill(shared: &Shared, container: &str) {
     let policy = shared.policy.load();
     let enforce = kernel_may_kill(&policy, &record.environment, &record.annotations);
     watch_cgroup(shared, container, cgroup_id, enforce);
+    if enforce {
+        end_captures_past_grant(shared, &record);
+    }
+}
+
+/// Ends the captures a grant let start: every process of the container that
+/// still holds a capture socket when the grant ends is killed, and each is
+/// alerted. Without this, a capture started under the grant would outlive it.
+fn end_captures_past_grant(shared: &Shared, record: &ContainerRecord) {
+    let Some(init) = record.pid else {
+        return;
+    };
+    for pid in crate::sweep::capture_holders(init) {
+        let mut process = crate::alert::ProcessInfo {
+            pid: Some(pid),
+            tid: pid,
+            ..Default::default()
+        };
+        crate::alert::describe_process(pid, &mut process);
+        let killed = crate::respond::kill_process(pid);
+        tracing::warn!(
+            container = record.id,
+            pid,
+            ?killed,
+            "capture held past its grant ended"
+        );
+        if killed.is_err() {
+            continue;
+        }
+        let policy = shared.policy.load();
+        shared.alerts.raise(crate::alert::Incident {
+            time: std::time::SystemTime::now(),
+            container_id: record.id.clone(),
+            container: Some(record.clone()),
+            environment: record.environment.clone(),
+            mode: policy
+                .environment(&record.environment)
+                .map_or(Mode::Enforce, |(_, env)| env.mode),
+            action: crate::alert::Action::Killed,
+            mechanism: crate::alert::Mechanism::GrantEnd,
+            syscall: "socket",
+            evidence: vec![crate::classify::Evidence::PacketSocket {
+                family: "a capture socket still held when the grant ended".into(),
+                socket_type: 0,
+            }],
+            process,
+            file: None,
+            decision_latency: Duration::ZERO,
+            exception: None,
+            responses: vec!["kill".into()],
+            forensics: None,
+        });
+    }
 }
 
 /// The supervisor's state for `sniffguard status`.

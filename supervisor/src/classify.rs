@@ -101,6 +101,13 @@ pub enum Evidence {
         /// `SO_ATTACH_FILTER` or `SO_ATTACH_BPF`.
         option: String,
     },
+    /// The file an exec names could not be resolved or read, for a reason
+    /// other than its absence: an enforce environment refuses what it cannot
+    /// judge.
+    Unresolved {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What a file is, independent of where it was found.

@@ -282,6 +282,11 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                 }
             }
         }
+        if let (Event::Net(_), Some(init)) = (&event, container.pid) {
+            // The socket outlives its creator in whoever shares or inherited
+            // its file table: end them too.
+            sweep_capture_holders(&container.id, init, &mut responses);
+        }
     }
     let incident = Incident {
         time: SystemTime::now(),
@@ -520,4 +525,27 @@ fn proc_cmdline(tgid: u32) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Ends every process of the container of `init` that holds a capture
+/// socket, now and once more a moment later: the creator was killed at the
+/// socket call's entry, and the call may complete (installing the fd in a
+/// shared file table) just after the first look.
+fn sweep_capture_holders(container: &str, init: u32, responses: &mut Vec<String>) {
+    let killed = crate::sweep::end_capture_holders(init);
+    if !killed.is_empty() {
+        tracing::warn!(container, pids = ?killed, "capture socket holders ended");
+        responses.push(format!(
+            "ended {} other holder(s) of the capture socket",
+            killed.len()
+        ));
+    }
+    let container = container.to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let killed = crate::sweep::end_capture_holders(init);
+        if !killed.is_empty() {
+            tracing::warn!(container, pids = ?killed, "capture socket holders ended (second look)");
+        }
+    });
 }

@@ -8,6 +8,7 @@
 //! - [`notify`]: the enforce decision for each notification;
 //! - [`probe`], [`detect`]: the eBPF programs and what their events mean;
 //! - [`respond`]: acting on a process (the enforce backstop);
+//! - [`sweep`]: ending every holder of a capture socket in a container;
 //! - [`target`], [`resolve`], [`classify`]: reading, locating and judging what a
 //!   process tries to run;
 //! - [`alert`]: what the operator reads;
@@ -34,6 +35,7 @@ pub mod resolve;
 pub mod respond;
 pub mod sinks;
 pub mod state;
+pub mod sweep;
 pub mod target;
 pub mod verdict;
 pub mod vetted;

@@ -38,6 +38,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
 use sniffguard_common::listener::{BaseAction, SocketRules, ROOT_CHANGING_SYSCALLS};
+use sniffguard_common::policy::Mode;
 
 use crate::alert::{self, Incident, Mechanism, ProcessInfo};
 use crate::classify::{Evidence, ExecSite};
@@ -434,6 +435,7 @@ fn handle(
             watched == Some(Watched::Execveat),
             shared,
             &policy,
+            context,
             kept_root,
         ),
         Some(Watched::Socket) if policy.catalogue.behaviour => decide_socket(&request),
@@ -580,6 +582,46 @@ fn answer(fd: RawFd, response: &ScmpNotifResp) -> Result<(), libseccomp::error::
     result
 }
 
+/// An exec whose target could not be judged (`reason` says why). Where the
+/// environment enforces, not knowing is no reason to let it run: it is
+/// refused as a sniffer would be, with the reason as its evidence. In audit it
+/// runs, and the log says why it was not judged.
+fn unjudged(
+    request: &Notification,
+    width: usize,
+    argv_ptr: u64,
+    policy: &sniffguard_common::policy::Policy,
+    context: &ListenerContext,
+    reason: String,
+) -> Outcome {
+    let enforce = policy
+        .environment(&context.environment)
+        .map_or(true, |(_, env)| env.mode == Mode::Enforce);
+    if !enforce {
+        tracing::info!(
+            container = context.container_id,
+            pid = request.pid,
+            reason,
+            "exec let through unjudged (audit)"
+        );
+        return Outcome::Continue;
+    }
+    let pid = Pid::from_raw(request.pid as i32);
+    let argv = target::read_argv(pid, argv_ptr, MAX_ARGS, width)
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Outcome::Sniffer(Box::new(Finding {
+        evidence: vec![Evidence::Unresolved { reason }],
+        process: ProcessInfo {
+            argv,
+            ..ProcessInfo::default()
+        },
+        file: None,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn decide_exec(
     fd: RawFd,
     request: &Notification,
@@ -587,6 +629,7 @@ fn decide_exec(
     at: bool,
     shared: &Shared,
     policy: &sniffguard_common::policy::Policy,
+    context: &ListenerContext,
     kept_root: &mut KeptRoot,
 ) -> Outcome {
     let args = request.args;
@@ -607,12 +650,17 @@ fn decide_exec(
     } else {
         (Base::Cwd, args[0], args[1])
     };
-    // An unreadable or over-long path is refused by the kernel itself (EFAULT,
-    // ENAMETOOLONG) once we let the call continue.
+    // An unreadable or over-long path would fail in the kernel too (EFAULT,
+    // ENAMETOOLONG) — unless another thread maps it in the meantime: refused
+    // where the environment enforces.
     let (path, argv0_ptr) =
         target::read_cstring_and_pointer(pid, path_ptr, PATH_MAX, argv_ptr, width);
-    let Ok(path) = path else {
-        return Outcome::Continue;
+    let path = match path {
+        Ok(path) => path,
+        Err(err) => {
+            let reason = format!("the path could not be read from the caller's memory: {err}");
+            return unjudged(request, width, argv_ptr, policy, context, reason);
+        }
     };
     let argv0 = match argv0_ptr {
         // `execv(path, argv)` with argv[0] the very same string: read once.
@@ -625,15 +673,19 @@ fn decide_exec(
         Some(_) => None,
         None => match resolve::open_root(tid) {
             Ok(root) => Some(root),
-            Err(_) => return Outcome::Continue,
+            Err(err) => {
+                let reason = format!("the caller's root could not be opened: {err}");
+                return unjudged(request, width, argv_ptr, policy, context, reason);
+            }
         },
     };
     let Some(root) = kept_root.get().or(fresh_root.as_ref()) else {
         return Outcome::Continue;
     };
-    // A path that does not resolve fails in the kernel too (ENOENT, EACCES):
-    // nothing runs, so there is nothing to refuse or report. Answering EPERM here
-    // would also change how shells search PATH.
+    // A path that does not resolve fails in the kernel too (ENOENT, ENOTDIR,
+    // not a regular file): nothing runs, so there is nothing to refuse or
+    // report (answering EPERM would also change how shells search PATH). Any
+    // other failure leaves the answer unknown.
     let resolved = resolve::resolve(root, tid, base, &path);
     let evidence = match &resolved {
         Ok(resolved) => {
@@ -658,8 +710,13 @@ fn decide_exec(
             *kept_root = KeptRoot::Kept(root);
         }
     }
-    let Ok(resolved) = resolved else {
-        return Outcome::Continue;
+    let resolved = match resolved {
+        Ok(resolved) => resolved,
+        Err(err) if err.nothing_runs() => return Outcome::Continue,
+        Err(err) => {
+            let reason = format!("the file to execute could not be resolved: {err}");
+            return unjudged(request, width, argv_ptr, policy, context, reason);
+        }
     };
     if evidence.is_empty() {
         shared.vetted.record(tid, &path);

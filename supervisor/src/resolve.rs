@@ -41,6 +41,28 @@ pub enum ResolveError {
         /// Why.
         errno: Errno,
     },
+    /// The path resolves to something other than a regular file, which the
+    /// kernel does not execute either (`EACCES`).
+    #[error("{path:?} is not a regular file")]
+    NotRegular {
+        /// The path as passed.
+        path: String,
+    },
+}
+
+impl ResolveError {
+    /// Whether the kernel's exec of the same path fails too, so that nothing
+    /// can run: no such file, a component that is not a directory, or not a
+    /// regular file. Every other failure leaves the answer unknown.
+    pub fn nothing_runs(&self) -> bool {
+        matches!(
+            self,
+            ResolveError::Open {
+                errno: Errno::ENOENT | Errno::ENOTDIR,
+                ..
+            } | ResolveError::NotRegular { .. }
+        )
+    }
 }
 
 /// How the exec named its file.
@@ -227,7 +249,9 @@ fn regular(
     path: &[u8],
 ) -> Result<Resolved, ResolveError> {
     if !is_regular(&stat) {
-        return Err(open_error(path, Errno::EACCES));
+        return Err(ResolveError::NotRegular {
+            path: String::from_utf8_lossy(path).into_owned(),
+        });
     }
     let name = name.unwrap_or_else(|| basename_of(&fd_link(&located)));
     Ok(Resolved {
@@ -300,7 +324,7 @@ pub fn resolve(
                 })?;
             located_by_link(located, path)
         }
-        _ if path.first() == Some(&b'/') => open_in_root(root, path),
+        _ if path.first() == Some(&b'/') => open_in_root_as(root, Some(tid), path),
         // AT_EMPTY_PATH only matters for an empty path; otherwise the path is
         // relative to the dirfd like any execveat.
         Base::Cwd | Base::EmptyPath(AT_FDCWD) | Base::DirFd(AT_FDCWD) => {
@@ -319,6 +343,19 @@ pub fn resolve(
 /// a symlink (the usual case) the name to judge is the path's own last
 /// component, and no readlink is needed to learn it.
 pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveError> {
+    open_in_root_as(root, None, path)
+}
+
+/// [`open_in_root`] for thread `tid` (when known): a path, or a symlink the
+/// path ends in, that names a magic link of `/proc` — the thread's own
+/// `/proc/self/fd/N`, or `/proc/PID/fd/N` of any process the container's
+/// `/proc` shows — is followed as the kernel follows it for the thread,
+/// instead of being refused by `RESOLVE_NO_MAGICLINKS`.
+fn open_in_root_as(
+    root: &OwnedFd,
+    tid: Option<u32>,
+    path: &[u8],
+) -> Result<Resolved, ResolveError> {
     let err = |errno| open_error(path, errno);
     let locate = |at: &[u8], flags: OFlag| {
         let how = OpenHow::new()
@@ -336,6 +373,9 @@ pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveErro
     // resolves as the kernel resolves it: both walk `..` physically.
     let mut current = path.to_vec();
     for _ in 0..MAX_LINKS_BY_HAND {
+        if let Some(resolved) = follow_proc_link(root, tid, &current, path)? {
+            return Ok(resolved);
+        }
         let located = locate(&current, locate_flags() | OFlag::O_NOFOLLOW).map_err(err)?;
         let stat = fstat(&located).map_err(err)?;
         if stat.st_mode & libc::S_IFMT != libc::S_IFLNK {
@@ -362,6 +402,57 @@ pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> Result<Resolved, ResolveErro
     let located = locate(path, locate_flags()).map_err(err)?;
     let stat = fstat(&located).map_err(err)?;
     regular(located, stat, None, path)
+}
+
+/// Follows `current` when it names a magic link of `/proc` the way the kernel
+/// would for thread `tid`: its own entries (`/proc/self/fd/N`, `/dev/fd/N`,
+/// `/proc/self/exe`) through the host's `/proc/TID/`, and a process's entry
+/// (`/proc/PID/fd/N`, `/proc/PID/exe`, with `task/TID/` too) through the
+/// `/proc` inside the root — only if it is a real procfs (a directory of
+/// symlinks mounted there would be followed from the host's `/` otherwise),
+/// and only where the magic link is the path's last component (what follows a
+/// magic link would be walked outside the root). `Ok(None)`: not such a path.
+fn follow_proc_link(
+    root: &OwnedFd,
+    tid: Option<u32>,
+    current: &[u8],
+    path: &[u8],
+) -> Result<Option<Resolved>, ResolveError> {
+    let err = |errno| open_error(path, errno);
+    if let (Some(tid), Some(entry)) = (tid, own_proc_link(current)) {
+        let located = open(&proc_path(tid, &entry), locate_flags(), Mode::empty()).map_err(err)?;
+        return located_by_link(located, path).map(Some);
+    }
+    let Some(entry) = process_proc_link(current) else {
+        return Ok(None);
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let proc = openat2(root.as_fd(), "/proc", how).map_err(err)?;
+    let fs = nix::sys::statfs::fstatfs(&proc).map_err(err)?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(err(Errno::ELOOP));
+    }
+    let located = nix::fcntl::openat(&proc, entry, locate_flags(), Mode::empty()).map_err(err)?;
+    located_by_link(located, path).map(Some)
+}
+
+/// The part after `/proc/` of a path naming a process's magic link to a file:
+/// `PID/fd/N`, `PID/exe`, `PID/task/TID/fd/N`, `PID/task/TID/exe`, with
+/// numeric ids.
+fn process_proc_link(path: &[u8]) -> Option<&str> {
+    let rest = std::str::from_utf8(path.strip_prefix(b"/proc/")?).ok()?;
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = rest.split('/').collect();
+    let valid = match parts.as_slice() {
+        [pid, "exe"] => number(pid),
+        [pid, "fd", fd] => number(pid) && number(fd),
+        [pid, "task", tid, "exe"] => number(pid) && number(tid),
+        [pid, "task", tid, "fd", fd] => number(pid) && number(tid) && number(fd),
+        _ => false,
+    };
+    valid.then_some(rest)
 }
 
 /// Symlinks at the end of a path followed by hand before the kernel is left
@@ -422,7 +513,7 @@ fn open_relative(
             joined.push(b'/');
         }
         joined.extend_from_slice(path);
-        return open_in_root(root, &joined);
+        return open_in_root_as(root, Some(tid), &joined);
     }
     // The directory is not under the root (moved out, or deleted): resolve from
     // the directory itself, confined to it.
@@ -432,7 +523,7 @@ fn open_relative(
         Mode::empty(),
     )
     .map_err(proc_err)?;
-    open_in_root(&dir_fd, path)
+    open_in_root_as(&dir_fd, Some(tid), path)
 }
 
 /// The part of `dir` below `root`, both as `/proc` renders them.
@@ -505,6 +596,43 @@ mod tests {
         );
         assert_eq!(own_proc_link(b"/dev/fd/4").as_deref(), Some("fd/4"));
         assert_eq!(own_proc_link(b"/proc/self/exe/x"), None);
+    }
+
+    #[test]
+    fn process_magic_links_are_recognised() {
+        assert_eq!(process_proc_link(b"/proc/12/fd/3"), Some("12/fd/3"));
+        assert_eq!(process_proc_link(b"/proc/1/exe"), Some("1/exe"));
+        assert_eq!(
+            process_proc_link(b"/proc/7/task/9/fd/4"),
+            Some("7/task/9/fd/4")
+        );
+        assert_eq!(process_proc_link(b"/proc/1/root/usr/bin/x"), None);
+        assert_eq!(process_proc_link(b"/proc/self/fd/3"), None);
+        assert_eq!(process_proc_link(b"/proc/1/fd/x"), None);
+        assert_eq!(process_proc_link(b"/proc/1/fd/3/.."), None);
+    }
+
+    #[test]
+    fn a_symlink_to_a_magic_link_is_followed_like_the_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("tcpdump");
+        std::fs::write(&target, b"\x7fELF").unwrap();
+        let file = File::open(&target).unwrap();
+        let tid = std::process::id();
+        let link = dir.path().join("via-self");
+        std::os::unix::fs::symlink(format!("/proc/self/fd/{}", file.as_raw_fd()), &link).unwrap();
+        let root = open_root(tid).unwrap();
+        let resolved = resolve(&root, tid, Base::Cwd, link.as_os_str().as_bytes()).unwrap();
+        assert_eq!(resolved.basename(), b"tcpdump");
+        // Another process's fd, named by its pid in the /proc of the root.
+        let by_pid = format!("/proc/{tid}/fd/{}", file.as_raw_fd());
+        let resolved = resolve(&root, tid, Base::Cwd, by_pid.as_bytes()).unwrap();
+        assert_eq!(resolved.basename(), b"tcpdump");
+        // Unknown answers are told apart from "nothing runs".
+        let dir_exec = resolve(&root, tid, Base::Cwd, dir.path().as_os_str().as_bytes());
+        assert!(dir_exec.unwrap_err().nothing_runs());
+        let missing = resolve(&root, tid, Base::Cwd, b"/definitely/not/here").unwrap_err();
+        assert!(missing.nothing_runs());
     }
 
     #[test]
