@@ -392,6 +392,10 @@ struct Finding {
     evidence: Vec<Evidence>,
     process: ProcessInfo,
     file: Option<std::fs::File>,
+    /// The errno a refusal answers with, where the kernel would have failed
+    /// the call the same way had nothing changed (`EFAULT`, `ENAMETOOLONG`);
+    /// `EPERM` otherwise.
+    refusal: Option<i32>,
 }
 
 enum Outcome {
@@ -481,6 +485,10 @@ fn handle(
         (finding, verdict)
     });
     let deny = judged.as_ref().is_some_and(|(_, v)| v.deny());
+    let refusal_errno = judged
+        .as_ref()
+        .and_then(|(finding, _)| finding.refusal)
+        .unwrap_or(libc::EPERM);
     // What sniffguard lets through still gets the base profile's answer where
     // the shim moved the profile's socket rules here.
     let base = match (&context.socket_rules, watched) {
@@ -489,7 +497,7 @@ fn handle(
     };
     let response = match (deny, base) {
         (true, _) => {
-            ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
+            ScmpNotifResp::new_error(request.id, -refusal_errno, ScmpNotifRespFlags::empty())
         }
         (false, BaseAction::Allow) => {
             ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
@@ -588,11 +596,11 @@ fn answer(fd: RawFd, response: &ScmpNotifResp) -> Result<(), libseccomp::error::
 /// runs, and the log says why it was not judged.
 fn unjudged(
     request: &Notification,
-    width: usize,
-    argv_ptr: u64,
+    (width, argv_ptr): (usize, u64),
     policy: &sniffguard_common::policy::Policy,
     context: &ListenerContext,
     reason: String,
+    kernel_errno: Option<i32>,
 ) -> Outcome {
     let enforce = policy
         .environment(&context.environment)
@@ -618,6 +626,7 @@ fn unjudged(
             ..ProcessInfo::default()
         },
         file: None,
+        refusal: kernel_errno,
     }))
 }
 
@@ -658,8 +667,14 @@ fn decide_exec(
     let path = match path {
         Ok(path) => path,
         Err(err) => {
+            // What the kernel answers when the memory stays as it is now.
+            let errno = match err {
+                target::TargetError::Fault(_) => Some(libc::EFAULT),
+                target::TargetError::TooLong(_) => Some(libc::ENAMETOOLONG),
+                target::TargetError::Os(_) => None,
+            };
             let reason = format!("the path could not be read from the caller's memory: {err}");
-            return unjudged(request, width, argv_ptr, policy, context, reason);
+            return unjudged(request, (width, argv_ptr), policy, context, reason, errno);
         }
     };
     let argv0 = match argv0_ptr {
@@ -675,7 +690,7 @@ fn decide_exec(
             Ok(root) => Some(root),
             Err(err) => {
                 let reason = format!("the caller's root could not be opened: {err}");
-                return unjudged(request, width, argv_ptr, policy, context, reason);
+                return unjudged(request, (width, argv_ptr), policy, context, reason, None);
             }
         },
     };
@@ -714,8 +729,9 @@ fn decide_exec(
         Ok(resolved) => resolved,
         Err(err) if err.nothing_runs() => return Outcome::Continue,
         Err(err) => {
+            let errno = err.kernel_errno();
             let reason = format!("the file to execute could not be resolved: {err}");
-            return unjudged(request, width, argv_ptr, policy, context, reason);
+            return unjudged(request, (width, argv_ptr), policy, context, reason, errno);
         }
     };
     if evidence.is_empty() {
@@ -737,6 +753,7 @@ fn decide_exec(
             ..ProcessInfo::default()
         },
         file: resolved.open().ok(),
+        refusal: None,
     }))
 }
 
@@ -774,6 +791,7 @@ fn decide_socketcall(request: &Notification) -> Outcome {
             ..ProcessInfo::default()
         },
         file: None,
+        refusal: None,
     }))
 }
 
@@ -821,6 +839,7 @@ fn decide_socket(request: &Notification) -> Outcome {
             ..ProcessInfo::default()
         },
         file: None,
+        refusal: None,
     }))
 }
 

@@ -51,6 +51,19 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// The errno the kernel's own exec answers for the same failure, where it
+    /// fails the same way (a path too long to resolve): a refusal then changes
+    /// nothing a program can see.
+    pub fn kernel_errno(&self) -> Option<i32> {
+        match self {
+            ResolveError::Open {
+                errno: errno @ Errno::ENAMETOOLONG,
+                ..
+            } => Some(*errno as i32),
+            _ => None,
+        }
+    }
+
     /// Whether the kernel's exec of the same path fails too, so that nothing
     /// can run: no such file, a component that is not a directory, or not a
     /// regular file. Every other failure leaves the answer unknown.

@@ -229,7 +229,7 @@ extern "C" fn remove_dirs_at_exit() {
 
 /// Removes `dir` when the process exits normally (libtest returns from `main` or calls
 /// `std::process::exit`; both run `atexit` handlers).
-fn remove_at_exit(dir: PathBuf) {
+pub fn remove_at_exit(dir: PathBuf) {
     static REGISTERED: OnceLock<()> = OnceLock::new();
     REGISTERED.get_or_init(|| {
         // SAFETY: `remove_dirs_at_exit` is a plain `extern "C" fn()` that captures nothing and
@@ -1380,6 +1380,23 @@ impl Bundle {
 }
 
 impl Bundle {
+    /// Gives the process [`EXTRA_CAPABILITIES`] again (bounding, effective,
+    /// permitted) after a tool outside the harness took some away: a bundle
+    /// that stands for a wiring without the shim's capability floor.
+    pub fn with_extra_capabilities(self) -> Bundle {
+        self.edit(|spec| {
+            for set in ["bounding", "effective", "permitted"] {
+                if let Some(list) = spec["process"]["capabilities"][set].as_array_mut() {
+                    for cap in EXTRA_CAPABILITIES {
+                        if !list.iter().any(|c| c == cap) {
+                            list.push(Value::from(cap));
+                        }
+                    }
+                }
+            }
+        })
+    }
+
     /// Re-reads `config.json` from disk, after a tool outside the harness (such
     /// as `sniffguard-hook inject`) rewrote it, so later edits keep its changes.
     ///

@@ -304,6 +304,9 @@ struct Case {
     /// In enforce, the injected profile itself refuses the way in (no
     /// supervisor decision, so no alert): the sniffer's output must say so.
     refused_by_profile: Option<&'static str>,
+    /// In enforce, the exec must be refused before it runs (a `denied` alert
+    /// from seccomp naming one of these evidence kinds), not killed after.
+    denied_with: Option<&'static [&'static str]>,
 }
 
 impl Case {
@@ -314,7 +317,14 @@ impl Case {
             after: "",
             audit_evidence,
             refused_by_profile: None,
+            denied_with: None,
         }
+    }
+
+    /// See [`Case::denied_with`].
+    fn denied_with(mut self, evidence: &'static [&'static str]) -> Case {
+        self.denied_with = Some(evidence);
+        self
     }
 
     /// See [`Case::refused_by_profile`].
@@ -415,6 +425,20 @@ fn run_case(technique: &str, case: &Case, config: Config) {
         });
         assert_eq!(str_at(&stop, "/environment"), Some("staging"), "{stop}");
         assert_eq!(str_at(&stop, "/mode"), Some("enforce"), "{stop}");
+        if let Some(wanted) = case.denied_with {
+            let denied = alerts.iter().find(|a| {
+                str_at(a, "/action") == Some("denied")
+                    && str_at(a, "/mechanism") == Some("seccomp")
+                    && evidence_kinds(a)
+                        .iter()
+                        .any(|k| wanted.contains(&k.as_str()))
+            });
+            assert!(
+                denied.is_some(),
+                "{technique} {}: not refused before it ran (a seccomp denial naming {wanted:?}); alerts: {alerts:#?}\n{out}",
+                config.label()
+            );
+        }
     } else {
         let wanted = case.audit_evidence;
         let found = sup.wait_alert(
@@ -555,6 +579,43 @@ fn t2_proc_self_fd(config: Config) {
         &["catalogue_name", "links_libpcap"],
     );
     run_case("2 exec /proc/self/fd/N", &case, config);
+}
+
+/// A symlink to a magic link: the kernel follows `/tmp/l` to `/proc/self/fd/7`
+/// and on to the file the shell opened as fd 7.
+fn t2_symlink_to_proc_self_fd(config: Config) {
+    let case = Case::new(
+        "ln -s /proc/self/fd/7 /tmp/l",
+        &format!("exec 7</usr/bin/tcpdump; exec /tmp/l {TCPDUMP_ARGS}"),
+        &["catalogue_name", "links_libpcap"],
+    )
+    .denied_with(&["catalogue_name", "links_libpcap"]);
+    run_case("2 symlink to /proc/self/fd/N", &case, config);
+}
+
+/// Another process's magic link by its pid: `/proc/PID/fd/N` of the
+/// container's shell, which opened tcpdump as fd 7 (the sniffer's subshell
+/// execs through its parent's entry).
+fn t2_proc_pid_fd(config: Config) {
+    let case = Case::new(
+        "exec 7</usr/bin/tcpdump",
+        &format!("exec /proc/$$/fd/7 {TCPDUMP_ARGS}"),
+        &["catalogue_name", "links_libpcap"],
+    )
+    .denied_with(&["catalogue_name", "links_libpcap"]);
+    run_case("2 exec /proc/PID/fd/N", &case, config);
+}
+
+/// A magic link in the middle of the path (`/proc/1/root/...`): sniffguard
+/// does not follow it by hand, so the answer is unknown — and refused.
+fn t2_magic_link_mid_path(config: Config) {
+    let case = Case::new(
+        "",
+        &format!("exec /proc/1/root/usr/bin/tcpdump {TCPDUMP_ARGS}"),
+        &["catalogue_name", "links_libpcap"],
+    )
+    .denied_with(&["unresolved"]);
+    run_case("2 magic link mid-path", &case, config);
 }
 
 fn t2_i386_execve(config: Config) {
@@ -1261,6 +1322,9 @@ three!(t2_execveat_dirfd);
 three!(t2_execveat_empty_path);
 three!(t2_fexecve);
 three!(t2_proc_self_fd);
+three!(t2_symlink_to_proc_self_fd);
+three!(t2_proc_pid_fd);
+three!(t2_magic_link_mid_path);
 three!(t2_i386_execve);
 three!(t3_memfd_fexecve);
 three!(t3_memfd_proc_path);

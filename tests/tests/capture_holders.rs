@@ -23,11 +23,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::Value;
 use sniffguard_tests::{
-    compile_static, evidence_kinds, hook_bin, is_alert_for, poll_until, require_root, rootfs,
-    run_command, str_at, temp_dir, Bundle, Container, Runtime, ShimTarget, Supervisor,
-    ALERT_TIMEOUT, COMMAND_TIMEOUT, EXTRA_CAPABILITIES,
+    compile_static, evidence_kinds, hook_bin, is_alert_for, poll_until, remove_at_exit,
+    require_root, rootfs, run_command, str_at, temp_dir, Bundle, Container, Runtime, ShimTarget,
+    Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
 };
 
 /// The helper's source.
@@ -36,20 +35,18 @@ const HOLDER_C: &str = include_str!("../helpers/holder.c");
 /// How long the holders may outlive the decision before the test fails.
 const REACTION: Duration = Duration::from_secs(10);
 
-/// The compiled helper's directory (bind-mounted read-only at `/helpers`).
-/// Kept for the life of the test process; the temporary directory is removed
-/// by the OS's tmp cleaning only, so it is made small: one static binary.
+/// The compiled helper's directory (bind-mounted read-only at `/helpers`),
+/// built once per test process and removed when it exits.
 fn helpers() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DIR.get_or_init(|| {
-        let dir = temp_dir("sniffguard-holder-");
-        compile_static(dir.path(), "holder", HOLDER_C);
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("sniffguard-holder-").keep();
+        remove_at_exit(dir.clone());
+        compile_static(&dir, "holder", HOLDER_C);
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().to_path_buf();
-        (dir, path)
-    });
-    path
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    })
 }
 
 /// The packet sockets open in the network namespace of `pid`.
@@ -103,23 +100,6 @@ fn assert_no_capture_left(sup: &Supervisor, container: &Container, init: u32, wh
     );
 }
 
-/// Adds `CAP_NET_RAW` back to a bundle the hook was injected into: a wiring
-/// without the capability floor (a hooks.d hook), so that the socket probe
-/// is all that stands between the container and a packet socket.
-fn without_floor(bundle: Bundle) -> Bundle {
-    bundle.edit(|spec| {
-        for set in ["bounding", "effective", "permitted"] {
-            if let Some(list) = spec["process"]["capabilities"][set].as_array_mut() {
-                for cap in EXTRA_CAPABILITIES {
-                    if !list.iter().any(|c| c == cap) {
-                        list.push(Value::from(cap));
-                    }
-                }
-            }
-        }
-    })
-}
-
 #[test]
 fn backstop_ends_every_holder_of_a_capture_socket() {
     if !require_root() {
@@ -136,9 +116,13 @@ fn backstop_ends_every_holder_of_a_capture_socket() {
         COMMAND_TIMEOUT,
     );
     assert!(out.success(), "inject failed: {out}");
-    let bundle = without_floor(bundle.reload().edit(|spec| {
-        spec["linux"].as_object_mut().unwrap().remove("seccomp");
-    }));
+    // A wiring without the floor either (a hooks.d hook): CAP_NET_RAW back.
+    let bundle = bundle
+        .reload()
+        .edit(|spec| {
+            spec["linux"].as_object_mut().unwrap().remove("seccomp");
+        })
+        .with_extra_capabilities();
     let container = Container::new(Runtime::Runc);
     let out = container.create_detached_plain(&bundle);
     assert!(out.success(), "{out}\n{}", sup.report());

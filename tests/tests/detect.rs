@@ -355,8 +355,9 @@ fn deregistered_container_is_no_longer_reported() {
     );
 }
 
-/// A staging container whose bundle got the hook but not the seccomp filter:
-/// only the exec probe stands between tcpdump and the wire.
+/// A staging container whose bundle got the hook but not the seccomp filter
+/// nor the capability floor (a hooks.d hook): only the exec probe stands
+/// between tcpdump and the wire.
 fn hook_only_staging_bundle(sup: &Supervisor, script: &str) -> Bundle {
     let bundle = Bundle::new(rootfs(), &["sh", "-c", script], Some("staging"));
     let out = run_command(
@@ -367,9 +368,12 @@ fn hook_only_staging_bundle(sup: &Supervisor, script: &str) -> Bundle {
         COMMAND_TIMEOUT,
     );
     assert!(out.success(), "inject failed: {out}");
-    bundle.reload().edit(|spec| {
-        spec["linux"].as_object_mut().unwrap().remove("seccomp");
-    })
+    bundle
+        .reload()
+        .edit(|spec| {
+            spec["linux"].as_object_mut().unwrap().remove("seccomp");
+        })
+        .with_extra_capabilities()
 }
 
 #[test]
