@@ -1,6 +1,8 @@
 //! Offline checks of the deployment files that no engine here can run: the Kubernetes
-//! manifests in `examples/kubernetes/`, the policy they carry, the Docker `daemon.json`,
-//! the Podman hooks.d files and the systemd unit.
+//! manifests in `examples/kubernetes/`, the policy they carry and what it gives the demo
+//! pods, the containerd snippets (`config/containerd/config.toml` for config version 2,
+//! `config-v3.toml` for version 3), the Docker `daemon.json`, the Podman hooks.d files and
+//! the systemd unit.
 //!
 //! The Kubernetes check needs no cluster and no network: every document is parsed as
 //! YAML and walked against `tests/k8s-schema/fields.json`, a field list of the Kubernetes
@@ -12,7 +14,7 @@
 
 mod wiring;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +22,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use sniffguard_common::policy::{keys, ChosenBy, Pattern, Policy, Resolution};
+use sniffguard_common::ENVIRONMENT_ANNOTATION;
 use sniffguard_tests::{find_in_path, repo_root, run_command, sniffguard_bin, temp_dir};
 use wiring::shipped;
 
@@ -357,9 +361,11 @@ fn daemonset_runs_the_supervisor_with_host_pid_and_least_privileges() {
         );
     }
     assert_eq!(pod["automountServiceAccountToken"], false);
+    // The agent runs under the node's default handler like every pod: a RuntimeClass
+    // that spared it the shim would be one any pod could name.
     assert!(
         pod.get("runtimeClassName").is_none(),
-        "the agent must not run through its own shim"
+        "the agent must not name a RuntimeClass"
     );
 
     let context = &supervisor["securityContext"];
@@ -420,18 +426,182 @@ fn daemonset_runs_the_supervisor_with_host_pid_and_least_privileges() {
     );
 }
 
-/// The RuntimeClass names containerd's handler as `config/containerd/config.toml`
-/// defines it.
+/// The optional RuntimeClass names the handler both containerd snippets define.
 #[test]
 fn runtime_class_matches_the_containerd_handler() {
     let class = find("RuntimeClass", "sniffguard");
     let handler = class["handler"].as_str().expect("handler");
-    let snippet = shipped("config/containerd/config.toml");
+    assert_ne!(
+        handler, "runc",
+        "a RuntimeClass for runc lets any pod skip sniffguard"
+    );
+    for snippet in containerd_snippets() {
+        assert!(
+            snippet.runtimes().get(handler).is_some(),
+            "no containerd runtime handler {handler:?} in {}",
+            snippet.file
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The containerd snippets
+// ---------------------------------------------------------------------------------------
+
+/// Parses a TOML file (a containerd snippet) into JSON, with the `toml` crate
+/// the policy is read with: a file containerd would refuse fails the test.
+fn read_toml(text: &str, origin: &str) -> Value {
+    let parsed: toml::Value =
+        toml::from_str(text).unwrap_or_else(|e| panic!("{origin}: not TOML: {e}"));
+    serde_json::to_value(parsed).unwrap_or_else(|e| panic!("{origin}: {e}"))
+}
+
+/// One containerd snippet and where its CRI runtime settings live.
+struct Snippet {
+    file: &'static str,
+    doc: Value,
+    /// The CRI runtime plugin's table, as the config version names it.
+    plugin: &'static str,
+}
+
+impl Snippet {
+    /// `[plugins."PLUGIN".containerd]`.
+    fn containerd(&self) -> &Value {
+        &self.doc["plugins"][self.plugin]["containerd"]
+    }
+
+    fn runtimes(&self) -> &Map<String, Value> {
+        self.containerd()["runtimes"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: no runtimes table", self.file))
+    }
+}
+
+/// `config/containerd/config.toml` (version 2, containerd 1.6/1.7) and `config-v3.toml`
+/// (version 3, containerd 2.x).
+fn containerd_snippets() -> Vec<Snippet> {
+    [
+        (
+            "config/containerd/config.toml",
+            2,
+            "io.containerd.grpc.v1.cri",
+        ),
+        (
+            "config/containerd/config-v3.toml",
+            3,
+            "io.containerd.cri.v1.runtime",
+        ),
+    ]
+    .into_iter()
+    .map(|(file, version, plugin)| {
+        let doc = read_toml(&shipped(file), file);
+        assert_eq!(doc["version"], version, "{file}");
+        let plugins: Vec<&String> = doc["plugins"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{file}: no plugins table"))
+            .keys()
+            .collect();
+        assert_eq!(plugins, [plugin], "{file}: the CRI runtime plugin only");
+        Snippet { file, doc, plugin }
+    })
+    .collect()
+}
+
+/// Every pod goes through sniffguard (the CRI default handler), runc stays defined
+/// (containerd 1.6 refuses the CRI plugin when the default names runc and the runtimes
+/// lack it, PLATFORM.md), and both handlers run the runc v2 shim with the same cgroup
+/// driver; only sniffguard's own annotations reach the shim.
+#[test]
+fn containerd_snippets_make_sniffguard_the_default_and_keep_runc() {
+    let snippets = containerd_snippets();
+    for snippet in &snippets {
+        let file = snippet.file;
+        assert_eq!(
+            snippet.containerd()["default_runtime_name"],
+            "sniffguard",
+            "{file}: every pod must get the sniffguard handler by default"
+        );
+        let runtimes = snippet.runtimes();
+        let names: Vec<&String> = runtimes.keys().collect();
+        assert_eq!(names, ["runc", "sniffguard"], "{file}");
+        let (runc, sniffguard) = (&runtimes["runc"], &runtimes["sniffguard"]);
+        for handler in [runc, sniffguard] {
+            assert_eq!(handler["runtime_type"], "io.containerd.runc.v2", "{file}");
+        }
+        assert_eq!(
+            runc["options"]["SystemdCgroup"], sniffguard["options"]["SystemdCgroup"],
+            "{file}: both handlers must use the kubelet's cgroup driver"
+        );
+        assert!(
+            runc["options"].get("BinaryName").is_none(),
+            "{file}: runc is the real runc"
+        );
+        assert_eq!(
+            sniffguard["options"]["BinaryName"], "/usr/local/bin/sniffguard-runc",
+            "{file}"
+        );
+        // The annotation that may only tighten, and nothing a rule's selector reads.
+        assert_eq!(
+            sniffguard["pod_annotations"],
+            json!(["sniffguard.io/*"]),
+            "{file}"
+        );
+        for key in ["container_annotations", "privileged_without_host_devices"] {
+            assert!(
+                sniffguard.get(key).is_none(),
+                "{file}: {key} is not expected"
+            );
+        }
+    }
+    // Both versions say the same.
+    assert_eq!(snippets[0].containerd(), snippets[1].containerd());
+}
+
+/// The Kubernetes walk-through's containerd snippet is the shipped one with the
+/// DaemonSet's install path as the runc binary.
+#[test]
+fn kubernetes_readme_snippet_is_the_shipped_one_with_the_install_path() {
+    let readme = shipped("examples/kubernetes/README.md");
+    // The fenced block (indented: it is inside a list item) that starts with the CRI
+    // plugin's containerd table.
+    let lines: Vec<&str> = readme.lines().map(str::trim).collect();
+    let start = lines
+        .windows(2)
+        .position(|pair| {
+            pair == [
+                "```toml",
+                "[plugins.\"io.containerd.grpc.v1.cri\".containerd]",
+            ]
+        })
+        .expect("the containerd snippet in examples/kubernetes/README.md")
+        + 1;
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|line| *line == "```")
+            .expect("the end of the snippet");
+    let text = lines[start..end].join("\n");
+    let shown = read_toml(&text, "examples/kubernetes/README.md");
+    let shipped_v2 = &containerd_snippets()[0];
+    let mut expected = shipped_v2.containerd().clone();
+    expected["runtimes"]["sniffguard"]["options"]["BinaryName"] =
+        json!("/opt/sniffguard/bin/sniffguard-runc");
+    assert_eq!(
+        shown["plugins"]["io.containerd.grpc.v1.cri"]["containerd"], expected,
+        "the README's snippet differs from config/containerd/config.toml"
+    );
+    // That path is where the DaemonSet's install step puts the wrapper.
+    let (pod, _) = supervisor_pod();
+    let install = pod["initContainers"][0]["command"][2]
+        .as_str()
+        .expect("the install script");
     assert!(
-        snippet.contains(&format!(
-            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{handler}]"
-        )),
-        "no containerd runtime handler {handler:?} in config/containerd/config.toml"
+        install.contains("/host/opt/sniffguard/bin/$bin") && install.contains("sniffguard-runc"),
+        "{install}"
+    );
+    assert_eq!(
+        host_path_at(&pod, &pod["initContainers"][0], "/host/opt/sniffguard/bin").as_deref(),
+        Some("/opt/sniffguard/bin")
     );
 }
 
@@ -563,6 +733,246 @@ fn policy_configmap_passes_check_config() {
                 )),
             "the policy must map {pattern} for CRI-O and for containerd"
         );
+    }
+    // The example grants the workload nothing: no rule loosens on a key a workload
+    // could write, no exception.
+    assert!(!out.stdout.contains("warning:"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// What the example policy gives each pod
+// ---------------------------------------------------------------------------------------
+
+/// The example policy, parsed.
+fn example_policy() -> Policy {
+    let map = find("ConfigMap", "sniffguard-policy");
+    let text = map["data"]["sniffguard.toml"]
+        .as_str()
+        .expect("data.sniffguard.toml");
+    Policy::parse(text, "examples/kubernetes/policy.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// How a CRI stack presents a pod's container to the runtime, as far as the policy's
+/// selectors go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cri {
+    /// containerd's CRI plugin: `io.kubernetes.cri.*` from the pod's metadata, written
+    /// after the pod annotations the handler's `pod_annotations` lets through.
+    Containerd,
+    /// CRI-O: every pod annotation, then the kubelet's `io.kubernetes.pod.*` and
+    /// `io.kubernetes.container.name` labels over them.
+    CriO,
+}
+
+/// The OCI annotations of container `container` of a pod in `namespace` named `pod`
+/// with `pod_annotations`, as `cri` writes them (containerd: filtered by the shipped
+/// runtime handler's `pod_annotations`).
+fn oci_annotations(
+    cri: Cri,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    pod_annotations: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match cri {
+        Cri::Containerd => {
+            let snippet = &containerd_snippets()[0];
+            let passed: Vec<Pattern> =
+                strings(&snippet.runtimes()["sniffguard"]["pod_annotations"])
+                    .into_iter()
+                    .map(Pattern)
+                    .collect();
+            for (key, value) in pod_annotations {
+                if passed.iter().any(|p| p.matches(key)) {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+            out.insert(keys::CRI_NAMESPACE.to_owned(), namespace.to_owned());
+            out.insert(keys::CRI_POD.to_owned(), pod.to_owned());
+            out.insert(keys::CRI_CONTAINER.to_owned(), container.to_owned());
+        }
+        Cri::CriO => {
+            out.extend(pod_annotations.clone());
+            out.insert(keys::NAMESPACE.to_owned(), namespace.to_owned());
+            out.insert(keys::POD.to_owned(), pod.to_owned());
+            out.insert(keys::CONTAINER.to_owned(), container.to_owned());
+        }
+    }
+    out
+}
+
+fn resolve<'a>(policy: &'a Policy, annotations: &BTreeMap<String, String>) -> Resolution<'a> {
+    policy
+        .resolve_environment(annotations)
+        .unwrap_or_else(|e| panic!("{annotations:?}: {e}"))
+}
+
+/// Every demo pod gets its namespace's environment under both CRI stacks, needs no
+/// RuntimeClass, and the demo's only annotation makes its pod stricter, never looser.
+#[test]
+fn demo_pods_get_their_namespace_environment_and_annotations_only_tighten() {
+    let policy = example_policy();
+    let expected: BTreeMap<&str, &str> = [
+        ("ci-builds", "ci"),
+        ("staging", "staging"),
+        ("prod-shop", "production"),
+    ]
+    .into_iter()
+    .collect();
+    let pods: Vec<Value> = manifests()
+        .into_iter()
+        .filter(|(path, _)| path.ends_with("demo.yaml"))
+        .flat_map(|(_, docs)| docs)
+        .filter(|doc| doc["kind"] == "Pod")
+        .collect();
+    assert!(pods.len() >= 4, "{pods:#?}");
+    let mut tightened = 0;
+    for pod in &pods {
+        let namespace = pod["metadata"]["namespace"].as_str().expect("a namespace");
+        let name = pod["metadata"]["name"].as_str().expect("a name");
+        assert!(
+            pod["spec"].get("runtimeClassName").is_none(),
+            "{namespace}/{name}: the default handler runs every pod through sniffguard"
+        );
+        let pod_annotations: BTreeMap<String, String> = pod["metadata"]["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let namespace_environment = expected
+            .get(namespace)
+            .unwrap_or_else(|| panic!("{namespace}: not a demo namespace"));
+        for container in pod["spec"]["containers"].as_array().expect("containers") {
+            let container = container["name"].as_str().expect("a container name");
+            for cri in [Cri::Containerd, Cri::CriO] {
+                let without = oci_annotations(cri, namespace, name, container, &BTreeMap::new());
+                let by_namespace = resolve(&policy, &without);
+                assert_eq!(
+                    by_namespace.name, *namespace_environment,
+                    "{cri:?} {namespace}/{name}"
+                );
+                assert!(
+                    matches!(by_namespace.chosen_by, ChosenBy::Rule(_)),
+                    "{cri:?} {namespace}/{name}: {}",
+                    by_namespace.describe()
+                );
+                let with = oci_annotations(cri, namespace, name, container, &pod_annotations);
+                let resolved = resolve(&policy, &with);
+                assert_eq!(
+                    resolved.ignored_annotation, None,
+                    "{cri:?} {namespace}/{name}"
+                );
+                match pod_annotations.get(ENVIRONMENT_ANNOTATION) {
+                    None => assert_eq!(resolved.name, by_namespace.name),
+                    Some(wanted) => {
+                        assert_eq!(resolved.name, wanted, "{cri:?} {namespace}/{name}");
+                        assert!(
+                            resolved.environment.strictness()
+                                > by_namespace.environment.strictness(),
+                            "{cri:?} {namespace}/{name}: the demo's annotation must tighten"
+                        );
+                        assert!(
+                            resolved.describe().starts_with(&format!(
+                                "annotation, stricter than \"{}\" from rule ",
+                                by_namespace.name
+                            )),
+                            "{cri:?} {namespace}/{name}: {}",
+                            resolved.describe()
+                        );
+                        tightened += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(tightened > 0, "no demo pod shows an annotation tightening");
+}
+
+/// What the example policy must refuse a pod: an annotation asking for a looser
+/// environment is ignored, and under CRI-O (which passes every pod annotation) a pod
+/// that writes containerd's namespace key itself reaches no rule looser than its own
+/// namespace's.
+#[test]
+fn example_policy_gives_a_pod_nothing_looser_than_its_namespace() {
+    let policy = example_policy();
+    let asked = BTreeMap::from([(ENVIRONMENT_ANNOTATION.to_owned(), "ci".to_owned())]);
+    for cri in [Cri::Containerd, Cri::CriO] {
+        let resolved = resolve(
+            &policy,
+            &oci_annotations(cri, "prod-shop", "web", "app", &asked),
+        );
+        assert_eq!(resolved.name, "production", "{cri:?}");
+        assert_eq!(
+            resolved.ignored_annotation.as_deref(),
+            Some("ci"),
+            "{cri:?}"
+        );
+    }
+    let namespaces = [
+        "prod-shop",
+        "staging",
+        "staging-eu",
+        "ci-builds",
+        "kube-system",
+        "dev",
+    ];
+    for own in namespaces {
+        let honest = resolve(
+            &policy,
+            &oci_annotations(Cri::CriO, own, "p", "c", &BTreeMap::new()),
+        );
+        for claimed in namespaces {
+            let forged = BTreeMap::from([(keys::CRI_NAMESPACE.to_owned(), claimed.to_owned())]);
+            let resolved = resolve(&policy, &oci_annotations(Cri::CriO, own, "p", "c", &forged));
+            assert!(
+                resolved.environment.strictness() >= honest.environment.strictness(),
+                "CRI-O pod in {own} claiming {claimed}: {} ({}) instead of {}",
+                resolved.name,
+                resolved.describe(),
+                honest.name
+            );
+        }
+    }
+}
+
+/// The agent's own pod runs through the shim (no RuntimeClass), so its namespace must
+/// get an environment that starts without a supervisor and takes no capability: the
+/// first agent on a node has no supervisor to talk to.
+#[test]
+fn the_agent_namespace_fails_open_and_keeps_its_capabilities() {
+    let policy = example_policy();
+    let daemonset = find("DaemonSet", "sniffguard");
+    let namespace = daemonset["metadata"]["namespace"]
+        .as_str()
+        .expect("namespace");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    for container in pod["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(pod["containers"].as_array().into_iter().flatten())
+    {
+        let name = container["name"].as_str().expect("a container name");
+        for cri in [Cri::Containerd, Cri::CriO] {
+            let resolved = resolve(
+                &policy,
+                &oci_annotations(cri, namespace, "sniffguard-x", name, &BTreeMap::new()),
+            );
+            let environment = resolved.environment;
+            assert_eq!(
+                environment.fail,
+                sniffguard_common::policy::FailPolicy::Open,
+                "{cri:?} {namespace}/{name} is in {}",
+                resolved.name
+            );
+            assert!(
+                environment.dropped_capabilities().is_empty(),
+                "{cri:?} {namespace}/{name} is in {}, which drops capabilities",
+                resolved.name
+            );
+        }
     }
 }
 
