@@ -3,15 +3,10 @@
 //! sniffguard runtime shim exactly as the CRI runtime handler of
 //! `config/containerd/config.toml` (`BinaryName`) makes it do for Kubernetes.
 //!
-//! Each test starts its own containerd: config, root, state and gRPC/ttrpc sockets under
-//! a temporary directory, the CRI plugin disabled. The image is built in the test: the
-//! test rootfs (busybox + tcpdump) as one layer of a hand-made OCI image layout, loaded
-//! with `ctr image import` and unpacked with the `native` snapshotter (plain copies, no
-//! overlay mounts). runc's state goes to `--runc-root` in the same directory. On drop the
-//! guard kills and deletes the test's tasks and containers, stops containerd by its PID,
-//! SIGKILLs any runc shim still serving this test's private socket (found by that socket's
-//! path in its arguments), and unmounts what is left under the directory. containerd 1.6
-//! keeps its shims' sockets in the fixed `/run/containerd/s/` (removed as each shim exits).
+//! Each test starts its own containerd (`wiring/containerd.rs`): config, root, state and
+//! sockets under a temporary directory, the CRI plugin disabled, the test rootfs imported
+//! as an image, and a guard that removes the test's containers, stops containerd by its
+//! PID and unmounts what is left.
 //!
 //! Needs root, containerd (with ctr), runc, and the built workspace.
 
@@ -20,313 +15,29 @@
 mod wiring;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 use sniffguard_tests::{
-    find_in_path, is_alert_for, require_root, rootfs, run_command, str_at, temp_dir, CmdOutput,
-    Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT, ENVIRONMENT_ANNOTATION,
+    find_in_path, is_alert_for, require_root, run_command, str_at, temp_dir, CmdOutput, Supervisor,
+    ALERT_TIMEOUT, CAPTURE_SCRIPT, ENVIRONMENT_ANNOTATION,
 };
-use tempfile::TempDir;
-use wiring::{processes_with_argument, shipped, unmount_under, Daemon, ShimWrapper};
+use wiring::containerd::{Containerd, CTR_TIMEOUT};
+use wiring::{shipped, ShimWrapper};
 
-/// The containerd namespace the tests use.
-const NAMESPACE: &str = "sniffguard-test";
-
-/// The image the tests build and import.
-const IMAGE: &str = "localhost/sniffguard-test:latest";
-
-/// Bound for containerd to answer after it was started.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Bound for one `ctr` command.
-const CTR_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Bound for each clean-up command.
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A private containerd with the test image imported.
-struct Containerd {
-    daemon: Option<Daemon>,
-    dir: TempDir,
-}
-
+/// containerd.rs's containers: the environment annotation and NET_ADMIN.
 impl Containerd {
-    fn start() -> Containerd {
-        for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            assert!(
-                find_in_path(tool).is_some(),
-                "{tool} not in PATH (apt-get install containerd)"
-            );
-        }
-        let dir = temp_dir("sniffguard-containerd-");
-        let root = dir.path();
-        let config = format!(
-            "# private containerd of a sniffguard test\n\
-             version = 2\n\
-             root = \"{r}/root\"\n\
-             state = \"{r}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{r}/containerd.sock\"\n\
-             [ttrpc]\n  address = \"{r}/containerd.sock.ttrpc\"\n\
-             [debug]\n  address = \"\"\n\
-             [metrics]\n  address = \"\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{r}/opt\"\n",
-            r = root.display()
-        );
-        fs::write(root.join("config.toml"), config).expect("write config.toml");
-        let mut daemon = Daemon::spawn(
-            "containerd",
-            Command::new("containerd")
-                .arg("--config")
-                .arg(root.join("config.toml")),
-            &root.join("containerd.log"),
-        );
-        let mut containerd = Containerd { daemon: None, dir };
-        let socket = containerd.socket();
-        daemon.wait_until(START_TIMEOUT, || {
-            socket.exists()
-                && Command::new("ctr")
-                    .arg("--address")
-                    .arg(&socket)
-                    .arg("version")
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-        });
-        containerd.daemon = Some(daemon);
-        containerd.import_image();
-        containerd
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("containerd.sock")
-    }
-
-    /// `ctr --address SOCK --namespace sniffguard-test`.
-    fn ctr(&self) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
-            .arg(self.socket())
-            .arg("--namespace")
-            .arg(NAMESPACE);
-        cmd
-    }
-
-    /// Builds an OCI image layout from the test rootfs and imports it as [`IMAGE`].
-    fn import_image(&self) {
-        let layout = self.dir.path().join("image");
-        let blobs = layout.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).expect("create the image layout");
-
-        let layer = self.dir.path().join("layer.tar");
-        let tar = run_command(
-            Command::new("tar")
-                .args(["--numeric-owner", "-C"])
-                .arg(rootfs())
-                .arg("-cf")
-                .arg(&layer)
-                .arg("."),
-            CTR_TIMEOUT,
-        );
-        assert!(tar.success(), "tar the rootfs: {tar}");
-        let layer = add_blob(&blobs, &fs::read(&layer).expect("read layer.tar"));
-        let config = add_blob(
-            &blobs,
-            json!({
-                "architecture": oci_architecture(),
-                "os": "linux",
-                "config": {
-                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                    "Cmd": ["sh"],
-                },
-                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
-            })
-            .to_string()
-            .as_bytes(),
-        );
-        let manifest = add_blob(
-            &blobs,
-            json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config.descriptor("application/vnd.oci.image.config.v1+json"),
-                "layers": [layer.descriptor("application/vnd.oci.image.layer.v1.tar")],
-            })
-            .to_string()
-            .as_bytes(),
-        );
-        let mut index_entry = manifest.descriptor("application/vnd.oci.image.manifest.v1+json");
-        index_entry["annotations"] = json!({
-            "io.containerd.image.name": IMAGE,
-            "org.opencontainers.image.ref.name": "latest",
-        });
-        fs::write(
-            layout.join("index.json"),
-            json!({"schemaVersion": 2, "manifests": [index_entry]}).to_string(),
-        )
-        .unwrap();
-        fs::write(
-            layout.join("oci-layout"),
-            json!({"imageLayoutVersion": "1.0.0"}).to_string(),
-        )
-        .unwrap();
-        let archive = self.dir.path().join("image.tar");
-        let tar = run_command(
-            Command::new("tar")
-                .arg("-C")
-                .arg(&layout)
-                .arg("-cf")
-                .arg(&archive)
-                .arg("."),
-            CTR_TIMEOUT,
-        );
-        assert!(tar.success(), "tar the image layout: {tar}");
-        let out = run_command(
-            self.ctr()
-                .args(["image", "import", "--snapshotter", "native"])
-                .arg(&archive),
-            CTR_TIMEOUT,
-        );
-        assert!(out.success(), "ctr image import: {out}\n{}", self.log());
-        let list = run_command(self.ctr().args(["image", "ls", "-q"]), CTR_TIMEOUT);
-        assert!(list.stdout.lines().any(|l| l == IMAGE), "{list}");
-    }
-
     /// `ctr run --rm` of `sh -c SCRIPT` as container `id` in an `environment` container,
     /// with `runc_binary` as containerd's runc (the shim's wrapper), in the foreground.
     fn run(&self, runc_binary: &Path, id: &str, environment: &str, script: &str) -> CmdOutput {
-        let mut cmd = self.ctr();
-        cmd.args(["run", "--rm", "--snapshotter", "native", "--runc-binary"])
-            .arg(runc_binary)
-            .arg("--runc-root")
-            .arg(self.dir.path().join("runc"))
-            .arg("--fifo-dir")
-            .arg(self.dir.path().join("fifo"))
-            .arg("--annotation")
-            .arg(format!("{ENVIRONMENT_ANNOTATION}={environment}"))
-            .args(["--cap-add", "CAP_NET_ADMIN", IMAGE, id, "sh", "-c", script]);
-        run_command(&mut cmd, CTR_TIMEOUT)
-    }
-
-    fn log(&self) -> String {
-        self.daemon.as_ref().map(Daemon::log).unwrap_or_default()
-    }
-
-    /// Kills and deletes every task and container in the test namespace (bounded; errors
-    /// ignored: this is clean-up).
-    fn remove_containers(&self) {
-        let quiet = |cmd: &mut Command| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_command(cmd, CLEANUP_TIMEOUT)
-            }))
-            .ok()
-        };
-        let Some(list) = quiet(self.ctr().args(["container", "ls", "-q"])) else {
-            return;
-        };
-        for id in list.stdout.split_whitespace() {
-            quiet(
-                self.ctr()
-                    .args(["task", "kill", "--all", "--signal", "SIGKILL", id]),
-            );
-            quiet(self.ctr().args(["task", "delete", "--force", id]));
-            quiet(self.ctr().args(["container", "delete", id]));
-        }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("sniffguard-tests: containerd log:\n{}", self.log());
-        }
-        self.remove_containers();
-        // Stops containerd by its PID (Daemon's drop).
-        self.daemon = None;
-        let socket = self.socket().display().to_string();
-        for pid in processes_with_argument(&socket) {
-            eprintln!("sniffguard-tests: SIGKILL to leftover shim {pid} of {socket}");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        unmount_under(self.dir.path());
-        remove_namespace_cgroups();
-    }
-}
-
-/// containerd makes a cgroup for its namespace in every hierarchy and leaves
-/// it behind: remove the (by now empty) `NAMESPACE` cgroups, deepest first.
-/// One still in use (another run of this test) refuses, and stays.
-fn remove_namespace_cgroups() {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut roots = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    roots.extend(
-        hierarchies
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir()),
-    );
-    for root in roots {
-        let top = root.join(NAMESPACE);
-        if !top.is_dir() {
-            continue;
-        }
-        let mut dirs = vec![top.clone()];
-        let mut i = 0;
-        while i < dirs.len() {
-            if let Ok(entries) = std::fs::read_dir(&dirs[i]) {
-                dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-            }
-            i += 1;
-        }
-        for dir in dirs.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
-/// A content-addressed blob of an image layout.
-struct Blob {
-    digest: String,
-    size: usize,
-}
-
-impl Blob {
-    fn descriptor(&self, media_type: &str) -> Value {
-        json!({"mediaType": media_type, "digest": self.digest, "size": self.size})
-    }
-}
-
-/// Writes `bytes` to `blobs/<sha256>` (digest by `sha256sum`).
-fn add_blob(blobs: &Path, bytes: &[u8]) -> Blob {
-    let staging = blobs.join("incoming");
-    fs::write(&staging, bytes).expect("write a blob");
-    let out = run_command(Command::new("sha256sum").arg(&staging), CTR_TIMEOUT);
-    assert!(out.success(), "sha256sum: {out}");
-    let hex = out
-        .stdout
-        .split_whitespace()
-        .next()
-        .expect("sha256sum prints a digest")
-        .to_owned();
-    fs::rename(&staging, blobs.join(&hex)).expect("name the blob by its digest");
-    Blob {
-        digest: format!("sha256:{hex}"),
-        size: bytes.len(),
-    }
-}
-
-/// The OCI name of this machine's architecture.
-fn oci_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
+        let annotation = format!("{ENVIRONMENT_ANNOTATION}={environment}");
+        self.run_container(
+            runc_binary,
+            id,
+            &["--annotation", &annotation, "--cap-add", "CAP_NET_ADMIN"],
+            &["sh", "-c", script],
+        )
     }
 }
 
@@ -385,7 +96,7 @@ fn ctr_staging_tcpdump_is_denied() {
     // The bundle is the one containerd's runc shim handed to our shim.
     let bundle = str_at(&alert, "/container/bundle").unwrap_or_default();
     assert!(
-        bundle.starts_with(&containerd.dir.path().display().to_string()) && bundle.ends_with(&id),
+        bundle.starts_with(&containerd.dir().display().to_string()) && bundle.ends_with(&id),
         "{alert}"
     );
 }

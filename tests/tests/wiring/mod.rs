@@ -1,7 +1,8 @@
-//! Shared by the container-engine tests (`podman.rs`, `containerd.rs`): the shipped
-//! `config/sniffguard-runc` wrapper pointed at a test supervisor, a daemon guard that
-//! stops what it started by PID, and the clean-up of mounts an engine leaves under a
-//! test directory.
+//! Shared by the container-engine tests (`podman.rs`, `containerd.rs`,
+//! `base_profiles.rs`): the shipped `config/sniffguard-runc` wrapper pointed at a test
+//! supervisor, a daemon guard that stops what it started by PID, the clean-up of mounts
+//! an engine leaves under a test directory, and a private instance of each engine
+//! ([`podman`], [`containerd`], [`docker`]).
 //!
 //! Engines call a runtime with an environment of their own (Podman drops the caller's
 //! entirely), so these tests reach the shim the way an installation does: through the
@@ -25,6 +26,10 @@ use sniffguard_tests::{
     COMMAND_TIMEOUT,
 };
 use tempfile::TempDir;
+
+pub mod containerd;
+pub mod docker;
+pub mod podman;
 
 /// The line of `config/sniffguard-runc` that names its settings file.
 const WRAPPER_ENV_FILE_LINE: &str = "env_file=${SNIFFGUARD_ENV_FILE:-/etc/sniffguard/runtime.env}";
@@ -245,4 +250,39 @@ pub fn processes_with_argument(needle: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Removes the cgroup `name` (a top-level cgroup, relative to each hierarchy's root) and
+/// everything below it, deepest first, in every hierarchy under `/sys/fs/cgroup` (and in
+/// `/sys/fs/cgroup` itself on a pure v2 host). Only empty cgroups can be removed: one
+/// still in use refuses, and stays. Engines (containerd's namespaces, dockerd's
+/// `--cgroup-parent`) create such parents and leave them behind.
+pub fn remove_empty_cgroups(name: &str) {
+    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(
+        hierarchies
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir()),
+    );
+    for root in roots {
+        let top = root.join(name);
+        if !top.is_dir() {
+            continue;
+        }
+        let mut dirs = vec![top.clone()];
+        let mut i = 0;
+        while i < dirs.len() {
+            if let Ok(entries) = fs::read_dir(&dirs[i]) {
+                dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            i += 1;
+        }
+        for dir in dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
 }
