@@ -179,7 +179,14 @@ fn seccomp_profile_staging_tcpdump_is_denied_without_the_shim() {
     let mut profile: Value = serde_json::from_str(&shipped("config/podman/seccomp-staging.json"))
         .expect("config/podman/seccomp-staging.json is JSON");
     assert_eq!(profile["listenerPath"], "/run/sniffguard/seccomp.sock");
-    assert_eq!(profile["listenerMetadata"], "staging");
+    // containers-common's socket rules travel to the supervisor.
+    assert!(
+        profile["listenerMetadata"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("staging;socket=")),
+        "{}",
+        profile["listenerMetadata"]
+    );
     profile["listenerPath"] = json!(sup.runtime_dir().join("seccomp.sock"));
     let path = podman.path("seccomp.json");
     fs::write(&path, profile.to_string()).expect("write the profile");
@@ -210,7 +217,10 @@ fn seccomp_profile_ci_tcpdump_is_alerted_without_the_shim() {
     let mut profile: Value =
         serde_json::from_str(&shipped("config/podman/seccomp-staging.json")).unwrap();
     profile["listenerPath"] = json!(sup.runtime_dir().join("seccomp.sock"));
-    profile["listenerMetadata"] = json!("ci");
+    let metadata = profile["listenerMetadata"].as_str().unwrap_or_default();
+    let ci = metadata.replacen("staging", "ci", 1);
+    assert!(ci.starts_with("ci;"), "{metadata}");
+    profile["listenerMetadata"] = json!(ci);
     let path = podman.path("seccomp-ci.json");
     fs::write(&path, profile.to_string()).expect("write the profile");
     let runc = Runtime::Runc.path().display().to_string();
@@ -314,7 +324,8 @@ fn seccomp_profile_script_merges_and_refuses() {
     assert!(out.success(), "{out}");
     let profile: Value = serde_json::from_str(&out.stdout).expect("the script prints JSON");
     assert_eq!(profile["listenerPath"], "/run/sg/seccomp.sock");
-    assert_eq!(profile["listenerMetadata"], "production");
+    let metadata = profile["listenerMetadata"].as_str().unwrap();
+    assert!(metadata.starts_with("production;socket="), "{metadata}");
     assert_eq!(profile["defaultErrnoRet"], 1, "the base's fields are kept");
     let rules = profile["syscalls"].as_array().unwrap();
     let names = |rule: &Value| -> Vec<String> {
@@ -335,28 +346,29 @@ fn seccomp_profile_script_merges_and_refuses() {
         .filter(|r| r["action"] == "SCMP_ACT_NOTIFY" && r.get("args").is_none())
         .map(names)
         .collect();
-    assert!(
-        notify_unconditional.contains(&vec!["execve".to_owned(), "socket".to_owned()]),
+    assert_eq!(
+        notify_unconditional,
+        [vec!["execve".to_owned()], vec!["socket".to_owned()]],
         "{profile:#}"
     );
-    // The capability-gated allow became a capability-gated notify.
-    assert!(
-        rules.iter().any(|r| r["action"] == "SCMP_ACT_NOTIFY"
-            && r["includes"]["caps"] == json!(["CAP_NET_ADMIN"])),
+    // Every base rule for socket (the gated allow and the conditional refusal
+    // too) left the kernel filter for the supervisor: no rule but the notify
+    // names socket, and the metadata gives the base's answers.
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| names(r).contains(&"socket".to_owned()))
+            .count(),
+        1,
         "{profile:#}"
     );
-    // The conditional refusal stays; capture-socket rules are added.
-    assert!(rules
-        .iter()
-        .any(|r| r["action"] == "SCMP_ACT_ERRNO" && r["args"][0]["value"] == 40));
-    let capture: Vec<&Value> = rules
-        .iter()
-        .filter(|r| r["action"] == "SCMP_ACT_NOTIFY" && r.get("args").is_some())
-        .collect();
-    assert_eq!(capture.len(), 4, "{profile:#}");
-    assert!(capture
-        .iter()
-        .any(|r| r["args"] == json!([{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295_u64, "valueTwo": 17}])));
+    let carried = sniffguard_common::listener::ListenerMetadata::parse(metadata)
+        .socket_rules
+        .expect("the socket rules travel in the metadata");
+    use sniffguard_common::listener::BaseAction;
+    assert_eq!(carried.rules.len(), 3, "{metadata}");
+    assert_eq!(carried.verdict(&[40, 1, 0, 0, 0, 0]), BaseAction::Errno(1));
+    assert_eq!(carried.verdict(&[2, 1, 0, 0, 0, 0]), BaseAction::Allow);
     // kexec_load untouched; execveat not mentioned under a refusing default: not added.
     assert!(rules.iter().any(|r| names(r) == ["kexec_load"]));
     assert!(!rules
@@ -374,6 +386,22 @@ fn seccomp_profile_script_merges_and_refuses() {
         .unwrap()
         .iter()
         .any(|r| r["action"] == "SCMP_ACT_NOTIFY" && names(r) == ["execve", "execveat"]));
+    // No base rule for socket: the conditional capture rules are all there is.
+    let capture: Vec<&Value> = profile["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_NOTIFY" && names(r) == ["socket"])
+        .collect();
+    assert_eq!(capture.len(), 4, "{profile:#}");
+    assert!(capture
+        .iter()
+        .any(|r| r["args"] == json!([{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295_u64, "valueTwo": 17}])));
+    // TRACE is no refusal: a TRACE default gets the same rules.
+    let out = generate(&json!({"defaultAction": "SCMP_ACT_TRACE"}), &[]);
+    assert!(out.success(), "{out}");
+    let traced: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(traced["syscalls"], profile["syscalls"], "{traced:#}");
     // io_uring opens sockets without socket(2): refused, as the shim does.
     assert!(profile["syscalls"]
         .as_array()
@@ -381,7 +409,13 @@ fn seccomp_profile_script_merges_and_refuses() {
         .iter()
         .any(|r| r["action"] == "SCMP_ACT_ERRNO"
             && r["errnoRet"] == 1
-            && names(r) == ["io_uring_setup", "io_uring_enter", "io_uring_register"]));
+            && names(r)
+                == [
+                    "io_uring_setup",
+                    "io_uring_enter",
+                    "io_uring_register",
+                    "pidfd_getfd"
+                ]));
 
     // Refusals.
     for (base, why) in [
