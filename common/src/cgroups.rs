@@ -54,19 +54,41 @@ pub const OWN_CGROUP_PARENT: &str = "sniffguard";
 /// hierarchy, created for it: no controller is enabled there, so nothing about
 /// its resource limits changes, and its children inherit the leaf.
 pub fn ensure_own_cgroup(pid: u32, id: &str) -> Option<u64> {
-    let root = cgroup2_root()?;
-    let current = cgroup2_path(pid)?;
+    own_cgroup(pid, id).ok()
+}
+
+/// [`ensure_own_cgroup`], saying why it could not.
+pub fn own_cgroup(pid: u32, id: &str) -> Result<u64, String> {
+    let root = cgroup2_root().ok_or("no cgroup v2 hierarchy is visible")?;
+    let current =
+        cgroup2_path(pid).ok_or_else(|| format!("/proc/{pid}/cgroup names no v2 cgroup"))?;
     // A cgroup the runtime made for this container carries its id in its path
     // (runc's `/ID`, systemd's `…-ID.scope`, Kubernetes' `…/pod…/ID`). Any
     // other (the root, the caller's own) is shared with processes outside it.
     if current != "/" && current.contains(id) {
         // Read once: the path just read is the one to identify.
-        return inode_of(&root, &current);
+        return inode_of(&root, &current).ok_or_else(|| format!("cannot stat cgroup {current}"));
     }
     let leaf = root.join(OWN_CGROUP_PARENT).join(id);
-    fs::create_dir_all(&leaf).ok()?;
-    fs::write(leaf.join("cgroup.procs"), pid.to_string()).ok()?;
-    fs::metadata(&leaf).ok().map(|m| m.ino())
+    let shown = leaf.display();
+    fs::create_dir_all(&leaf).map_err(|e| format!("cannot create {shown}: {e}"))?;
+    fs::write(leaf.join("cgroup.procs"), pid.to_string())
+        .map_err(|e| format!("cannot move {pid} into {shown}: {e}"))?;
+    fs::metadata(&leaf)
+        .map(|m| m.ino())
+        .map_err(|e| format!("cannot stat {shown}: {e}"))
+}
+
+/// Creates [`OWN_CGROUP_PARENT`] in the v2 hierarchy if it is missing. The
+/// hierarchy's root is mode 0555: creating in it takes `CAP_DAC_OVERRIDE`,
+/// which the supervisor gives up after start-up, while the parent itself is
+/// its owner's to add leaves to. No v2 hierarchy: nothing to do.
+pub fn prepare_own_cgroup_parent() -> Result<(), String> {
+    let Some(root) = cgroup2_root() else {
+        return Ok(());
+    };
+    let parent = root.join(OWN_CGROUP_PARENT);
+    fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))
 }
 
 /// Removes the leaf [`ensure_own_cgroup`] created for container `id`, if any.

@@ -32,3 +32,13 @@ pub const ENVIRONMENT_ANNOTATION: &str = "sniffguard.io/environment";
 /// Annotation the runtime shim writes on a container whose capabilities it
 /// keeps out (comma-separated names, e.g. `CAP_NET_RAW`).
 pub const DROPPED_CAPABILITIES_ANNOTATION: &str = "sniffguard.io/capabilities-dropped";
+
+/// The capability names of a [`DROPPED_CAPABILITIES_ANNOTATION`] value.
+#[cfg(feature = "std")]
+pub fn dropped_capabilities(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -167,12 +167,7 @@ pub fn dropped_by_shim(config: &Map<String, Value>) -> Vec<String> {
         .get("annotations")
         .and_then(|a| a.get(DROPPED_CAPABILITIES_ANNOTATION))
         .and_then(Value::as_str)
-        .map(|v| {
-            v.split(',')
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
+        .map(sniffguard_common::dropped_capabilities)
         .unwrap_or_default()
 }
 

@@ -195,12 +195,7 @@ pub fn environment_chosen_by(
 pub fn capabilities_dropped(annotations: &BTreeMap<String, String>) -> Vec<String> {
     annotations
         .get(sniffguard_common::DROPPED_CAPABILITIES_ANNOTATION)
-        .map(|v| {
-            v.split(',')
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|v| sniffguard_common::dropped_capabilities(v))
         .unwrap_or_default()
 }
 

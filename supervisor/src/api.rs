@@ -126,8 +126,18 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
                 .is_none_or(|id| host_cgroups().contains(&id));
             if shared_cgroup {
                 if let Some(pid) = registration.pid {
-                    registration.cgroup_id =
-                        sniffguard_common::cgroups::ensure_own_cgroup(pid, &registration.id);
+                    registration.cgroup_id = match sniffguard_common::cgroups::own_cgroup(
+                        pid,
+                        &registration.id,
+                    ) {
+                        Ok(id) => Some(id),
+                        Err(why) => {
+                            // Without a cgroup of its own the eBPF probes
+                            // cannot tell the container from the host.
+                            tracing::warn!(container = registration.id, why, "container has no cgroup v2 identity: the eBPF probes do not see it");
+                            None
+                        }
+                    };
                 }
             }
             shared.registry.register(&registration);

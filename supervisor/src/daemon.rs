@@ -178,6 +178,12 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // before any notify fd is served: the per-thread drop interrupts system
     // calls, and an interrupted SECCOMP_IOCTL_NOTIF_SEND (EINTR, not restarted)
     // would leave a held exec unanswered.
+    // The parent of the cgroup leaves given to crun containers sits in the v2
+    // root, which is not writable by its owner alone (mode 0555): made now,
+    // while CAP_DAC_OVERRIDE is still held.
+    if let Err(why) = sniffguard_common::cgroups::prepare_own_cgroup_parent() {
+        tracing::warn!(why, "containers without a cgroup of their own (crun on a hybrid host) will not be seen by the eBPF probes");
+    }
     privileges::drop_and_log(&privileges::SUPERVISOR_KEEPS, "supervisor");
     restore(&shared);
     tokio::spawn(reap_dead_registrations(shared.clone()));

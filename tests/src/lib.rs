@@ -814,6 +814,21 @@ pub fn evidence_kinds(alert: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `action/mechanism/syscall[evidence,...] KEY=VALUE` of an alert, for a test's
+/// report line; `detail` names one more field (a JSON pointer such as
+/// `/process/exe`), shown by its last segment.
+pub fn describe_alert(alert: &Value, detail: &str) -> String {
+    format!(
+        "{}/{}/{}[{}] {}={}",
+        str_at(alert, "/action").unwrap_or("?"),
+        str_at(alert, "/mechanism").unwrap_or("?"),
+        str_at(alert, "/syscall").unwrap_or("?"),
+        evidence_kinds(alert).join(","),
+        detail.rsplit('/').next().unwrap_or(detail),
+        str_at(alert, detail).unwrap_or("?"),
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Runtimes
 // ---------------------------------------------------------------------------------------
@@ -1380,6 +1395,31 @@ impl Bundle {
 }
 
 impl Bundle {
+    /// The bundle as a hooks.d wiring leaves it: `sniffguard-hook inject` for
+    /// `target`'s supervisor, then without the seccomp filter and with
+    /// [`EXTRA_CAPABILITIES`] back (no capability floor), so that only the hook's
+    /// registration and the eBPF probes stand between the container and the wire.
+    ///
+    /// # Panics
+    /// When `inject` fails.
+    pub fn hook_only(self, target: &dyn ShimTarget) -> Bundle {
+        let out = run_command(
+            Command::new(hook_bin())
+                .arg("inject")
+                .arg(self.path())
+                .env("SNIFFGUARD_RUNTIME_DIR", target.runtime_dir()),
+            COMMAND_TIMEOUT,
+        );
+        assert!(out.success(), "inject failed: {out}");
+        self.reload()
+            .edit(|spec| {
+                if let Some(linux) = spec["linux"].as_object_mut() {
+                    linux.remove("seccomp");
+                }
+            })
+            .with_extra_capabilities()
+    }
+
     /// Gives the process [`EXTRA_CAPABILITIES`] again (bounding, effective,
     /// permitted) after a tool outside the harness took some away: a bundle
     /// that stands for a wiring without the shim's capability floor.

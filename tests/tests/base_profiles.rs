@@ -71,8 +71,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sniffguard_tests::{
-    compile_static, evidence_kinds, is_alert_for, remove_at_exit, require_root, rootfs, str_at,
-    temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    compile_static, describe_alert, evidence_kinds, is_alert_for, remove_at_exit, require_root,
+    rootfs, str_at, temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
     ENVIRONMENT_ANNOTATION,
 };
 use wiring::containerd::Containerd;
@@ -384,18 +384,6 @@ fn number_after(text: &str, key: &str) -> Option<i64> {
 // Checking the outcome
 // ---------------------------------------------------------------------------------------
 
-/// `action/mechanism/syscall[evidence,...]` of an alert, for the report.
-fn describe_alert(alert: &Value) -> String {
-    format!(
-        "{}/{}/{}[{}] env={}",
-        str_at(alert, "/action").unwrap_or("?"),
-        str_at(alert, "/mechanism").unwrap_or("?"),
-        str_at(alert, "/syscall").unwrap_or("?"),
-        evidence_kinds(alert).join(","),
-        str_at(alert, "/environment").unwrap_or("?"),
-    )
-}
-
 fn is_socket_denial(alert: &Value) -> bool {
     str_at(alert, "/action") == Some("denied") && str_at(alert, "/syscall") == Some("socket")
 }
@@ -431,7 +419,10 @@ fn check(
         .into_iter()
         .filter(|a| is_alert_for(a, id))
         .collect();
-    let described: Vec<String> = alerts.iter().map(describe_alert).collect();
+    let described: Vec<String> = alerts
+        .iter()
+        .map(|a| describe_alert(a, "/environment"))
+        .collect();
     let readers: Vec<String> = observed
         .sniffed
         .iter()

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sniffguard_tests::{
-    compile_static, evidence_kinds, is_alert_for, repo_root, require_root, rootfs, str_at,
-    temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    compile_static, describe_alert, evidence_kinds, is_alert_for, repo_root, require_root, rootfs,
+    str_at, temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
 };
 
 /// How long the alert stream must stay quiet before the alerts of a test are
@@ -214,18 +214,6 @@ fn alerts_for(sup: &Supervisor, container: &Container) -> Vec<Value> {
         .collect()
 }
 
-/// `action/mechanism/syscall[evidence,...] exe` for the report.
-fn describe_alert(alert: &Value) -> String {
-    format!(
-        "{}/{}/{}[{}] exe={}",
-        str_at(alert, "/action").unwrap_or("?"),
-        str_at(alert, "/mechanism").unwrap_or("?"),
-        str_at(alert, "/syscall").unwrap_or("?"),
-        evidence_kinds(alert).join(","),
-        str_at(alert, "/process/exe").unwrap_or("?"),
-    )
-}
-
 /// Whether the supervisor's log shows that it cannot watch `container` with eBPF:
 /// registered without a cgroup v2 id (crun through `scripts/crun-hybrid` on a
 /// hybrid-cgroup host), or left in a host cgroup. Then neither the exec-probe
@@ -266,7 +254,10 @@ fn report(
     alerts: &[Value],
     detail: &str,
 ) {
-    let described: Vec<String> = alerts.iter().map(describe_alert).collect();
+    let described: Vec<String> = alerts
+        .iter()
+        .map(|a| describe_alert(a, "/process/exe"))
+        .collect();
     let ebpf = if ebpf_unavailable(sup, container) {
         " [no eBPF for this container]"
     } else {

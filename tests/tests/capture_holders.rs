@@ -24,9 +24,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use sniffguard_tests::{
-    compile_static, evidence_kinds, hook_bin, is_alert_for, poll_until, remove_at_exit,
-    require_root, rootfs, run_command, str_at, temp_dir, Bundle, Container, Runtime, ShimTarget,
-    Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
+    compile_static, evidence_kinds, is_alert_for, poll_until, remove_at_exit, require_root, rootfs,
+    run_command, str_at, temp_dir, Bundle, Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    COMMAND_TIMEOUT,
 };
 
 /// The helper's source.
@@ -106,23 +106,10 @@ fn backstop_ends_every_holder_of_a_capture_socket() {
         return;
     }
     let sup = Supervisor::start(None);
-    let bundle =
-        Bundle::new(rootfs(), &["sleep", "3600"], Some("staging")).bind_ro(helpers(), "/helpers");
-    let out = run_command(
-        Command::new(hook_bin())
-            .arg("inject")
-            .arg(bundle.path())
-            .env("SNIFFGUARD_RUNTIME_DIR", sup.runtime_dir()),
-        COMMAND_TIMEOUT,
-    );
-    assert!(out.success(), "inject failed: {out}");
-    // A wiring without the floor either (a hooks.d hook): CAP_NET_RAW back.
-    let bundle = bundle
-        .reload()
-        .edit(|spec| {
-            spec["linux"].as_object_mut().unwrap().remove("seccomp");
-        })
-        .with_extra_capabilities();
+    // A hooks.d wiring: no seccomp filter, no capability floor.
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("staging"))
+        .bind_ro(helpers(), "/helpers")
+        .hook_only(&sup);
     let container = Container::new(Runtime::Runc);
     let out = container.create_detached_plain(&bundle);
     assert!(out.success(), "{out}\n{}", sup.report());

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sniffguard_tests::{
-    compile_static, evidence_kinds, hook_bin, is_alert_for, require_root, rootfs, run_command,
-    str_at, temp_dir, Bundle, Container, DirTarget, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT,
-    CAPTURE_SCRIPT, COMMAND_TIMEOUT,
+    compile_static, evidence_kinds, is_alert_for, require_root, rootfs, run_command, str_at,
+    temp_dir, Bundle, Container, DirTarget, Runtime, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT,
+    COMMAND_TIMEOUT,
 };
 
 /// How long the alert stream must stay quiet before "no more alerts" is concluded.
@@ -359,21 +359,7 @@ fn deregistered_container_is_no_longer_reported() {
 /// nor the capability floor (a hooks.d hook): only the exec probe stands
 /// between tcpdump and the wire.
 fn hook_only_staging_bundle(sup: &Supervisor, script: &str) -> Bundle {
-    let bundle = Bundle::new(rootfs(), &["sh", "-c", script], Some("staging"));
-    let out = run_command(
-        Command::new(hook_bin())
-            .arg("inject")
-            .arg(bundle.path())
-            .env("SNIFFGUARD_RUNTIME_DIR", sup.runtime_dir()),
-        COMMAND_TIMEOUT,
-    );
-    assert!(out.success(), "inject failed: {out}");
-    bundle
-        .reload()
-        .edit(|spec| {
-            spec["linux"].as_object_mut().unwrap().remove("seccomp");
-        })
-        .with_extra_capabilities()
+    Bundle::new(rootfs(), &["sh", "-c", script], Some("staging")).hook_only(sup)
 }
 
 #[test]
