@@ -51,6 +51,8 @@ pub enum Mechanism {
     /// The end (expiry or revocation) of a break-glass grant, which ends the
     /// captures it let start.
     GrantEnd,
+    /// The supervisor's own sockets: a request from where none may come.
+    Api,
 }
 
 /// A process as seen from `/proc`.

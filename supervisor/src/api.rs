@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use sniffguard_common::policy::{Mode, Policy};
 use sniffguard_common::wire::{
-    self, ContainerStatus, GrantStatus, Request, Response, StatusReport, MAX_MESSAGE_BYTES,
+    self, ContainerStatus, GrantStatus, Registration, Request, Response, StatusReport,
+    MAX_MESSAGE_BYTES,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::peer;
+use crate::peer::{self, Peer, Role};
 use crate::registry::ContainerRecord;
 use crate::Shared;
 
@@ -35,11 +36,23 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
-    let refused = peer::require_root(&stream).err();
+    let peer = Peer::of(&stream);
+    let refused = peer
+        .as_ref()
+        .err()
+        .cloned()
+        .or_else(|| peer::require_root(&stream).err());
     let (read, mut write) = stream.split();
     let mut reader = BufReader::new(read).take(MAX_MESSAGE_BYTES as u64 + 1);
     let mut line = Vec::new();
     let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
+    let refused = refused.or_else(|| {
+        let peer = peer.as_ref().ok()?;
+        let request = wire::decode::<Request>(&line).ok()?;
+        let why = authorise(peer, &request, &shared).err()?;
+        refused_attempt(&shared, peer, &request, &why);
+        Some(why)
+    });
     if let Some(why) = refused {
         // The request is read (and ignored) first, so the client is not cut
         // off mid-write and gets the reason.
@@ -63,7 +76,7 @@ async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
                 follow(write, &shared).await;
                 return;
             }
-            Ok(request) => answer(request, &shared),
+            Ok(request) => answer(request, &shared, peer.as_ref().ok()),
             Err(err) => {
                 tracing::warn!(%err, "api: bad request");
                 Response::Error {
@@ -101,7 +114,151 @@ async fn follow(mut write: tokio::net::unix::WriteHalf<'_>, shared: &Shared) {
     }
 }
 
-fn answer(request: Request, shared: &Arc<Shared>) -> Response {
+/// What a request asks of its peer (see [`peer`]).
+fn role_of(request: &Request) -> Role {
+    match request {
+        Request::Ping {} | Request::Register(_) | Request::Deregister { .. } => Role::Runtime,
+        Request::Status {}
+        | Request::Grant { .. }
+        | Request::Revoke { .. }
+        | Request::Subscribe {} => Role::Operator,
+    }
+}
+
+/// The request's short name, for errors and alerts.
+fn request_name(request: &Request) -> &'static str {
+    match request {
+        Request::Ping {} => "ping",
+        Request::Register(_) => "register",
+        Request::Deregister { .. } => "deregister",
+        Request::Status {} => "status",
+        Request::Grant { .. } => "grant",
+        Request::Revoke { .. } => "revoke",
+        Request::Subscribe {} => "subscribe",
+    }
+}
+
+/// Whether `peer` may make `request`: where it runs (see [`Peer::authorise`]),
+/// and for a hook's request, whether it fits the container it names.
+fn authorise(peer: &Peer, request: &Request, shared: &Shared) -> Result<(), String> {
+    peer.authorise(role_of(request), |cgroup| {
+        shared.registry.cgroup_in_use(cgroup)
+    })
+    .map_err(|why| format!("{} refused: {why}", request_name(request)))?;
+    match request {
+        Request::Register(registration) => registration_fits(peer, registration, shared),
+        Request::Deregister { id } => {
+            // The poststop hook runs once the container's init is gone; a live
+            // container is never deregistered by its runtime.
+            match shared.registry.get(id).and_then(|record| record.pid) {
+                Some(pid) if !peer::is_gone(pid) => Err(format!(
+                    "deregister refused: container {id} is still running (init pid {pid})"
+                )),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A registration comes from the runtime that is creating the container: the
+/// container's init and the hook descend from the same runtime process (the
+/// init's parent is an ancestor of the hook). A container already registered
+/// with a live init is not taken over by another registration.
+fn registration_fits(
+    peer: &Peer,
+    registration: &Registration,
+    shared: &Shared,
+) -> Result<(), String> {
+    let id = &registration.id;
+    if let Some(existing) = shared.registry.get(id).filter(|r| r.registered) {
+        let live = existing.pid.filter(|pid| !peer::is_gone(*pid));
+        if let Some(pid) = live {
+            // A runtime registers once per hook stage, with the same init and
+            // environment; anything else is someone else's registration.
+            if registration.pid != Some(pid) {
+                return Err(format!(
+                    "register refused: container {id} is registered with a live init (pid {pid})"
+                ));
+            }
+            if registration.environment != existing.environment {
+                return Err(format!(
+                    "register refused: container {id} is registered in environment {:?}; a registration cannot move it to {:?}",
+                    existing.environment, registration.environment
+                ));
+            }
+        }
+    }
+    let Some(init) = registration.pid else {
+        return Ok(());
+    };
+    let runtime = peer::parent_of(init).ok_or_else(|| {
+        format!("register refused: the container's init (pid {init}) is not there")
+    })?;
+    let mut ancestor = peer.pid;
+    for _ in 0..MAX_HOOK_DEPTH {
+        match ancestor {
+            Some(pid) if pid == runtime => return Ok(()),
+            Some(pid) if pid > 1 => ancestor = peer::parent_of(pid),
+            _ => break,
+        }
+    }
+    Err(format!(
+        "register refused: the peer is not a hook of the runtime that created container {id} (its init's parent, pid {runtime}, is not among the peer's ancestors)"
+    ))
+}
+
+/// How far up from a hook its runtime may be (wrappers between them).
+const MAX_HOOK_DEPTH: usize = 8;
+
+/// Logs and alerts a refused request: someone tried to talk to the
+/// supervisor from where it may not.
+fn refused_attempt(shared: &Shared, peer: &Peer, request: &Request, why: &str) {
+    tracing::warn!(peer = peer.describe(), why, "api: refused a request");
+    let container = peer
+        .cgroup_id
+        .and_then(|cgroup| shared.registry.by_cgroup(cgroup));
+    let policy = shared.policy.load();
+    let environment = container
+        .as_ref()
+        .map(|c| c.environment.clone())
+        .unwrap_or_default();
+    let mode = policy
+        .environment(&environment)
+        .map_or(Mode::Enforce, |(_, env)| env.mode);
+    let mut process = crate::alert::ProcessInfo {
+        pid: peer.pid,
+        tid: peer.pid.unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(pid) = peer.pid {
+        crate::alert::describe_process(pid, &mut process);
+    }
+    shared.alerts.raise(crate::alert::Incident {
+        time: std::time::SystemTime::now(),
+        container_id: container
+            .as_ref()
+            .map_or_else(|| "(not a watched container)".to_string(), |c| c.id.clone()),
+        container,
+        environment,
+        mode,
+        action: crate::alert::Action::Denied,
+        mechanism: crate::alert::Mechanism::Api,
+        syscall: "connect",
+        evidence: vec![crate::classify::Evidence::SupervisorRequest {
+            request: request_name(request).to_string(),
+            refused_because: why.to_string(),
+        }],
+        process,
+        file: None,
+        decision_latency: Duration::ZERO,
+        exception: None,
+        responses: Vec::new(),
+        forensics: None,
+    });
+}
+
+fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Response {
     match request {
         Request::Ping {} => Response::Pong {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -165,7 +322,17 @@ fn answer(request: Request, shared: &Arc<Shared>) -> Response {
             seconds,
             by,
             reason,
-        } => grant(shared, &container, seconds, &by, &reason),
+        } => {
+            // Who asked is what the kernel says of the peer; `--by` is a note.
+            let asked_by = peer.map_or_else(|| "unknown peer".to_string(), Peer::describe);
+            grant(
+                shared,
+                &container,
+                seconds,
+                &format!("{asked_by}; note: {by}"),
+                &reason,
+            )
+        }
         Request::Revoke { container } => {
             if shared.grants.revoke(&container) {
                 tracing::info!(container, "grant revoked");

@@ -108,6 +108,15 @@ pub enum Evidence {
         /// Why.
         reason: String,
     },
+    /// A request to the supervisor's own sockets from where none may come
+    /// (inside a watched container, another namespace): an attempt to change
+    /// what the supervisor enforces.
+    SupervisorRequest {
+        /// What was asked (`grant`, `register`, …).
+        request: String,
+        /// Why it was refused.
+        refused_because: String,
+    },
 }
 
 /// What a file is, independent of where it was found.

@@ -184,6 +184,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     if let Err(why) = sniffguard_common::cgroups::prepare_own_cgroup_parent() {
         tracing::warn!(why, "containers without a cgroup of their own (crun on a hybrid host) will not be seen by the eBPF probes");
     }
+    // Who may talk to the supervisor is judged against the host's namespaces,
+    // read while pid 1's /proc entry is still within reach.
+    crate::peer::remember_host();
     privileges::drop_and_log(&privileges::SUPERVISOR_KEEPS, "supervisor");
     restore(&shared);
     tokio::spawn(reap_dead_registrations(shared.clone()));

@@ -90,7 +90,16 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
-    if let Err(why) = peer::require_root(&stream) {
+    // Only a runtime on the host hands over notify fds: a process of a watched
+    // container (or of another pid namespace) that reaches the socket must not
+    // attach a filter of its own choosing.
+    let allowed = peer::Peer::of(&stream).and_then(|peer| {
+        peer.authorise(peer::Role::Runtime, |cgroup| {
+            shared.registry.cgroup_in_use(cgroup)
+        })
+        .map_err(|why| format!("{}: {why}", peer.describe()))
+    });
+    if let Err(why) = allowed {
         tracing::warn!(why, "seccomp socket: refused a client");
         return;
     }
