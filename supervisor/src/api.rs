@@ -12,6 +12,7 @@ use sniffguard_common::wire::{
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::grants::Grant;
 use crate::peer::{self, Peer, Role};
 use crate::registry::ContainerRecord;
 use crate::Shared;
@@ -299,14 +300,7 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Respon
             }
             shared.registry.register(&registration);
             crate::state::save_registration(&shared.runtime_dir, &registration);
-            if let Some(cgroup_id) = registration.cgroup_id {
-                let enforce = kernel_may_kill(
-                    &policy,
-                    &registration.environment,
-                    &registration.annotations,
-                ) && shared.grants.active(&registration.id).is_none();
-                watch_cgroup(shared, &registration.id, cgroup_id, enforce);
-            }
+            refresh_kernel_kill(shared, &registration.id);
             tracing::info!(
                 container = registration.id,
                 environment = registration.environment,
@@ -336,7 +330,8 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Respon
         Request::Revoke { container } => {
             if shared.grants.revoke(&container) {
                 tracing::info!(container, "grant revoked");
-                rearm_kernel_kill(shared, &container);
+                crate::state::save_grants(&shared.runtime_dir, &shared.grants.list());
+                grant_ended(shared, &container);
             }
             Response::Ok {}
         }
@@ -419,42 +414,64 @@ fn grant(shared: &Arc<Shared>, container: &str, seconds: u64, by: &str, reason: 
         seconds,
         "break-glass grant: sniffers allowed"
     );
-    if let Some(cgroup_id) = shared.registry.get(container).and_then(|r| r.cgroup_id) {
-        shared.with_probes(|maps| {
-            if let Err(err) = maps.monitor(cgroup_id, false) {
-                tracing::error!(container, %err, "cannot lift the in-kernel kill for the grant");
-            }
-        });
-    }
+    crate::state::save_grants(&shared.runtime_dir, &shared.grants.list());
+    refresh_kernel_kill(shared, container);
+    schedule_grant_end(shared, granted);
+    Response::Ok {}
+}
+
+/// Ends `grant` when its time is up (unless it was replaced or revoked first).
+pub fn schedule_grant_end(shared: &Arc<Shared>, grant: Grant) {
     let shared = shared.clone();
-    let container = container.to_string();
     tokio::spawn(async move {
-        let left = granted
+        let left = grant
             .until
             .duration_since(std::time::SystemTime::now())
             .unwrap_or_default();
         tokio::time::sleep(left + Duration::from_millis(10)).await;
-        if shared.grants.active(&container).is_none() {
-            tracing::info!(container, "grant expired");
-            rearm_kernel_kill(&shared, &container);
+        if shared.grants.active(&grant.container).is_none() {
+            tracing::info!(container = grant.container, "grant expired");
+            crate::state::save_grants(&shared.runtime_dir, &shared.grants.list());
+            grant_ended(&shared, &grant.container);
         }
     });
-    Response::Ok {}
 }
 
-/// Restores the in-kernel kill of a container whose grant ended.
-fn rearm_kernel_kill(shared: &Shared, container: &str) {
+/// The one answer to "is the in-kernel kill armed for this container": in an
+/// enforce environment, unless an `[[allow]]` rule could let a sniffer through
+/// there or a break-glass grant is in force. Registration, a grant's start and
+/// end, a restart's restore and a policy reload all set the kernel's filter
+/// from here. A container without a cgroup identity is not in the filter.
+pub fn kernel_kill_armed(shared: &Shared, record: &ContainerRecord) -> bool {
+    let policy = shared.policy.load();
+    kernel_may_kill(&policy, &record.environment, &record.annotations)
+        && shared.grants.active(&record.id).is_none()
+}
+
+/// Puts the container's cgroup in the kernel's filter with the kill armed or
+/// not, as [`kernel_kill_armed`] says.
+pub fn refresh_kernel_kill(shared: &Shared, container: &str) {
     let Some(record) = shared.registry.get(container) else {
         return;
     };
-    let Some(cgroup_id) = record.cgroup_id else {
-        return;
-    };
-    let policy = shared.policy.load();
-    let enforce = kernel_may_kill(&policy, &record.environment, &record.annotations);
-    watch_cgroup(shared, container, cgroup_id, enforce);
-    if enforce {
-        end_captures_past_grant(shared, &record);
+    if let Some(cgroup_id) = record.cgroup_id {
+        watch_cgroup(
+            shared,
+            container,
+            cgroup_id,
+            kernel_kill_armed(shared, &record),
+        );
+    }
+}
+
+/// A grant ended (expired or revoked): the kill is armed again and the
+/// captures the grant let start are ended.
+fn grant_ended(shared: &Shared, container: &str) {
+    refresh_kernel_kill(shared, container);
+    if let Some(record) = shared.registry.get(container) {
+        if kernel_kill_armed(shared, &record) {
+            end_captures_past_grant(shared, &record);
+        }
     }
 }
 

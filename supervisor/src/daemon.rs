@@ -225,6 +225,11 @@ fn reload(config: &DaemonConfig, shared: &Shared) {
             tracing::info!(policy = new.origin, "policy reloaded");
             let names: Vec<String> = new.catalogue.names.clone();
             shared.policy.store(Arc::new(new));
+            // The kill armed in the kernel follows the environments and allow
+            // rules of the policy now in force.
+            for record in shared.registry.list() {
+                crate::api::refresh_kernel_kill(shared, &record.id);
+            }
             shared.alerts.reopen();
             shared.with_probes(|maps| {
                 if let Err(err) = maps.set_kill_names(names.iter().map(String::as_str)) {
@@ -291,7 +296,13 @@ fn reap(shared: &Shared, id: &str) {
 /// Takes back what a previous supervisor left: the registrations it saved
 /// and the notify fds the keeper holds. Held execs are answered from here on.
 fn restore(shared: &Arc<Shared>) {
-    let policy = shared.policy.load();
+    // Grants first: whether a restored container's kill is armed depends on them.
+    for grant in state::load_grants(&shared.runtime_dir) {
+        if shared.grants.restore(grant.clone()) {
+            tracing::info!(container = grant.container, "grant restored");
+            crate::api::schedule_grant_end(shared, grant);
+        }
+    }
     for registration in state::load_registrations(&shared.runtime_dir) {
         let alive = registration
             .pid
@@ -301,13 +312,7 @@ fn restore(shared: &Arc<Shared>) {
             continue;
         }
         shared.registry.register(&registration);
-        if let Some(cgroup_id) = registration.cgroup_id {
-            let enforce = policy
-                .environment(&registration.environment)
-                .map(|(_, env)| env.mode == sniffguard_common::policy::Mode::Enforce)
-                .unwrap_or(true);
-            shared.with_probes(|maps| maps.monitor(cgroup_id, enforce));
-        }
+        crate::api::refresh_kernel_kill(shared, &registration.id);
         tracing::info!(container = registration.id, "registration restored");
     }
     match keeper::restore(&shared.runtime_dir) {

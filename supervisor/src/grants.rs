@@ -1,19 +1,21 @@
 //! Break-glass grants: a named person may run a sniffer in one container for a
-//! bounded time. Grants live in the supervisor's memory, expire on their own,
-//! and every use is alerted.
+//! bounded time. Grants live in the supervisor's memory, are saved under the
+//! runtime directory so that a restart keeps them ([`crate::state`]), expire on
+//! their own, and every use is alerted.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest grant accepted: break-glass is for a debugging session, not a
 /// standing exception (that is what the policy's allow rules are for).
 pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
 
 /// One grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
     /// The container it applies to.
     pub container: String,
@@ -22,15 +24,20 @@ pub struct Grant {
     /// Why.
     pub reason: String,
     /// When it was granted.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "rfc3339", deserialize_with = "from_rfc3339")]
     pub granted: SystemTime,
     /// When it ends.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "rfc3339", deserialize_with = "from_rfc3339")]
     pub until: SystemTime,
 }
 
 fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_rfc3339_seconds(*time).to_string())
+}
+
+fn from_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
 }
 
 /// Errors granting.
@@ -97,6 +104,20 @@ impl Grants {
         let mut all: Vec<Grant> = self.with(|map| map.values().cloned().collect());
         all.sort_by(|a, b| a.container.cmp(&b.container));
         all
+    }
+
+    /// Takes back a grant saved before a restart; one that has ended meanwhile,
+    /// or that is longer than [`MAX_GRANT`] from now, is not taken.
+    pub fn restore(&self, grant: Grant) -> bool {
+        let now = SystemTime::now();
+        let within = grant
+            .until
+            .duration_since(now)
+            .is_ok_and(|left| !left.is_zero() && left <= MAX_GRANT);
+        if within {
+            self.with(|map| map.insert(grant.container.clone(), grant));
+        }
+        within
     }
 
     /// Ends the grant for `container`. Returns whether there was one.

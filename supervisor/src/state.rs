@@ -66,3 +66,56 @@ pub fn load_registrations(runtime_dir: &Path) -> Vec<Registration> {
         })
         .collect()
 }
+
+/// Where the grants in force are saved.
+fn grants_file(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("grants.json")
+}
+
+/// Largest saved grants file read back (a grant is a few hundred bytes).
+const MAX_GRANTS_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Saves the grants in force (atomically), so that a restarted supervisor
+/// keeps honouring them.
+pub fn save_grants(runtime_dir: &Path, grants: &[crate::grants::Grant]) {
+    let path = grants_file(runtime_dir);
+    let result = (|| -> std::io::Result<()> {
+        let json = serde_json::to_vec(grants).map_err(std::io::Error::other)?;
+        let tmp = runtime_dir.join(".grants.json.tmp");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&json)?;
+        fs::rename(&tmp, &path)
+    })();
+    if let Err(err) = result {
+        tracing::warn!(%err, "cannot save the grants; a restart would end them");
+    }
+}
+
+/// The grants saved by [`save_grants`] (none when there is no file or it does
+/// not parse: a grant is an exception, and none is the safe default).
+pub fn load_grants(runtime_dir: &Path) -> Vec<crate::grants::Grant> {
+    let path = grants_file(runtime_dir);
+    match fs::metadata(&path) {
+        Ok(meta) if meta.len() <= MAX_GRANTS_BYTES => {}
+        _ => return Vec::new(),
+    }
+    let grants: Vec<crate::grants::Grant> = match fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    {
+        Some(grants) => grants,
+        None => {
+            tracing::warn!(path = %path.display(), "saved grants unreadable; none restored");
+            return Vec::new();
+        }
+    };
+    grants
+        .into_iter()
+        .filter(|g| validate_container_id(&g.container).is_ok())
+        .collect()
+}

@@ -4,11 +4,12 @@
  * Connects to SOCKET, writes LINE and a newline, reads the first line of the
  * answer (5 s at most) and prints "answer: LINE" ("answer: " when the peer closed
  * without one). Prints "apiclient: STEP failed: ERRNO-TEXT" and exits 2 when it
- * cannot connect or write.
+ * cannot connect or write (a peer that closed the connection at once).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +27,8 @@ int main(int argc, char **argv) {
         return 64;
     }
     setvbuf(stdout, NULL, _IONBF, 0);
+    /* A peer that closes at once (a refusal) makes the write fail, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
         return fail("socket");

@@ -199,3 +199,97 @@ fn memory_and_fds_return_after_200_containers_come_and_go() {
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
 }
+
+/// The built-in policy plus a standing exception: staging containers of the
+/// network team may run tcpdump (audited).
+fn policy_with_allow_rule() -> String {
+    let builtin =
+        std::fs::read_to_string(sniffguard_tests::repo_root().join("config/sniffguard.toml"))
+            .expect("config/sniffguard.toml");
+    format!(
+        "{builtin}\n[[allow]]\nreason = \"network team debugging\"\nenvironment = \"staging\"\n\
+         annotations = {{ \"team\" = \"netdebug\" }}\nnames = [\"tcpdump\"]\n"
+    )
+}
+
+/// What `tcpdump -D` does in each container: the allowed and the granted one
+/// run it (exit 0, not killed in the kernel), the plain staging one is refused.
+fn check_exceptions(sup: &Supervisor, containers: &[(&str, &Container)], when: &str) {
+    for (what, container) in containers {
+        let out = container.exec_via_shim(sup, &["tcpdump", "-D"]);
+        if *what == "plain" {
+            assert!(
+                !out.success() && out.mentions("operation not permitted"),
+                "{when}: tcpdump ran in the plain staging container: {out}\n{}",
+                sup.report()
+            );
+        } else {
+            assert!(
+                out.success(),
+                "{when}: tcpdump did not run in the {what} container: {out}\n{}",
+                sup.report()
+            );
+        }
+    }
+}
+
+/// Issue 19, part 2: whether the in-kernel kill is armed is decided in one
+/// place, from the policy, the grants and the container. A restart (which
+/// restores registrations and grants) and a reload (`SIGHUP`) keep an
+/// `[[allow]]`-ed and a granted container's tcpdump running, and a plain
+/// staging container's refused.
+#[test]
+fn exceptions_hold_across_restart_and_reload() {
+    if !require_root() {
+        return;
+    }
+    let mut sup = Supervisor::start(Some(&policy_with_allow_rule()));
+    let bundles = [
+        Bundle::new(rootfs(), &["sleep", "3600"], Some("staging")).annotation("team", "netdebug"),
+        Bundle::new(rootfs(), &["sleep", "3600"], Some("staging")),
+        Bundle::new(rootfs(), &["sleep", "3600"], Some("staging")),
+    ];
+    let containers: Vec<Container> = bundles
+        .iter()
+        .map(|_| Container::new(Runtime::Runc))
+        .collect();
+    for (container, bundle) in containers.iter().zip(&bundles) {
+        let out = container.create_detached_via_shim(&sup, bundle);
+        assert!(out.success(), "{out}\n{}", sup.report());
+    }
+    let named = [
+        ("allowed", &containers[0]),
+        ("granted", &containers[1]),
+        ("plain", &containers[2]),
+    ];
+    let granted = sup.api_request(&format!(
+        r#"{{"type":"grant","container":"{}","seconds":600,"by":"test","reason":"restart test"}}"#,
+        containers[1].id()
+    ));
+    assert!(granted.contains(r#""type":"ok""#), "{granted}");
+    check_exceptions(&sup, &named, "before the restart");
+
+    sup.stop_with(Signal::SIGTERM);
+    sup.restart();
+    check_exceptions(&sup, &named, "after the restart");
+    let status = sup.status();
+    assert!(
+        status["grants"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|g| g["container"] == containers[1].id())),
+        "the grant did not survive the restart: {status}"
+    );
+
+    let reloads = sup.stderr_log().matches("policy reloaded").count();
+    sup.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || sup
+            .stderr_log()
+            .matches("policy reloaded")
+            .count()
+            > reloads),
+        "no reload\n{}",
+        sup.report()
+    );
+    check_exceptions(&sup, &named, "after a reload");
+}
