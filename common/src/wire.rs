@@ -145,6 +145,9 @@ pub struct StatusReport {
     /// started (fail-open starts reported by the shim).
     #[serde(default)]
     pub unsupervised: Vec<String>,
+    /// What is down, `component: why` (empty: the supervisor is whole).
+    #[serde(default)]
+    pub degraded: Vec<String>,
 }
 
 /// One grant in a [`StatusReport`].
@@ -325,6 +328,7 @@ mod tests {
             containers,
             grants: Vec::new(),
             unsupervised: Vec::new(),
+            degraded: Vec::new(),
         });
         let line = encode(&report).unwrap();
         assert!(line.len() > MAX_MESSAGE_BYTES);
@@ -349,6 +353,7 @@ mod tests {
                 until: "2026-11-28T05:00:00Z".into(),
             }],
             unsupervised: vec!["c2".into()],
+            degraded: vec!["ebpf_probes: not loaded".into()],
         });
         let line = encode(&report).unwrap();
         assert_eq!(decode::<Response>(&line).unwrap(), report);

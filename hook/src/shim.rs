@@ -29,8 +29,15 @@ use sniffguard_common::client::{self, ClientError};
 /// Where an installed policy lives.
 pub const DEFAULT_POLICY_PATH: &str = "/etc/sniffguard/sniffguard.toml";
 
-/// How long the shim waits for the supervisor to answer a ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the shim waits for the supervisor to answer a ping. A supervisor
+/// that does not answer in time is taken for a missing one, which starts a
+/// fail-open container unsupervised for good, so this is set from the load
+/// test (`tests/tests/load.rs`, 100 containers created at once on 2 vCPUs):
+/// the hook's registration round trip through the same socket measured p99
+/// 0.46–1.8 s, max 1.8 s. 5 s, the hook's own registration bound, leaves ~2.8x
+/// headroom; an absent supervisor (no socket, nobody listening) is found at
+/// once, so only a hung one costs the wait.
+const PING_TIMEOUT: Duration = crate::hook::REGISTER_TIMEOUT;
 
 /// Global flags of runc and crun that take a value as the next argument.
 const GLOBAL_VALUE_FLAGS: [&str; 7] = [

@@ -594,6 +594,7 @@ fn status(shared: &Shared) -> StatusReport {
         containers,
         grants,
         unsupervised: unsupervised_starts(&shared.runtime_dir),
+        degraded: shared.health.problems(),
     }
 }
 

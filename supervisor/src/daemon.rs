@@ -119,6 +119,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
+    let health = crate::health::Health::default();
     let (probes, events) = if config.ebpf {
         match Probes::load() {
             Ok(mut probes) => {
@@ -133,7 +134,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
                 (Some(probes), events)
             }
             Err(err) => {
-                tracing::error!(%err, "eBPF probes unavailable: audit environments are not observed and the exec backstop is off (`sniffguard doctor` tells why)");
+                health.fail(
+                    crate::health::Component::Probes,
+                    format!("eBPF probes unavailable ({err}): audit environments are not observed and the exec backstop is off (`sniffguard doctor` tells why)"),
+                );
                 (None, None)
             }
         }
@@ -160,6 +164,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         probes: probe_maps,
         vetted: crate::vetted::Vetted::default(),
         notify: crate::notify::NotifyThreads::new(tokio::runtime::Handle::current()),
+        health,
     });
     if let Some(events) = events {
         detect::spawn_reader(events, shared.clone());
@@ -173,11 +178,6 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // (the shim's ping) must also find the listener.
     let seccomp = bind(&seccomp_path)?;
     let api_listener = bind(&api_path)?;
-    // Everything that needs more is done: probes loaded and attached, tracefs
-    // mounted, sockets bound, runtime directory made, keeper started. Dropped
-    // before any notify fd is served: the per-thread drop interrupts system
-    // calls, and an interrupted SECCOMP_IOCTL_NOTIF_SEND (EINTR, not restarted)
-    // would leave a held exec unanswered.
     // The parent of the cgroup leaves given to crun containers sits in the v2
     // root, which is not writable by its owner alone (mode 0555): made now,
     // while CAP_DAC_OVERRIDE is still held.
@@ -187,13 +187,28 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // Who may talk to the supervisor is judged against the host's namespaces,
     // read while pid 1's /proc entry is still within reach.
     crate::peer::remember_host();
+    // Everything that needs more is done: probes loaded and attached, tracefs
+    // mounted, sockets bound, runtime directory made, keeper started. Dropped
+    // before any notify fd is served: the per-thread drop interrupts system
+    // calls, and an interrupted SECCOMP_IOCTL_NOTIF_SEND (EINTR, not restarted)
+    // would leave a held exec unanswered.
     privileges::drop_and_log(&privileges::SUPERVISOR_KEEPS, "supervisor");
     restore(&shared);
     tokio::spawn(reap_dead_registrations(shared.clone()));
     tokio::spawn(listener::serve(seccomp, shared.clone()));
     tokio::spawn(api::serve(api_listener, shared.clone()));
-    tracing::info!(runtime_dir = %config.runtime_dir.display(), "sniffguard supervisor ready");
-    notify_systemd("READY=1");
+    // Ready only when whole: a supervisor without its probes enforces through
+    // seccomp but sees nothing in audit environments, and must not be taken
+    // for a working one (systemd keeps waiting for READY=1; `status --ready`
+    // fails with the reason).
+    if shared.health.is_ready() {
+        tracing::info!(runtime_dir = %config.runtime_dir.display(), "sniffguard supervisor ready");
+        notify_systemd("READY=1");
+    } else {
+        let problems = shared.health.problems().join("; ");
+        tracing::error!(runtime_dir = %config.runtime_dir.display(), problems, "sniffguard supervisor running DEGRADED, not ready");
+        notify_systemd(&format!("STATUS=degraded: {problems}"));
+    }
 
     loop {
         tokio::select! {
@@ -388,6 +403,7 @@ fn refresh_gauges(shared: &Shared, metrics: &Metrics) {
     metrics
         .fail_open_starts
         .set(crate::api::unsupervised_starts(&shared.runtime_dir).len() as u64);
+    metrics.degraded.set(i64::from(!shared.health.is_ready()));
 }
 
 fn prepare_runtime_dir(dir: &Path) -> Result<(), DaemonError> {

@@ -52,6 +52,7 @@ const MAX_REMEMBERED: usize = 8192;
 /// responses are still handed to the runtime.
 pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
     let runtime = tokio::runtime::Handle::current();
+    let failed = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("sg-events".into())
         .spawn(move || {
@@ -59,7 +60,10 @@ pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
             read(events, shared);
         });
     if let Err(err) = spawned {
-        tracing::error!(%err, "cannot start the eBPF event reader; detection is off");
+        failed.health.fail(
+            crate::health::Component::RingReader,
+            format!("cannot start the eBPF event reader ({err}); detection is off"),
+        );
     }
 }
 
@@ -77,7 +81,10 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => {
-                tracing::error!(%errno, "eBPF ring buffer failed; detection is off");
+                shared.health.fail(
+                    crate::health::Component::RingReader,
+                    format!("the eBPF ring buffer failed ({errno}); detection is off"),
+                );
                 return;
             }
         }

@@ -14,7 +14,8 @@
 //! - [`alert`]: what the operator reads;
 //! - [`registry`]: the attached containers;
 //! - [`keeper`]: the process that holds notify fds across supervisor restarts;
-//! - [`daemon`]: start-up, sockets, signals, state kept across restarts.
+//! - [`daemon`]: start-up, sockets, signals, state kept across restarts;
+//! - [`health`]: what is down, for readiness, `status` and `/metrics`.
 
 pub mod alert;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod daemon;
 pub mod detect;
 pub mod grants;
+pub mod health;
 pub mod inflight;
 pub mod keeper;
 pub mod listener;
@@ -67,6 +69,8 @@ pub struct Shared {
     pub vetted: vetted::Vetted,
     /// The threads answering seccomp notifications.
     pub notify: notify::NotifyThreads,
+    /// What is down (degraded when anything is).
+    pub health: health::Health,
 }
 
 impl Shared {

@@ -41,6 +41,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Exit non-zero, saying why, unless the supervisor is whole (its
+        /// eBPF probes and ring reader up): a readiness probe.
+        #[arg(long)]
+        ready: bool,
     },
     /// Print every alert as the supervisor raises it.
     Events {
@@ -144,7 +148,15 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status { runtime_dir, json } => match status::fetch(&runtime_dir) {
+        Command::Status {
+            runtime_dir,
+            json,
+            ready,
+        } => match status::fetch(&runtime_dir) {
+            Ok(report) if ready && !report.degraded.is_empty() => {
+                eprintln!("sniffguard: not ready: {}", report.degraded.join("; "));
+                ExitCode::FAILURE
+            }
             Ok(report) => {
                 if json {
                     match serde_json::to_string_pretty(&report) {

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub attached_containers: Gauge,
     /// Containers that started without supervision (fail open).
     pub fail_open_starts: Gauge<u64, AtomicU64>,
+    /// 1 while a part of the supervisor is down (see [`crate::health`]).
+    pub degraded: Gauge,
     /// Webhook deliveries given up.
     pub webhook_failures: Counter,
     /// Alerts folded into a later one by flood control.
@@ -61,6 +63,7 @@ impl Metrics {
         let ringbuf_drops = Gauge::<u64, AtomicU64>::default();
         let attached_containers = Gauge::default();
         let fail_open_starts = Gauge::<u64, AtomicU64>::default();
+        let degraded = Gauge::default();
         let webhook_failures = Counter::default();
         let alerts_suppressed = Counter::default();
         let alerts_dropped = Counter::default();
@@ -85,6 +88,11 @@ impl Metrics {
             "fail_open_starts",
             "Containers started without supervision because the supervisor was unreachable",
             fail_open_starts.clone(),
+        );
+        registry.register(
+            "degraded",
+            "1 while a part of the supervisor is down (eBPF probes, ring reader): `sniffguard status` says which",
+            degraded.clone(),
         );
         registry.register(
             "webhook_failures",
@@ -112,6 +120,7 @@ impl Metrics {
             ringbuf_drops,
             attached_containers,
             fail_open_starts,
+            degraded,
             webhook_failures,
             alerts_suppressed,
             alerts_dropped,

@@ -625,13 +625,36 @@ impl Supervisor {
     /// When the binary is missing, exits early, or does not open its sockets in time (its
     /// stderr is printed).
     pub fn start(policy: Option<&str>) -> Supervisor {
+        Supervisor::start_via(policy, &[], &[])
+    }
+
+    /// [`Supervisor::start`], run through `prefix` (a program and its arguments
+    /// that end by exec'ing the supervisor's command line, which follows them)
+    /// and with `env` added to its environment: for a supervisor in a private
+    /// mount namespace, or with systemd's `NOTIFY_SOCKET`.
+    ///
+    /// # Panics
+    /// As [`Supervisor::start`].
+    pub fn start_via(
+        policy: Option<&str>,
+        prefix: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Supervisor {
         let bin = sniffguard_bin();
         let dir = temp_dir("sniffguard-test-");
         let policy = write_policy(dir.path(), policy);
         let stderr_path = dir.path().join("supervisor.stderr");
         let stderr = fs::File::create(&stderr_path).expect("create supervisor.stderr");
 
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
+        cmd.envs(env.iter().copied());
         cmd.arg("run").arg("--runtime-dir").arg(dir.path());
         if let Some(path) = &policy {
             cmd.arg("--config").arg(path);

@@ -36,6 +36,9 @@ pub fn render(report: &StatusReport) -> String {
         report.policy,
         if report.ebpf { "loaded" } else { "NOT loaded" }
     );
+    for problem in &report.degraded {
+        let _ = writeln!(out, "  DEGRADED: {problem}");
+    }
     for (name, value) in &report.counters {
         let _ = writeln!(out, "  {name:<20} {value}");
     }
@@ -108,9 +111,14 @@ mod tests {
             containers: Vec::new(),
             grants: Vec::new(),
             unsupervised: Vec::new(),
+            degraded: vec!["ebpf_probes: not loaded".into()],
         };
         let text = render(&report);
         assert!(text.contains("\n  alert_write_failures 2\n"), "{text}");
         assert!(text.contains("\n  alerts_dropped       0\n"), "{text}");
+        assert!(
+            text.contains("\n  DEGRADED: ebpf_probes: not loaded\n"),
+            "{text}"
+        );
     }
 }
