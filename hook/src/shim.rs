@@ -88,6 +88,9 @@ pub enum ShimError {
         /// Why.
         message: String,
     },
+    /// `restore` of a container whose environment enforces.
+    #[error("{MESSAGE_PREFIX}-runtime: restore refused: environment {0:?} enforces, and a process restored from a checkpoint would not be attached to the supervisor's seccomp listener; create the container afresh")]
+    Restore(String),
     /// The confined child that prepares the bundle could not run or died.
     #[error(
         "{MESSAGE_PREFIX}-runtime: preparing the bundle failed: {0}; the container is refused"
@@ -177,9 +180,18 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// Whether this invocation creates a container.
+    /// Whether this invocation creates a container (`restore` included: it
+    /// starts one from a checkpoint and a bundle).
     pub fn creates(&self) -> bool {
-        matches!(self.subcommand.as_deref(), Some("create" | "run"))
+        matches!(
+            self.subcommand.as_deref(),
+            Some("create" | "run" | "restore")
+        )
+    }
+
+    /// Whether this invocation restores a checkpoint.
+    pub fn restores(&self) -> bool {
+        self.subcommand.as_deref() == Some("restore")
     }
 }
 
@@ -230,7 +242,11 @@ pub fn parse_args(args: &[OsString]) -> Invocation {
 /// reach the network or trace a process. The child prints its own warning or
 /// error. Returns whether the bundle is ready; `Ok(false)` means the child
 /// refused it and said why.
-pub fn prepare_bundle_confined(bundle: &Path, config: &ShimConfig) -> Result<bool, ShimError> {
+pub fn prepare_bundle_confined(
+    bundle: &Path,
+    config: &ShimConfig,
+    restore: bool,
+) -> Result<bool, ShimError> {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, ForkResult};
     // SAFETY: the shim starts no thread before this point, so the child is a
@@ -242,7 +258,12 @@ pub fn prepare_bundle_confined(bundle: &Path, config: &ShimConfig) -> Result<boo
                     "{MESSAGE_PREFIX}-runtime: warning: preparing the bundle unconfined: {err}"
                 );
             }
-            let code = match prepare_bundle(bundle, config) {
+            let prepared = if restore {
+                prepare_restore(bundle, config)
+            } else {
+                prepare_bundle(bundle, config)
+            };
+            let code = match prepared {
                 Ok(Some(warning)) => {
                     eprintln!("{warning}");
                     0
@@ -277,6 +298,16 @@ pub fn prepare_bundle_confined(bundle: &Path, config: &ShimConfig) -> Result<boo
 /// Prepares the bundle of a `create`/`run` invocation. Returns a warning to print
 /// when the container will start unsupervised.
 pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
+    prepare(bundle, config, false)
+}
+
+/// [`prepare_bundle`] for `restore`: the same injection (hooks, the
+/// capability floor) where the environment audits; refused where it enforces.
+pub fn prepare_restore(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
+    prepare(bundle, config, true)
+}
+
+fn prepare(bundle: &Path, config: &ShimConfig, restore: bool) -> Result<Option<String>, ShimError> {
     let inject_err = |source| ShimError::Inject {
         bundle: bundle.to_path_buf(),
         source,
@@ -286,6 +317,9 @@ pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<Strin
     let mut spec = inject::parse_config(&bytes).map_err(inject_err)?;
     let resolved = policy.resolve_environment(&inject::annotations(&spec))?;
     let (environment, settings) = (resolved.name, resolved.environment);
+    if restore && settings.mode == Mode::Enforce {
+        return Err(ShimError::Restore(environment.to_string()));
+    }
     if !config.hook.is_file() {
         return Err(ShimError::MissingHook(config.hook.clone()));
     }
@@ -498,8 +532,23 @@ mod tests {
     }
 
     #[test]
+    fn restore_is_prepared_like_create() {
+        let inv = parse_args(&args(&["--root", "/r", "restore", "--bundle", "/b", "id"]));
+        assert!(inv.creates() && inv.restores());
+        assert_eq!(inv.bundle.as_deref(), Some(Path::new("/b")));
+    }
+
+    #[test]
     fn other_subcommands_pass_through() {
-        for sub in ["exec", "start", "delete", "state", "features", "kill"] {
+        for sub in [
+            "exec",
+            "start",
+            "delete",
+            "state",
+            "features",
+            "kill",
+            "checkpoint",
+        ] {
             let inv = parse_args(&args(&["--root", "/r", sub, "--bundle", "/b"]));
             assert_eq!(inv.subcommand.as_deref(), Some(sub));
             assert!(!inv.creates());

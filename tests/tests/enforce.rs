@@ -403,6 +403,46 @@ fn enforce_keeps_cap_net_raw_out(runtime: Runtime) {
     }
 }
 
+/// `restore` through the shim (issue 19, part 4): refused with the reason where
+/// the environment enforces (a restored process would not be attached to the
+/// seccomp listener), prepared like `create` where it audits.
+#[test]
+fn restore_is_refused_in_enforce_and_prepared_in_audit() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    for (environment, refused) in [("staging", true), ("ci", false)] {
+        let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some(environment));
+        let container = Container::new(Runtime::Runc);
+        let images = sniffguard_tests::temp_dir("sniffguard-checkpoint-");
+        let mut restore = container.shim_command(&sup);
+        restore
+            .arg("restore")
+            .arg("--image-path")
+            .arg(images.path())
+            .arg("--bundle")
+            .arg(bundle.path())
+            .arg(container.id());
+        let out = sniffguard_tests::run_command(&mut restore, COMMAND_TIMEOUT);
+        // No checkpoint exists: the restore fails either way; what matters is who
+        // refused it.
+        assert!(!out.success(), "{environment}: {out}");
+        assert_eq!(
+            out.stderr_mentions("restore refused"),
+            refused,
+            "{environment}: {out}"
+        );
+        let config = std::fs::read_to_string(bundle.config_path()).unwrap();
+        assert_eq!(
+            config.contains("sniffguard-hook"),
+            !refused,
+            "{environment}: the bundle was {}prepared: {config}",
+            if refused { "" } else { "not " }
+        );
+    }
+}
+
 macro_rules! per_runtime {
     ($($name:ident),* $(,)?) => {$(
         mod $name {

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         .as_deref()
         .filter(|_| invocation.creates())
     {
-        match shim::prepare_bundle_confined(bundle, &config) {
+        match shim::prepare_bundle_confined(bundle, &config, invocation.restores()) {
             Ok(true) => {}
             // The child said why.
             Ok(false) => return ExitCode::FAILURE,
