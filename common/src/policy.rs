@@ -497,11 +497,23 @@ pub struct MetricsConfig {
 pub struct ForensicsConfig {
     /// Directory of per-incident JSON records.
     pub dir: std::path::PathBuf,
+    /// Records one container may get per [`ForensicsConfig::window_seconds`]:
+    /// a sniffer retried in a loop must not fill the disk.
+    pub per_container: u32,
+    /// The window of [`ForensicsConfig::per_container`].
+    pub window_seconds: u64,
+    /// Bytes the directory may hold before no more records are written.
+    pub max_total_bytes: u64,
 }
 
 impl Default for ForensicsConfig {
     fn default() -> Self {
         ForensicsConfig {
+            // 10 an hour is 240 a day per container retrying all day (a few
+            // megabytes), well under the directory's 256 MiB.
+            per_container: 10,
+            window_seconds: 3600,
+            max_total_bytes: 256 * 1024 * 1024,
             dir: std::path::PathBuf::from("/var/lib/sniffguard/forensics"),
         }
     }

@@ -531,6 +531,14 @@ fn status(shared: &Shared) -> StatusReport {
     let mut counters = BTreeMap::new();
     counters.insert("alerts_dropped".to_string(), shared.alerts.dropped());
     counters.insert(
+        "forensics_written".to_string(),
+        shared.forensics_budget.written(),
+    );
+    counters.insert(
+        "forensics_skipped".to_string(),
+        shared.forensics_budget.skipped(),
+    );
+    counters.insert(
         "alert_write_failures".to_string(),
         shared.alerts.write_failures(),
     );

@@ -165,6 +165,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         vetted: crate::vetted::Vetted::default(),
         notify: crate::notify::NotifyThreads::new(tokio::runtime::Handle::current()),
         health,
+        forensics_budget: crate::forensics_budget::ForensicsBudget::default(),
     });
     if let Some(events) = events {
         detect::spawn_reader(events, shared.clone());

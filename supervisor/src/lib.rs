@@ -7,7 +7,8 @@
 //! - [`listener`]: the seccomp listener socket (notify fds from the runtimes);
 //! - [`notify`]: the enforce decision for each notification;
 //! - [`probe`], [`detect`]: the eBPF programs and what their events mean;
-//! - [`respond`]: acting on a process (the enforce backstop);
+//! - [`respond`]: acting on a process (the enforce backstop), within the
+//!   [`forensics_budget`];
 //! - [`sweep`]: ending every holder of a capture socket in a container;
 //! - [`target`], [`resolve`], [`classify`]: reading, locating and judging what a
 //!   process tries to run;
@@ -23,6 +24,7 @@ pub mod classify;
 pub mod commands;
 pub mod daemon;
 pub mod detect;
+pub mod forensics_budget;
 pub mod grants;
 pub mod health;
 pub mod inflight;
@@ -71,6 +73,8 @@ pub struct Shared {
     pub notify: notify::NotifyThreads,
     /// What is down (degraded when anything is).
     pub health: health::Health,
+    /// How many forensic records may still be written.
+    pub forensics_budget: forensics_budget::ForensicsBudget,
 }
 
 impl Shared {

@@ -297,14 +297,26 @@ pub fn carry_out(shared: &Shared, verdict: &Verdict, pid: u32, mut incident: Inc
             }
         }
     }
-    if verdict.forensics {
+    let forensics_config = shared.policy.load().forensics.clone();
+    let admitted = verdict.forensics.then(|| {
+        shared
+            .forensics_budget
+            .admit(&incident.container_id, &forensics_config)
+    });
+    if let Some(Err(why)) = &admitted {
+        incident.responses.push(format!("forensics skipped: {why}"));
+    }
+    if matches!(admitted, Some(Ok(()))) {
         let snapshot = snapshot(&witnesses);
         if let Some(file) = incident.file.as_ref() {
             incident.process.sha256 = crate::classify::sha256_hex(file);
         }
-        let dir = shared.policy.load().forensics.dir.clone();
+        let dir = forensics_config.dir.clone();
         match write_forensics(&dir, &incident, pid, snapshot, &timeline) {
             Ok(path) => {
+                shared
+                    .forensics_budget
+                    .wrote(fs::metadata(&path).map_or(0, |m| m.len()));
                 incident.responses.push("forensics".into());
                 incident.forensics = Some(path.display().to_string());
             }

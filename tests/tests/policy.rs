@@ -206,6 +206,68 @@ fn thaw(id: &str) {
     let _ = std::fs::write(format!("/sys/fs/cgroup/{id}/cgroup.freeze"), "0");
 }
 
+/// Issue 19, part 4: a tcpdump retried in a loop in an environment that writes
+/// forensic records gets at most the budget's records; the rest are counted
+/// and said in their alerts.
+#[test]
+fn forensic_records_stay_within_their_budget() {
+    if !require_root() {
+        return;
+    }
+    const TRIES: u64 = 12;
+    const BUDGET: u64 = 3;
+    let evidence_dir = temp_dir("sniffguard-forensics-");
+    let policy = format!(
+        r#"
+default_environment = "production"
+[environments.production]
+mode = "enforce"
+responses = ["alert", "deny", "forensics"]
+[forensics]
+dir = "{}"
+per_container = {BUDGET}
+window_seconds = 3600
+"#,
+        evidence_dir.path().display()
+    );
+    let sup = Supervisor::start(Some(&policy));
+    let script =
+        format!("i=0; while [ $i -lt {TRIES} ]; do tcpdump -D; i=$((i+1)); done; echo done");
+    let bundle = Bundle::new(rootfs(), &["sh", "-c", &script], Some("production"));
+    let container = Container::new(Runtime::Runc);
+    let out = container.run_via_shim(&sup, &bundle);
+    assert!(out.stdout.contains("done"), "{out}");
+    let counter = |name: &str| sup.status()["counters"][name].as_u64().unwrap_or(0);
+    assert!(
+        eventually(Duration::from_secs(20), || counter("forensics_written")
+            + counter("forensics_skipped")
+            >= TRIES),
+        "not every refusal reached the forensics step\n{}",
+        sup.report()
+    );
+    let records = std::fs::read_dir(evidence_dir.path()).unwrap().count() as u64;
+    assert_eq!(records, BUDGET, "{}", sup.report());
+    assert_eq!(counter("forensics_written"), BUDGET);
+    assert_eq!(counter("forensics_skipped"), TRIES - BUDGET);
+    let skipped = sup.wait_alert(
+        |a| {
+            is_alert_for(a, container.id())
+                && a["responses"].as_array().is_some_and(|r| {
+                    r.iter().any(|r| {
+                        r.as_str()
+                            .is_some_and(|r| r.starts_with("forensics skipped"))
+                    })
+                })
+        },
+        ALERT_TIMEOUT,
+    );
+    assert!(
+        skipped.is_some(),
+        "no alert says a record was skipped\n{}",
+        sup.report()
+    );
+}
+
 #[test]
 fn production_freeze_and_forensics() {
     if !require_root() {
