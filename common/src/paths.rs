@@ -29,3 +29,14 @@ pub const UNSUPERVISED_DIR: &str = "unsupervised";
 pub fn unsupervised_dir(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(UNSUPERVISED_DIR)
 }
+
+/// Directory where the hook leaves each registration before it sends it; the
+/// supervisor removes it once registered. One left behind is a container that
+/// started while the supervisor was unreachable: the next supervisor attaches
+/// it to the eBPF probes.
+pub const PENDING_DIR: &str = "pending";
+
+/// The pending registrations inside `runtime_dir`.
+pub fn pending_dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(PENDING_DIR)
+}

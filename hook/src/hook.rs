@@ -107,7 +107,11 @@ pub fn resolve(
 pub fn prepare(args: &HookArgs, state: &State) -> Request {
     let id = state.id().to_string();
     match args.stage {
-        Stage::CreateRuntime => Request::Register(registration(args, state)),
+        Stage::CreateRuntime => {
+            let registration = registration(args, state);
+            leave_pending(&args.runtime_dir, &registration);
+            Request::Register(registration)
+        }
         Stage::Poststop => {
             inspect::remove_own_cgroup(&id);
             Request::Deregister { id }
@@ -140,6 +144,40 @@ pub fn send(args: &HookArgs, state: &State, request: &Request) -> Result<Outcome
                 "{MESSAGE_PREFIX}: warning: could not deregister container {id}: {source}"
             ))),
         },
+    }
+}
+
+/// Leaves the registration under the runtime directory before it is sent
+/// (the hook cannot write once it has confined itself): the supervisor removes
+/// it when it registers the container; if the supervisor is unreachable and
+/// the environment fails open, the next supervisor finds it and attaches the
+/// running container to its probes. A failure to write is only a warning: the
+/// registration itself goes on.
+fn leave_pending(runtime_dir: &Path, registration: &Registration) {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = sniffguard_common::paths::pending_dir(runtime_dir);
+    let written = (|| -> std::io::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let json = serde_json::to_vec(registration).map_err(std::io::Error::other)?;
+        let tmp = dir.join(format!(".{}.{}", registration.id, std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&json)?;
+        std::fs::rename(&tmp, dir.join(format!("{}.json", registration.id)))
+    })();
+    if let Err(err) = written {
+        eprintln!(
+            "{MESSAGE_PREFIX}: warning: cannot leave the registration of {} in {}: {err}",
+            registration.id,
+            dir.display()
+        );
     }
 }
 

@@ -53,6 +53,9 @@ pub enum Mechanism {
     GrantEnd,
     /// The supervisor's own sockets: a request from where none may come.
     Api,
+    /// A supervisor that came back attaching a container that started while
+    /// it was away.
+    Reattach,
 }
 
 /// A process as seen from `/proc`.

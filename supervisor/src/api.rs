@@ -276,31 +276,7 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Respon
                     message: err.to_string(),
                 };
             }
-            // The hook of a runtime that runs with the v2 hierarchy hidden (crun
-            // on a hybrid host) cannot give the container a cgroup identity;
-            // the supervisor, which sees it, does.
-            let shared_cgroup = registration
-                .cgroup_id
-                .is_none_or(|id| host_cgroups().contains(&id));
-            if shared_cgroup {
-                if let Some(pid) = registration.pid {
-                    registration.cgroup_id = match sniffguard_common::cgroups::own_cgroup(
-                        pid,
-                        &registration.id,
-                    ) {
-                        Ok(id) => Some(id),
-                        Err(why) => {
-                            // Without a cgroup of its own the eBPF probes
-                            // cannot tell the container from the host.
-                            tracing::warn!(container = registration.id, why, "container has no cgroup v2 identity: the eBPF probes do not see it");
-                            None
-                        }
-                    };
-                }
-            }
-            shared.registry.register(&registration);
-            crate::state::save_registration(&shared.runtime_dir, &registration);
-            refresh_kernel_kill(shared, &registration.id);
+            attach_registered(shared, &mut registration);
             tracing::info!(
                 container = registration.id,
                 environment = registration.environment,
@@ -346,6 +322,42 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Respon
             Response::Ok {}
         }
     }
+}
+
+/// Attaches a registered container: gives it a cgroup identity of its own
+/// where the runtime made none, records and saves it, drops the registration
+/// the hook left pending, and puts it in the kernel's filter. What a hook's
+/// registration does, and what a restarted supervisor does for a container
+/// that started while it was away.
+pub fn attach_registered(shared: &Shared, registration: &mut Registration) {
+    // The hook of a runtime that runs with the v2 hierarchy hidden (crun on a
+    // hybrid host) cannot give the container a cgroup identity; the
+    // supervisor, which sees it, does.
+    let shared_cgroup = registration
+        .cgroup_id
+        .is_none_or(|id| host_cgroups().contains(&id));
+    if shared_cgroup {
+        if let Some(pid) = registration.pid {
+            registration.cgroup_id =
+                match sniffguard_common::cgroups::own_cgroup(pid, &registration.id) {
+                    Ok(id) => Some(id),
+                    Err(why) => {
+                        // Without a cgroup of its own the eBPF probes cannot
+                        // tell the container from the host.
+                        tracing::warn!(
+                            container = registration.id,
+                            why,
+                            "container has no cgroup v2 identity: the eBPF probes do not see it"
+                        );
+                        None
+                    }
+                };
+        }
+    }
+    shared.registry.register(registration);
+    crate::state::save_registration(&shared.runtime_dir, registration);
+    crate::state::forget_pending(&shared.runtime_dir, &registration.id);
+    refresh_kernel_kill(shared, &registration.id);
 }
 
 /// Forgets a container: what [`Request::Deregister`] (the poststop hook) does,
@@ -601,9 +613,56 @@ fn status(shared: &Shared) -> StatusReport {
         counters,
         containers,
         grants,
-        unsupervised: unsupervised_starts(&shared.runtime_dir),
+        unsupervised: unsupervised_starts(&shared.runtime_dir)
+            .into_iter()
+            .chain(shared.registry.list().into_iter().filter(|r| r.started_unsupervised).map(|r| {
+                format!(
+                    "{} ({}): started while no supervisor answered; attached to the eBPF probes since, without a seccomp listener",
+                    r.id, r.environment
+                )
+            }))
+            .collect(),
         degraded: shared.health.problems(),
     }
+}
+
+/// Raises the one alert about a container that started while no supervisor
+/// answered and is attached now.
+pub fn alert_started_unsupervised(shared: &Shared, id: &str) {
+    let Some(record) = shared.registry.get(id) else {
+        return;
+    };
+    let policy = shared.policy.load();
+    let mode = policy
+        .environment(&record.environment)
+        .map_or(Mode::Enforce, |(_, env)| env.mode);
+    let mut process = crate::alert::ProcessInfo {
+        pid: record.pid,
+        tid: record.pid.unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(pid) = record.pid {
+        crate::alert::describe_process(pid, &mut process);
+    }
+    shared.alerts.raise(crate::alert::Incident {
+        time: std::time::SystemTime::now(),
+        container_id: record.id.clone(),
+        environment: record.environment.clone(),
+        container: Some(record),
+        mode,
+        action: crate::alert::Action::Allowed,
+        mechanism: crate::alert::Mechanism::Reattach,
+        syscall: "none",
+        evidence: vec![crate::classify::Evidence::StartedUnsupervised {
+            reason: "the container started while no supervisor answered (its environment fails open); it is attached to the eBPF probes now, without a seccomp listener: restart it to enforce".into(),
+        }],
+        process,
+        file: None,
+        decision_latency: Duration::ZERO,
+        exception: None,
+        responses: Vec::new(),
+        forensics: None,
+    });
 }
 
 /// Containers the shim started without supervision (its spool of notes).

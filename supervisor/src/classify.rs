@@ -108,6 +108,12 @@ pub enum Evidence {
         /// Why.
         reason: String,
     },
+    /// A container that started while no supervisor answered (not a sniffer:
+    /// a gap in supervision the operator must know of).
+    StartedUnsupervised {
+        /// What happened and what to do.
+        reason: String,
+    },
     /// A request to the supervisor's own sockets from where none may come
     /// (inside a watched container, another namespace): an attempt to change
     /// what the supervisor enforces.

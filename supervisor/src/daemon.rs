@@ -331,6 +331,26 @@ fn restore(shared: &Arc<Shared>) {
         crate::api::refresh_kernel_kill(shared, &registration.id);
         tracing::info!(container = registration.id, "registration restored");
     }
+    // Containers that started while no supervisor answered (their environment
+    // fails open): the hook's registration is still pending. Attached to the
+    // probes now, said once.
+    for mut registration in state::load_pending(&shared.runtime_dir) {
+        let alive = registration
+            .pid
+            .is_some_and(|pid| !crate::peer::is_gone(pid));
+        if !alive || shared.registry.get(&registration.id).is_some() {
+            state::forget_pending(&shared.runtime_dir, &registration.id);
+            continue;
+        }
+        crate::api::attach_registered(shared, &mut registration);
+        shared.registry.mark_started_unsupervised(&registration.id);
+        tracing::warn!(
+            container = registration.id,
+            environment = registration.environment,
+            "container started while no supervisor answered: attached to the eBPF probes now, without a seccomp listener (restart it to enforce)"
+        );
+        crate::api::alert_started_unsupervised(shared, &registration.id);
+    }
     match keeper::restore(&shared.runtime_dir) {
         Ok(held) => {
             for keeper::HeldListener {

@@ -364,6 +364,29 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
     }
 }
 
+/// Whether process `pid` may be a supervisor of this keeper: it runs in the
+/// keeper's own pid namespace. Read from `/proc/PID/status` (`NSpid` lists the
+/// process's pid in every namespace from ours down: one entry means ours),
+/// which needs no capability: the keeper holds none, and the namespace links
+/// of a process with more capabilities than it are out of its reach. A
+/// container process is in a pid namespace of its own; one that shares the
+/// host's is not told apart here (the supervisor's own sockets judge its cgroup
+/// and mount namespace too).
+fn is_own_supervisor(pid: u32) -> Result<(), String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read its status: {e}"))?;
+    let levels = status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .map(|pids| pids.split_whitespace().count())
+        .ok_or("its status has no NSpid line")?;
+    if levels == 1 {
+        Ok(())
+    } else {
+        Err("it runs in another pid namespace".into())
+    }
+}
+
 fn serve_client(stream: &UnixStream, held: &mut Vec<HeldListener>) -> std::io::Result<()> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
@@ -374,6 +397,20 @@ fn serve_client(stream: &UnixStream, held: &mut Vec<HeldListener>) -> std::io::R
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             format!("refused a client with uid {}", cred.uid()),
+        ));
+    }
+    // The keeper hands out every enforced container's notify fd: never to a
+    // root process of a container that reaches the runtime directory. Its
+    // supervisor runs in the keeper's own pid namespace (the program may
+    // differ: an upgraded supervisor takes the fds back from the keeper the
+    // previous one started).
+    if let Err(why) = u32::try_from(cred.pid())
+        .map_err(|_| "no peer pid".to_string())
+        .and_then(is_own_supervisor)
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("refused a client (pid {}): {why}", cred.pid()),
         ));
     }
     match receive(stream)? {

@@ -35,6 +35,9 @@ pub struct ContainerRecord {
     pub pipeline: BTreeMap<String, String>,
     /// Whether the hook registered it (as opposed to only a listener fd).
     pub registered: bool,
+    /// Whether it started while no supervisor answered (fail open) and was
+    /// attached to the probes only when the supervisor came back.
+    pub started_unsupervised: bool,
     /// Seccomp listener fds currently served for it.
     pub listeners: u32,
     /// When the supervisor first heard of it.
@@ -72,6 +75,7 @@ impl ContainerRecord {
             runtime: None,
             pipeline: BTreeMap::new(),
             registered: false,
+            started_unsupervised: false,
             listeners: 0,
             since: SystemTime::now(),
             gone_since: None,
@@ -121,6 +125,15 @@ impl Registry {
             record.pipeline = registration.pipeline.clone();
             record.registered = true;
             record.gone_since = None;
+        });
+    }
+
+    /// Marks `id` as a container that started while no supervisor answered.
+    pub fn mark_started_unsupervised(&self, id: &str) {
+        self.with(|map| {
+            if let Some(record) = map.get_mut(id) {
+                record.started_unsupervised = true;
+            }
         });
     }
 

@@ -48,7 +48,12 @@ pub fn forget_registration(runtime_dir: &Path, id: &str) {
 
 /// Every saved registration that parses.
 pub fn load_registrations(runtime_dir: &Path) -> Vec<Registration> {
-    let Ok(entries) = fs::read_dir(dir(runtime_dir)) else {
+    read_registrations(&dir(runtime_dir))
+}
+
+/// Every registration file in `dir` that parses and names a valid id.
+fn read_registrations(dir: &Path) -> Vec<Registration> {
+    let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
     entries
@@ -118,4 +123,19 @@ pub fn load_grants(runtime_dir: &Path) -> Vec<crate::grants::Grant> {
         .into_iter()
         .filter(|g| validate_container_id(&g.container).is_ok())
         .collect()
+}
+
+/// Removes the registration the hook left pending for container `id`.
+pub fn forget_pending(runtime_dir: &Path, id: &str) {
+    if validate_container_id(id).is_ok() {
+        let _ = fs::remove_file(
+            sniffguard_common::paths::pending_dir(runtime_dir).join(format!("{id}.json")),
+        );
+    }
+}
+
+/// Every registration the hook left pending and no supervisor took: containers
+/// that started while the supervisor was unreachable.
+pub fn load_pending(runtime_dir: &Path) -> Vec<Registration> {
+    read_registrations(&sniffguard_common::paths::pending_dir(runtime_dir))
 }

@@ -3,7 +3,8 @@
 //! A root process inside a `staging` container that can reach the runtime
 //! directory (a bind mount of it, as `hostPath: /run` or `-v /run:/run` give)
 //! sends every request the sockets know; each is refused with the reason and
-//! an alert naming the attempt, and tcpdump stays refused. The same requests
+//! an alert naming the attempt, the fd keeper hands it nothing, and tcpdump
+//! stays refused. The same requests
 //! from the host's root succeed. A registration that does not come from the
 //! runtime creating the container, and a deregistration of a container that
 //! still runs, are refused too.
@@ -128,6 +129,24 @@ fn a_container_reaching_the_runtime_directory_is_refused_everything() {
             .contains("seccomp socket: refused a client")),
         "the seccomp socket took a client from inside the container\n{}",
         sup.report()
+    );
+
+    // Nor does the fd keeper hand the container anyone's notify fd.
+    let keeper = format!("{MOUNTED_AT}/keeper.sock");
+    let out = container.exec_via_shim(
+        &sup,
+        &["/helpers/apiclient", &keeper, r#"{"op":"restore"}"#],
+    );
+    assert!(
+        !out.stdout.contains("held"),
+        "the keeper answered the container: {out}"
+    );
+    let keeper_log = sup.runtime_dir().join("keeper.log");
+    assert!(
+        sniffguard_tests::poll_until(ALERT_TIMEOUT, || std::fs::read_to_string(&keeper_log)
+            .is_ok_and(|log| log.contains("sniffguard keeper: refused a client"))),
+        "the keeper took a client from inside the container: {:?}",
+        std::fs::read_to_string(&keeper_log)
     );
 
     // Nothing was granted: tcpdump is still refused.

@@ -293,3 +293,55 @@ fn exceptions_hold_across_restart_and_reload() {
     );
     check_exceptions(&sup, &named, "after a reload");
 }
+
+/// Issue 19, part 4: a container that started while no supervisor answered
+/// (a `ci` container fails open) is attached to the eBPF probes when the
+/// supervisor comes back: listed as such by `status`, alerted once, and its
+/// sniffers seen from then on.
+#[test]
+fn a_container_started_while_the_supervisor_was_away_is_attached_when_it_returns() {
+    if !require_root() {
+        return;
+    }
+    let mut sup = Supervisor::start(None);
+    sup.stop_with(Signal::SIGTERM);
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("ci"));
+    let container = Container::new(Runtime::Runc);
+    let out = container.create_detached_via_shim(&sup, &bundle);
+    assert!(out.success(), "a ci container fails open: {out}");
+    assert!(
+        out.stderr_mentions("without"),
+        "no fail-open warning: {out}"
+    );
+
+    sup.restart();
+    let alert = sup
+        .wait_alert(
+            |a| sniffguard_tests::is_alert_for(a, container.id()) && a["mechanism"] == "reattach",
+            sniffguard_tests::ALERT_TIMEOUT,
+        )
+        .unwrap_or_else(|| panic!("no alert about the unsupervised start\n{}", sup.report()));
+    assert!(
+        sniffguard_tests::evidence_kinds(&alert).contains(&"started_unsupervised".to_string()),
+        "{alert}"
+    );
+    let status = sup.status();
+    assert!(
+        status["unsupervised"].as_array().is_some_and(|u| u
+            .iter()
+            .any(|u| u.as_str().is_some_and(|u| u.starts_with(container.id())))),
+        "{status}"
+    );
+    // Seen from now on: tcpdump in it is alerted by the exec probe.
+    let ran = container.exec_via_shim(&sup, &["tcpdump", "-D"]);
+    assert!(ran.success(), "{ran}");
+    let seen = sup.wait_alert(
+        |a| {
+            sniffguard_tests::is_alert_for(a, container.id())
+                && a["action"] == "allowed"
+                && a["mechanism"] == "exec_probe"
+        },
+        sniffguard_tests::ALERT_TIMEOUT,
+    );
+    assert!(seen.is_some(), "tcpdump went unseen\n{}", sup.report());
+}
