@@ -253,14 +253,28 @@ fn serve(fd: OwnedFd, mut ledger: Ledger, context: ListenerContext, shared: Arc<
     let mut kept_root = KeptRoot::new(context.root_changes_notified);
     if let Some(request) = ledger.unanswered() {
         // A previous supervisor received this and died before answering: its
-        // caller still waits, and nothing but this answer releases it.
-        tracing::warn!(
-            container = id,
-            notification = request.id,
-            pid = request.pid,
-            "deciding a notification the previous supervisor received but never answered"
-        );
-        handle(raw, request, &context, &shared, &table, &mut kept_root);
+        // caller still waits, and nothing but this answer releases it. The
+        // ledger came back through the keeper: it is acted on only if the
+        // kernel still waits on that id from this very filter, and its pid is
+        // a process of the container the listener serves.
+        match restored_request_holds(raw, &request, &context, &shared) {
+            Ok(()) => {
+                tracing::warn!(
+                    container = id,
+                    notification = request.id,
+                    pid = request.pid,
+                    "deciding a notification the previous supervisor received but never answered"
+                );
+                handle(raw, request, &context, &shared, &table, &mut kept_root);
+            }
+            Err(why) => tracing::warn!(
+                container = id,
+                notification = request.id,
+                pid = request.pid,
+                why,
+                "an in-flight notification from the keeper was not acted on"
+            ),
+        }
         ledger.settle();
     }
     loop {
@@ -295,6 +309,38 @@ fn serve(fd: OwnedFd, mut ledger: Ledger, context: ListenerContext, shared: Arc<
     }
     tracing::info!(container = id, "seccomp listener closed");
     shared.registry.listener_detached(&id);
+}
+
+/// Whether a notification restored from the keeper's ledger may be acted on:
+/// the kernel still waits on its id on this filter, and its caller runs in the
+/// pid namespace of the container the listener serves (when the registration
+/// says which).
+fn restored_request_holds(
+    fd: RawFd,
+    request: &Notification,
+    context: &ListenerContext,
+    shared: &Shared,
+) -> Result<(), String> {
+    notify_id_valid(fd, request.id).map_err(|_| {
+        "the kernel no longer waits on that notification on this filter".to_string()
+    })?;
+    let expected = shared
+        .registry
+        .get(&context.container_id)
+        .and_then(|record| record.namespaces.get("pid").copied());
+    if let Some(expected) = expected {
+        use std::os::unix::fs::MetadataExt;
+        let actual = std::fs::metadata(format!("/proc/{}/ns/pid", request.pid))
+            .map(|m| m.ino())
+            .map_err(|e| format!("cannot read the caller's pid namespace: {e}"))?;
+        if actual != expected {
+            return Err(format!(
+                "the caller (pid {}) is not in the container's pid namespace",
+                request.pid
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What waiting on a notify fd found.
