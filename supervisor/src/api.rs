@@ -304,6 +304,9 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Respon
             )
         }
         Request::Revoke { container } => {
+            // A grant outlives nothing it names: a container already gone
+            // still has its grant revoked by its full id.
+            let container = resolve_container(shared, &container).unwrap_or(container);
             if shared.grants.revoke(&container) {
                 tracing::info!(container, "grant revoked");
                 crate::state::save_grants(&shared.runtime_dir, &shared.grants.list());
@@ -409,7 +412,54 @@ fn kernel_may_kill(
 
 /// Grants a break-glass exception, lifts the in-kernel kill for the container
 /// and schedules its return when the grant ends.
+/// The attached container `name` means: its full id, a prefix of exactly one
+/// id, or the name the runtime gave it (Kubernetes', containerd's or Podman's
+/// annotation). Anything else is an error naming what was tried: a grant that
+/// silently matched nothing would tell the operator "allowed" and allow nothing.
+fn resolve_container(shared: &Shared, name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("no container named".into());
+    }
+    let records = shared.registry.list();
+    if records.iter().any(|r| r.id == name) {
+        return Ok(name.to_string());
+    }
+    let by_prefix: Vec<&ContainerRecord> =
+        records.iter().filter(|r| r.id.starts_with(name)).collect();
+    let by_name: Vec<&ContainerRecord> = records
+        .iter()
+        .filter(|r| {
+            sniffguard_common::policy::keys::CONTAINER_KEYS
+                .iter()
+                .any(|k| r.annotations.get(*k).is_some_and(|v| v == name))
+        })
+        .collect();
+    let mut candidates: Vec<&str> = by_prefix
+        .iter()
+        .chain(by_name.iter())
+        .map(|r| r.id.as_str())
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    match candidates.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Err(format!(
+            "no attached container has the id, id prefix or name {name:?} (`sniffguard status` lists them)"
+        )),
+        many => Err(format!(
+            "{name:?} matches {} containers ({}); give more of the id",
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
 fn grant(shared: &Arc<Shared>, container: &str, seconds: u64, by: &str, reason: &str) -> Response {
+    let container = match resolve_container(shared, container) {
+        Ok(id) => id,
+        Err(message) => return Response::Error { message },
+    };
+    let container = container.as_str();
     let duration = Duration::from_secs(seconds);
     let granted = match shared.grants.grant(container, duration, by, reason) {
         Ok(granted) => granted,

@@ -109,8 +109,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colour only on a terminal: a file or the journal gets plain text.
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(on_terminal)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SNIFFGUARD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

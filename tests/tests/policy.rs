@@ -535,6 +535,59 @@ listen = "127.0.0.1:{metrics_port}"
     assert!(metric(&scrape(metrics_port), "sniffguard_webhook_failures_total") >= 1.0);
 }
 
+/// `sniffguard allow` takes a full id, a unique prefix or the runtime's name
+/// of an attached container, and refuses anything else instead of printing
+/// "allowed" for a grant that allows nothing.
+#[test]
+fn a_grant_names_one_attached_container() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("staging"))
+        .annotation("io.kubernetes.container.name", "web-1");
+    let container = Container::new(Runtime::Runc);
+    let out = container.create_detached_via_shim(&sup, &bundle);
+    assert!(out.success(), "{out}");
+    let allow = |name: &str| {
+        run_command(
+            Command::new(sniffguard_bin())
+                .args([
+                    "allow",
+                    "--container",
+                    name,
+                    "--for",
+                    "1m",
+                    "--reason",
+                    "test",
+                    "--runtime-dir",
+                ])
+                .arg(sup.runtime_dir()),
+            COMMAND_TIMEOUT,
+        )
+    };
+    let missing = allow("no-such-container");
+    assert!(!missing.success(), "{missing}");
+    assert!(
+        missing.stderr.contains("no attached container"),
+        "{missing}"
+    );
+    for name in [
+        "web-1",
+        &container.id()[..container.id().len() - 2],
+        container.id(),
+    ] {
+        let granted = allow(name);
+        assert!(granted.success(), "{name}: {granted}");
+        let status = sup.status();
+        assert_eq!(
+            status["grants"][0]["container"],
+            container.id(),
+            "{name}: {status}"
+        );
+    }
+}
+
 #[test]
 fn a_grant_lets_one_container_sniff_for_a_while() {
     if !require_root() {
