@@ -239,6 +239,22 @@ fn reload(config: &DaemonConfig, shared: &Shared) {
     match load_policy(config) {
         Ok(new) => {
             tracing::info!(policy = new.origin, "policy reloaded");
+            // The alert sinks and the metrics endpoint are set up once, at
+            // start: say so rather than let a changed section look applied.
+            let old = shared.policy.load();
+            let needs_restart: Vec<&str> = [
+                ("[alerts]", old.alerts != new.alerts),
+                ("[metrics]", old.metrics != new.metrics),
+            ]
+            .into_iter()
+            .filter_map(|(section, changed)| changed.then_some(section))
+            .collect();
+            if !needs_restart.is_empty() {
+                tracing::warn!(
+                    sections = needs_restart.join(", "),
+                    "these sections changed but apply only after a restart of the supervisor; every other section applies now"
+                );
+            }
             let names: Vec<String> = new.catalogue.names.clone();
             shared.policy.store(Arc::new(new));
             // The kill armed in the kernel follows the environments and allow

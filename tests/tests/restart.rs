@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use sniffguard_tests::{require_root, rootfs, temp_dir, Bundle, Container, Runtime, Supervisor};
+use sniffguard_tests::{
+    require_root, rootfs, temp_dir, Bundle, Container, Runtime, ShimTarget, Supervisor,
+};
 use tempfile::TempDir;
 
 const CONTAINERS: usize = 10;
@@ -344,4 +346,37 @@ fn a_container_started_while_the_supervisor_was_away_is_attached_when_it_returns
         sniffguard_tests::ALERT_TIMEOUT,
     );
     assert!(seen.is_some(), "tcpdump went unseen\n{}", sup.report());
+}
+
+/// A reload says which changed sections apply only after a restart ([alerts]
+/// and [metrics] are set up once) instead of logging "policy reloaded" alone.
+#[test]
+fn a_reload_says_which_changes_need_a_restart() {
+    if !require_root() {
+        return;
+    }
+    let builtin =
+        std::fs::read_to_string(sniffguard_tests::repo_root().join("config/sniffguard.toml"))
+            .expect("config/sniffguard.toml");
+    let mut sup = Supervisor::start(Some(&builtin));
+    let path = sup.runtime_dir().join("policy.toml");
+    assert!(
+        path.exists(),
+        "the harness keeps the policy at {}",
+        path.display()
+    );
+    std::fs::write(
+        &path,
+        builtin.replace("format = \"sniffguard\"", "format = \"falco\""),
+    )
+    .unwrap();
+    sup.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || sup
+            .stderr_log()
+            .contains("apply only after a restart")),
+        "no word about [alerts]\n{}",
+        sup.report()
+    );
+    assert!(sup.stderr_log().contains("[alerts]"), "{}", sup.report());
 }
