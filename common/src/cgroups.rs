@@ -26,6 +26,20 @@ pub fn cgroup2_path(pid: u32) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The cgroup v2 ids the host's own processes live in: the hierarchy's root
+/// and this process's own cgroup. Watching either would report (and in enforce,
+/// kill) host processes.
+pub fn host_cgroup_ids() -> Vec<u64> {
+    let Some(root) = cgroup2_root() else {
+        return Vec::new();
+    };
+    let mut ids: Vec<u64> = fs::metadata(&root).map(|m| m.ino()).into_iter().collect();
+    if let Some(own) = inode_of(&root, &cgroup2_path(std::process::id()).unwrap_or_default()) {
+        ids.push(own);
+    }
+    ids
+}
+
 /// The inode of `pid`'s cgroup v2 directory: the id the kernel reports as
 /// `bpf_get_current_cgroup_id()` for tasks in it.
 pub fn cgroup_id(pid: u32) -> Option<u64> {

@@ -127,6 +127,55 @@ pub struct Incident {
     pub forensics: Option<String>,
 }
 
+impl Incident {
+    /// An incident that is not the decision on a syscall — a refused request
+    /// to the supervisor, the end of a grant, a container attached late: the
+    /// container when it is known, its process `pid` as `/proc` describes it
+    /// now, no file, no decision latency.
+    pub fn about(
+        policy: &Policy,
+        container: Option<crate::registry::ContainerRecord>,
+        pid: Option<u32>,
+        (action, mechanism, syscall): (Action, Mechanism, &'static str),
+        evidence: Evidence,
+    ) -> Incident {
+        let environment = container
+            .as_ref()
+            .map(|c| c.environment.clone())
+            .unwrap_or_default();
+        let mode = policy
+            .environment(&environment)
+            .map_or(Mode::Enforce, |(_, env)| env.mode);
+        let mut process = ProcessInfo {
+            pid,
+            tid: pid.unwrap_or_default(),
+            ..ProcessInfo::default()
+        };
+        if let Some(pid) = pid {
+            describe_process(pid, &mut process);
+        }
+        Incident {
+            time: SystemTime::now(),
+            container_id: container
+                .as_ref()
+                .map_or_else(|| "(not a watched container)".to_string(), |c| c.id.clone()),
+            container,
+            environment,
+            mode,
+            action,
+            mechanism,
+            syscall,
+            evidence: vec![evidence],
+            process,
+            file: None,
+            decision_latency: Duration::ZERO,
+            exception: None,
+            responses: Vec::new(),
+            forensics: None,
+        }
+    }
+}
+
 /// The MITRE ATT&CK reference of the rule.
 #[derive(Debug, Serialize)]
 struct Mitre {

@@ -12,6 +12,8 @@ use sniffguard_common::wire::{
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::alert::{Action, Incident, Mechanism};
+use crate::classify::Evidence;
 use crate::grants::Grant;
 use crate::peer::{self, Peer, Role};
 use crate::registry::ContainerRecord;
@@ -219,44 +221,16 @@ fn refused_attempt(shared: &Shared, peer: &Peer, request: &Request, why: &str) {
     let container = peer
         .cgroup_id
         .and_then(|cgroup| shared.registry.by_cgroup(cgroup));
-    let policy = shared.policy.load();
-    let environment = container
-        .as_ref()
-        .map(|c| c.environment.clone())
-        .unwrap_or_default();
-    let mode = policy
-        .environment(&environment)
-        .map_or(Mode::Enforce, |(_, env)| env.mode);
-    let mut process = crate::alert::ProcessInfo {
-        pid: peer.pid,
-        tid: peer.pid.unwrap_or_default(),
-        ..Default::default()
-    };
-    if let Some(pid) = peer.pid {
-        crate::alert::describe_process(pid, &mut process);
-    }
-    shared.alerts.raise(crate::alert::Incident {
-        time: std::time::SystemTime::now(),
-        container_id: container
-            .as_ref()
-            .map_or_else(|| "(not a watched container)".to_string(), |c| c.id.clone()),
+    shared.alerts.raise(Incident::about(
+        &shared.policy.load(),
         container,
-        environment,
-        mode,
-        action: crate::alert::Action::Denied,
-        mechanism: crate::alert::Mechanism::Api,
-        syscall: "connect",
-        evidence: vec![crate::classify::Evidence::SupervisorRequest {
+        peer.pid,
+        (Action::Denied, Mechanism::Api, "connect"),
+        Evidence::SupervisorRequest {
             request: request_name(request).to_string(),
             refused_because: why.to_string(),
-        }],
-        process,
-        file: None,
-        decision_latency: Duration::ZERO,
-        exception: None,
-        responses: Vec::new(),
-        forensics: None,
-    });
+        },
+    ));
 }
 
 fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Response {
@@ -338,7 +312,7 @@ pub fn attach_registered(shared: &Shared, registration: &mut Registration) {
     // supervisor, which sees it, does.
     let shared_cgroup = registration
         .cgroup_id
-        .is_none_or(|id| host_cgroups().contains(&id));
+        .is_none_or(|id| sniffguard_common::cgroups::host_cgroup_ids().contains(&id));
     if shared_cgroup {
         if let Some(pid) = registration.pid {
             registration.cgroup_id =
@@ -545,12 +519,17 @@ fn end_captures_past_grant(shared: &Shared, record: &ContainerRecord) {
         return;
     };
     for pid in crate::sweep::capture_holders(init) {
-        let mut process = crate::alert::ProcessInfo {
-            pid: Some(pid),
-            tid: pid,
-            ..Default::default()
-        };
-        crate::alert::describe_process(pid, &mut process);
+        // Described before the kill: a dead process has no /proc to read.
+        let mut incident = Incident::about(
+            &shared.policy.load(),
+            Some(record.clone()),
+            Some(pid),
+            (Action::Killed, Mechanism::GrantEnd, "socket"),
+            Evidence::PacketSocket {
+                family: "a capture socket still held when the grant ended".into(),
+                socket_type: 0,
+            },
+        );
         let killed = crate::respond::kill_process(pid);
         tracing::warn!(
             container = record.id,
@@ -561,29 +540,8 @@ fn end_captures_past_grant(shared: &Shared, record: &ContainerRecord) {
         if killed.is_err() {
             continue;
         }
-        let policy = shared.policy.load();
-        shared.alerts.raise(crate::alert::Incident {
-            time: std::time::SystemTime::now(),
-            container_id: record.id.clone(),
-            container: Some(record.clone()),
-            environment: record.environment.clone(),
-            mode: policy
-                .environment(&record.environment)
-                .map_or(Mode::Enforce, |(_, env)| env.mode),
-            action: crate::alert::Action::Killed,
-            mechanism: crate::alert::Mechanism::GrantEnd,
-            syscall: "socket",
-            evidence: vec![crate::classify::Evidence::PacketSocket {
-                family: "a capture socket still held when the grant ended".into(),
-                socket_type: 0,
-            }],
-            process,
-            file: None,
-            decision_latency: Duration::ZERO,
-            exception: None,
-            responses: vec!["kill".into()],
-            forensics: None,
-        });
+        incident.responses.push("kill".into());
+        shared.alerts.raise(incident);
     }
 }
 
@@ -682,37 +640,16 @@ pub fn alert_started_unsupervised(shared: &Shared, id: &str) {
     let Some(record) = shared.registry.get(id) else {
         return;
     };
-    let policy = shared.policy.load();
-    let mode = policy
-        .environment(&record.environment)
-        .map_or(Mode::Enforce, |(_, env)| env.mode);
-    let mut process = crate::alert::ProcessInfo {
-        pid: record.pid,
-        tid: record.pid.unwrap_or_default(),
-        ..Default::default()
-    };
-    if let Some(pid) = record.pid {
-        crate::alert::describe_process(pid, &mut process);
-    }
-    shared.alerts.raise(crate::alert::Incident {
-        time: std::time::SystemTime::now(),
-        container_id: record.id.clone(),
-        environment: record.environment.clone(),
-        container: Some(record),
-        mode,
-        action: crate::alert::Action::Allowed,
-        mechanism: crate::alert::Mechanism::Reattach,
-        syscall: "none",
-        evidence: vec![crate::classify::Evidence::StartedUnsupervised {
+    let pid = record.pid;
+    shared.alerts.raise(Incident::about(
+        &shared.policy.load(),
+        Some(record),
+        pid,
+        (Action::Allowed, Mechanism::Reattach, "none"),
+        Evidence::StartedUnsupervised {
             reason: "the container started while no supervisor answered (its environment fails open); it is attached to the eBPF probes now, without a seccomp listener: restart it to enforce".into(),
-        }],
-        process,
-        file: None,
-        decision_latency: Duration::ZERO,
-        exception: None,
-        responses: Vec::new(),
-        forensics: None,
-    });
+        },
+    ));
 }
 
 /// Containers the shim started without supervision (its spool of notes).
@@ -734,7 +671,7 @@ pub fn unsupervised_starts(runtime_dir: &std::path::Path) -> Vec<String> {
 /// host's own processes live in: watching that would report (and in enforce,
 /// kill) host processes.
 fn watch_cgroup(shared: &Shared, id: &str, cgroup_id: u64, enforce: bool) {
-    if host_cgroups().contains(&cgroup_id) {
+    if sniffguard_common::cgroups::host_cgroup_ids().contains(&cgroup_id) {
         tracing::warn!(
             container = id,
             cgroup_id,
@@ -745,29 +682,4 @@ fn watch_cgroup(shared: &Shared, id: &str, cgroup_id: u64, enforce: bool) {
     if let Some(Err(err)) = shared.with_probes(|maps| maps.monitor(cgroup_id, enforce)) {
         tracing::error!(container = id, %err, "cannot add the container to the eBPF filter");
     }
-}
-
-/// The cgroup v2 root and the supervisor's own cgroup.
-fn host_cgroups() -> Vec<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut ids = Vec::new();
-    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        if std::path::Path::new(root)
-            .join("cgroup.controllers")
-            .exists()
-        {
-            if let Ok(meta) = std::fs::metadata(root) {
-                ids.push(meta.ino());
-            }
-            if let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") {
-                if let Some(path) = own.lines().find_map(|l| l.strip_prefix("0::")) {
-                    if let Ok(meta) = std::fs::metadata(format!("{root}{path}")) {
-                        ids.push(meta.ino());
-                    }
-                }
-            }
-            break;
-        }
-    }
-    ids
 }

@@ -15,26 +15,29 @@ fn dir(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join("containers")
 }
 
+/// Writes `value` as JSON to `dir/name` atomically (a temporary file renamed
+/// over), creating `dir` (`0700`) if needed; the file is `0600`.
+fn write_json(dir: &Path, name: &str, value: &impl serde::Serialize) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let json = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&json)?;
+    fs::rename(&tmp, dir.join(name))
+}
+
 /// Saves `registration` (atomically: a temporary file renamed over).
 pub fn save_registration(runtime_dir: &Path, registration: &Registration) {
-    let dir = dir(runtime_dir);
-    let result = (|| -> std::io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        let json = serde_json::to_vec(registration).map_err(std::io::Error::other)?;
-        let tmp = dir.join(format!(".{}.tmp", registration.id));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&json)?;
-        fs::rename(&tmp, dir.join(format!("{}.json", registration.id)))
-    })();
-    if let Err(err) = result {
+    let name = format!("{}.json", registration.id);
+    if let Err(err) = write_json(&dir(runtime_dir), &name, registration) {
         tracing::warn!(container = registration.id, %err, "cannot save the registration; a restart would forget it");
     }
 }
@@ -72,9 +75,11 @@ fn read_registrations(dir: &Path) -> Vec<Registration> {
         .collect()
 }
 
-/// Where the grants in force are saved.
+/// The file, in the runtime directory, where the grants in force are saved.
+const GRANTS_FILE: &str = "grants.json";
+
 fn grants_file(runtime_dir: &Path) -> PathBuf {
-    runtime_dir.join("grants.json")
+    runtime_dir.join(GRANTS_FILE)
 }
 
 /// Largest saved grants file read back (a grant is a few hundred bytes).
@@ -83,20 +88,7 @@ const MAX_GRANTS_BYTES: u64 = 4 * 1024 * 1024;
 /// Saves the grants in force (atomically), so that a restarted supervisor
 /// keeps honouring them.
 pub fn save_grants(runtime_dir: &Path, grants: &[crate::grants::Grant]) {
-    let path = grants_file(runtime_dir);
-    let result = (|| -> std::io::Result<()> {
-        let json = serde_json::to_vec(grants).map_err(std::io::Error::other)?;
-        let tmp = runtime_dir.join(".grants.json.tmp");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&json)?;
-        fs::rename(&tmp, &path)
-    })();
-    if let Err(err) = result {
+    if let Err(err) = write_json(runtime_dir, GRANTS_FILE, &grants) {
         tracing::warn!(%err, "cannot save the grants; a restart would end them");
     }
 }

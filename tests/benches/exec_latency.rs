@@ -43,8 +43,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sniffguard_tests::{
-    find_in_path, rootfs, run_command, runtime_shim_bin, sniffguard_bin, temp_dir, Bundle,
-    Container, Runtime, Supervisor,
+    find_in_path, rootfs, run_command, runtime_shim_bin, sniffguard_bin, strip_ansi, temp_dir,
+    Bundle, Container, Runtime, Supervisor,
 };
 
 /// Where the helper lives inside the rootfs.
@@ -351,25 +351,6 @@ supervisor decision time (notification received -> answered), {} decisions: \
         pick(0.99),
         micros[micros.len() - 1]
     ))
-}
-
-/// `text` without ANSI escape sequences (`ESC [ ... letter`): tracing colours field names
-/// even when it writes to a file.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Index of the plain configuration of `runtime`.

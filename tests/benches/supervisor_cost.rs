@@ -55,7 +55,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 use sniffguard_tests::{
     compile_static, find_in_path, repo_root, rootfs, run_command, runtime_shim_bin, sniffguard_bin,
-    temp_dir, Bundle, CmdOutput, Container, Runtime, ShimTarget, Supervisor,
+    strip_ansi, temp_dir, Bundle, CmdOutput, Container, Runtime, ShimTarget, Supervisor,
 };
 
 /// Where the load generator lives inside the rootfs.
@@ -725,24 +725,6 @@ fn metric(text: &str, series: &str) -> Option<f64> {
             .parse()
             .ok()
     })
-}
-
-/// `text` without ANSI escape sequences (tracing colours field names).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Each "decided" line's `latency_us`, and how many answers were not delivered.

@@ -150,6 +150,45 @@ fn binary_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// `text` without ANSI escape sequences (`ESC [ … letter`): logs written by a
+/// supervisor of before colours were kept to terminals, or a terminal copy.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `per_runtime!(scenario, …)` makes one `#[test]` per runtime for each
+/// scenario function taking a [`Runtime`]: `scenario::runc` and
+/// `scenario::crun`.
+#[macro_export]
+macro_rules! per_runtime {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn runc() {
+                super::$name($crate::Runtime::Runc);
+            }
+
+            #[test]
+            fn crun() {
+                super::$name($crate::Runtime::Crun);
+            }
+        }
+    )*};
+}
+
 /// Path of a workspace binary (`sniffguard`, `sniffguard-runtime`, `sniffguard-hook`).
 ///
 /// # Panics
@@ -1387,6 +1426,22 @@ pub fn compile_static(dir: &Path, name: &str, source: &str) -> PathBuf {
     );
     assert!(out.success(), "gcc failed: {out}");
     out_path
+}
+
+/// A directory, removed when the test process exits, holding the C `helpers`
+/// (name, source) compiled with [`compile_static`]: containers bind-mount it
+/// read-only at `/helpers`, so it is made traversable like the rootfs.
+///
+/// # Panics
+/// When gcc fails.
+pub fn helpers_dir(prefix: &str, helpers: &[(&str, &str)]) -> PathBuf {
+    let dir = temp_dir(prefix).keep();
+    remove_at_exit(dir.clone());
+    for (name, source) in helpers {
+        compile_static(&dir, name, source);
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod the helpers");
+    dir
 }
 
 impl Bundle {

@@ -64,16 +64,14 @@
 mod wiring;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sniffguard_tests::{
-    compile_static, describe_alert, evidence_kinds, is_alert_for, remove_at_exit, require_root,
-    rootfs, str_at, temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
-    ENVIRONMENT_ANNOTATION,
+    describe_alert, evidence_kinds, helpers_dir, is_alert_for, require_root, rootfs, str_at,
+    Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT, ENVIRONMENT_ANNOTATION,
 };
 use wiring::containerd::Containerd;
 use wiring::docker::Docker;
@@ -215,14 +213,14 @@ fn set_in_table(text: &str, table: &str, key: &str, line: &str) -> String {
 fn helpers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = temp_dir("sniffguard-base-profiles-").keep();
-        remove_at_exit(dir.clone());
-        compile_static(&dir, "sniff", SNIFF_C);
-        compile_static(&dir, "udpgen", UDPGEN_C);
-        compile_static(&dir, "seccomp_tracer", TRACER_C);
-        // Traversable by the container's root like the rootfs.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        dir
+        helpers_dir(
+            "sniffguard-base-profiles-",
+            &[
+                ("sniff", SNIFF_C),
+                ("udpgen", UDPGEN_C),
+                ("seccomp_tracer", TRACER_C),
+            ],
+        )
     })
 }
 

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sniffguard_tests::{
     compile_static, describe_alert, evidence_kinds, is_alert_for, repo_root, require_root, rootfs,
-    str_at, temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    str_at, strip_ansi, temp_dir, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
 };
 
 /// How long the alert stream must stay quiet before the alerts of a test are
@@ -225,25 +225,6 @@ fn ebpf_unavailable(sup: &Supervisor, container: &Container) -> bool {
             && (line.contains("eBPF detection is unavailable")
                 || (line.contains("container registered") && !line.contains("cgroup_id=")))
     })
-}
-
-/// `text` without terminal colour sequences (`ESC [ ... m`), as the supervisor's
-/// log has them around field names.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Prints the one report line of a test.

@@ -19,8 +19,8 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 use sniffguard_tests::{
-    compile_static, evidence_kinds, is_alert_for, remove_at_exit, require_root, rootfs, str_at,
-    temp_dir, Bundle, Container, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT,
+    evidence_kinds, helpers_dir, is_alert_for, require_root, rootfs, str_at, Bundle, Container,
+    Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT,
 };
 
 /// The helper's source.
@@ -36,14 +36,7 @@ const MOUNTED_AT: &str = "/run/sg";
 /// The compiled helper's directory, built once and removed at exit.
 fn helpers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = temp_dir("sniffguard-apiclient-").keep();
-        remove_at_exit(dir.clone());
-        compile_static(&dir, "apiclient", APICLIENT_C);
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        dir
-    })
+    DIR.get_or_init(|| helpers_dir("sniffguard-apiclient-", &[("apiclient", APICLIENT_C)]))
 }
 
 /// Every request a hook or an operator can make, naming `id`.

@@ -24,9 +24,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use sniffguard_tests::{
-    compile_static, evidence_kinds, is_alert_for, poll_until, remove_at_exit, require_root, rootfs,
-    run_command, str_at, temp_dir, Bundle, Container, Runtime, Supervisor, ALERT_TIMEOUT,
-    COMMAND_TIMEOUT,
+    evidence_kinds, helpers_dir, is_alert_for, poll_until, require_root, rootfs, run_command,
+    str_at, Bundle, Container, Runtime, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
 };
 
 /// The helper's source.
@@ -39,14 +38,7 @@ const REACTION: Duration = Duration::from_secs(10);
 /// built once per test process and removed when it exits.
 fn helpers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = temp_dir("sniffguard-holder-").keep();
-        remove_at_exit(dir.clone());
-        compile_static(&dir, "holder", HOLDER_C);
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        dir
-    })
+    DIR.get_or_init(|| helpers_dir("sniffguard-holder-", &[("holder", HOLDER_C)]))
 }
 
 /// The packet sockets open in the network namespace of `pid`.

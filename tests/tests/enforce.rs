@@ -443,23 +443,7 @@ fn restore_is_refused_in_enforce_and_prepared_in_audit() {
     }
 }
 
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn runc() {
-                super::$name(sniffguard_tests::Runtime::Runc);
-            }
-
-            #[test]
-            fn crun() {
-                super::$name(sniffguard_tests::Runtime::Crun);
-            }
-        }
-    )*};
-}
-
-per_runtime!(
+sniffguard_tests::per_runtime!(
     staging_denies_tcpdump,
     staging_denies_tcpdump_via_symlink,
     staging_denies_tcpdump_via_relative_path,

@@ -194,23 +194,7 @@ fn exit_code_and_stdio(runtime: Runtime) {
     assert!(out.stderr.contains("to-stderr\n"), "{runtime}: {out}");
 }
 
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn runc() {
-                super::$name(sniffguard_tests::Runtime::Runc);
-            }
-
-            #[test]
-            fn crun() {
-                super::$name(sniffguard_tests::Runtime::Crun);
-            }
-        }
-    )*};
-}
-
-per_runtime!(
+sniffguard_tests::per_runtime!(
     tcpdump_and_busybox_work,
     tcpdump_captures_on_lo,
     detached_exec_and_state,

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use sniffguard_tests::{
-    require_root, rootfs, temp_dir, Bundle, Container, Runtime, ShimTarget, Supervisor,
+    proc_fd_count, proc_rss_kib, require_root, rootfs, temp_dir, Bundle, Container, Runtime,
+    ShimTarget, Supervisor,
 };
 use tempfile::TempDir;
 
@@ -138,21 +139,6 @@ fn enforcement_survives_kill_and_graceful_restart() {
     survive(&mut sup, &loops, Signal::SIGTERM);
 }
 
-fn supervisor_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn supervisor_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn memory_and_fds_return_after_200_containers_come_and_go() {
     if !require_root() {
@@ -183,15 +169,15 @@ fn memory_and_fds_return_after_200_containers_come_and_go() {
         })
     };
     assert!(settle(), "containers still attached after warm-up");
-    let (fds_before, rss_before) = (supervisor_fds(sup.pid()), supervisor_rss_kib(sup.pid()));
+    let (fds_before, rss_before) = (proc_fd_count(sup.pid()), proc_rss_kib(sup.pid()));
     churn(200);
     assert!(settle(), "containers still attached after the churn");
     // Lingering records (kept 5 s for late eBPF events) and closed listener
     // fds are released within a few seconds; wait for the fds to come back.
     let returned = wait_until(Duration::from_secs(15), || {
-        supervisor_fds(sup.pid()) <= fds_before + 2
+        proc_fd_count(sup.pid()) <= fds_before + 2
     });
-    let (fds_after, rss_after) = (supervisor_fds(sup.pid()), supervisor_rss_kib(sup.pid()));
+    let (fds_after, rss_after) = (proc_fd_count(sup.pid()), proc_rss_kib(sup.pid()));
     eprintln!(
         "200 containers: fds {fds_before} -> {fds_after}, RSS {rss_before} KiB -> {rss_after} KiB"
     );
