@@ -1106,6 +1106,31 @@ fn systemd_unit_verifies() {
         "the daemon sends READY=1: the unit waits for it"
     );
     assert!(unit.contains("\nRestart=on-failure\n"));
+    // What the supervisor needs at start-up and then drops: its own bounding
+    // set (CAP_SETPCAP) and the parent of the cgroup leaves it makes.
+    let bounding = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("a CapabilityBoundingSet");
+    for cap in [
+        "CAP_SETPCAP",
+        "CAP_DAC_OVERRIDE",
+        "CAP_BPF",
+        "CAP_SYS_PTRACE",
+    ] {
+        assert!(
+            bounding.split_whitespace().any(|c| c == cap),
+            "{cap} missing: {bounding}"
+        );
+    }
+    let documentation = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Documentation=file:"))
+        .expect("a Documentation= file");
+    assert!(
+        shipped("config/systemd/README.md").contains(documentation),
+        "the systemd README installs nothing at {documentation}"
+    );
     let dir = temp_dir("sniffguard-unit-");
     let path = dir.path().join("sniffguard.service");
     fs::write(
