@@ -452,7 +452,7 @@ pub fn path_in_container(tid: u32, host_path: &std::path::Path) -> String {
         .into_owned()
 }
 
-fn read_status(pid: u32) -> Option<BTreeMap<String, String>> {
+pub(crate) fn read_status(pid: u32) -> Option<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     Some(
         text.lines()

@@ -39,57 +39,64 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
-    let peer = Peer::of(&stream);
-    let refused = peer
-        .as_ref()
-        .err()
-        .cloned()
-        .or_else(|| peer::require_root(&stream).err());
+    let peer = Peer::of(&stream).and_then(|peer| {
+        peer::require_root(&stream)?;
+        Ok(peer)
+    });
     let (read, mut write) = stream.split();
     let mut reader = BufReader::new(read).take(MAX_MESSAGE_BYTES as u64 + 1);
     let mut line = Vec::new();
     let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
-    let refused = refused.or_else(|| {
-        let peer = peer.as_ref().ok()?;
-        let request = wire::decode::<Request>(&line).ok()?;
-        let why = authorise(peer, &request, &shared).err()?;
-        refused_attempt(&shared, peer, &request, &why);
-        Some(why)
-    });
-    if let Some(why) = refused {
-        // The request is read (and ignored) first, so the client is not cut
-        // off mid-write and gets the reason.
-        tracing::warn!(why, "api: refused a client");
-        if let Ok(bytes) = wire::encode(&Response::Error {
-            message: format!("permission denied: {why}"),
-        }) {
-            let _ = write.write_all(&bytes).await;
-        }
-        return;
-    }
-    let response = match read {
+    match read {
         Err(_) => return,
         Ok(Err(err)) => {
             tracing::debug!(%err, "api: read failed");
             return;
         }
         Ok(Ok(0)) => return,
-        Ok(Ok(_)) => match wire::decode::<Request>(&line) {
-            Ok(Request::Subscribe {}) => {
-                follow(write, &shared).await;
-                return;
+        Ok(Ok(_)) => {}
+    }
+    // Decoded once, then judged by who sent it (the request is read first, so
+    // that a refused client is not cut off mid-write and gets the reason).
+    let request = wire::decode::<Request>(&line);
+    let peer = match peer {
+        Ok(peer) => peer,
+        Err(why) => {
+            if let Ok(bytes) = wire::encode(&refusal(&why)) {
+                let _ = write.write_all(&bytes).await;
             }
-            Ok(request) => answer(request, &shared, peer.as_ref().ok()),
-            Err(err) => {
-                tracing::warn!(%err, "api: bad request");
-                Response::Error {
-                    message: format!("bad request: {err}"),
-                }
+            return;
+        }
+    };
+    let refused = request.as_ref().ok().and_then(|request| {
+        authorise(&peer, request, &shared).err().inspect(|why| {
+            refused_attempt(&shared, &peer, request, why);
+        })
+    });
+    let response = match (refused, request) {
+        (Some(why), _) => refusal(&why),
+        (None, Ok(Request::Subscribe {})) => {
+            follow(write, &shared).await;
+            return;
+        }
+        (None, Ok(request)) => answer(request, &shared, &peer),
+        (None, Err(err)) => {
+            tracing::warn!(%err, "api: bad request");
+            Response::Error {
+                message: format!("bad request: {err}"),
             }
-        },
+        }
     };
     if let Ok(bytes) = wire::encode(&response) {
         let _ = write.write_all(&bytes).await;
+    }
+}
+
+/// The answer to a refused client, logged.
+fn refusal(why: &str) -> Response {
+    tracing::warn!(why, "api: refused a client");
+    Response::Error {
+        message: format!("permission denied: {why}"),
     }
 }
 
@@ -233,7 +240,7 @@ fn refused_attempt(shared: &Shared, peer: &Peer, request: &Request, why: &str) {
     ));
 }
 
-fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Response {
+fn answer(request: Request, shared: &Arc<Shared>, peer: &Peer) -> Response {
     match request {
         Request::Ping {} => Response::Pong {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -268,7 +275,7 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: Option<&Peer>) -> Respon
             reason,
         } => {
             // Who asked is what the kernel says of the peer; `--by` is a note.
-            let asked_by = peer.map_or_else(|| "unknown peer".to_string(), Peer::describe);
+            let asked_by = peer.describe();
             grant(
                 shared,
                 &container,

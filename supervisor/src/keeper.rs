@@ -373,11 +373,9 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
 /// host's is not told apart here (the supervisor's own sockets judge its cgroup
 /// and mount namespace too).
 fn is_own_supervisor(pid: u32) -> Result<(), String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("cannot read its status: {e}"))?;
+    let status = crate::alert::read_status(pid).ok_or("cannot read its status")?;
     let levels = status
-        .lines()
-        .find_map(|line| line.strip_prefix("NSpid:"))
+        .get("NSpid")
         .map(|pids| pids.split_whitespace().count())
         .ok_or("its status has no NSpid line")?;
     if levels == 1 {

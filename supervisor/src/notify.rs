@@ -805,11 +805,7 @@ fn decide_exec(
 
 /// The thread group (process) of thread `tid`, from `/proc`.
 fn thread_group(tid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
+    alert::read_status(tid)?.get("Tgid")?.parse().ok()
 }
 
 /// `SYS_SOCKET` of i386 `socketcall`.

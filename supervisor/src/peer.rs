@@ -20,8 +20,6 @@
 
 use std::sync::OnceLock;
 
-use std::path::Path;
-
 use tokio::net::UnixStream;
 
 /// What the kernel says of a connected peer.
@@ -174,24 +172,18 @@ fn shown(inode: Option<u64>) -> String {
     inode.map_or_else(|| "unreadable".to_string(), |i| i.to_string())
 }
 
-/// The parent of process `pid`, from `/proc/PID/stat`.
+/// The parent of process `pid`, from `/proc/PID/status`.
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the
-    // last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    crate::alert::read_status(pid)?.get("PPid")?.parse().ok()
 }
 
 /// Whether process `pid` is gone (or a zombie waiting to be reaped).
 pub fn is_gone(pid: u32) -> bool {
-    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat,
-        Err(_) => return !Path::new(&format!("/proc/{pid}")).exists(),
-    };
-    stat.rfind(')')
-        .and_then(|at| stat[at + 1..].split_whitespace().next())
-        .is_some_and(|state| state == "Z" || state == "X")
+    crate::alert::read_status(pid).is_none_or(|status| {
+        status
+            .get("State")
+            .is_some_and(|s| s.starts_with(['Z', 'X']))
+    })
 }
 
 /// Checks with `SO_PEERCRED` that the peer runs as root: what every socket of

@@ -1379,6 +1379,20 @@ impl Supervisor {
             .unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
     }
 
+    /// Container `id`'s entry in [`Supervisor::status`] (`Null` when it is not
+    /// listed), and the whole report, for messages.
+    pub fn container_status(&self, id: &str) -> (Value, Value) {
+        let status = self.status();
+        let record = status["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_default();
+        (record, status)
+    }
+
     /// A counter from [`Supervisor::status`] (0 when absent).
     pub fn counter(&self, name: &str) -> u64 {
         self.status()

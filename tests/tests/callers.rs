@@ -192,13 +192,6 @@ fn registrations_must_come_from_the_runtime_and_live_containers_stay_registered(
     let deregister = json!({"type": "deregister", "id": container.id()});
     let answer = sup.api_request(&deregister.to_string());
     assert!(answer.contains("still running"), "{answer}");
-    let status = sup.status();
-    let record = status["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["id"] == container.id())
-        .cloned()
-        .unwrap_or_default();
+    let (record, status) = sup.container_status(container.id());
     assert_eq!(record["environment"], "staging", "{status}");
 }

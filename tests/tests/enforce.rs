@@ -386,14 +386,7 @@ fn enforce_keeps_cap_net_raw_out(runtime: Runtime) {
                 with_cap.stderr_mentions("CAP_NET_RAW kept out"),
                 "{runtime}: the shim did not say it kept CAP_NET_RAW out: {with_cap}"
             );
-            let status = sup.status();
-            let record = status["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| c["id"] == container.id())
-                .cloned()
-                .unwrap_or_default();
+            let (record, status) = sup.container_status(container.id());
             assert_eq!(
                 record["capabilities_dropped"],
                 serde_json::json!(["CAP_NET_RAW"]),
