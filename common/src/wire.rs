@@ -69,6 +69,9 @@ pub enum Request {
     },
     /// Stream every alert as it is raised (`sniffguard events --follow`).
     Subscribe {},
+    /// The alerts raised last, kept in memory (`sniffguard events`), then the
+    /// end of the stream.
+    Recent {},
 }
 
 /// Everything the hook knows about a starting container.
@@ -274,6 +277,7 @@ mod tests {
                 reason: "debugging".into(),
             },
             Request::Subscribe {},
+            Request::Recent {},
         ] {
             let line = encode(&request).unwrap();
             assert_eq!(line.last(), Some(&b'\n'));

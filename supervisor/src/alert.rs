@@ -5,7 +5,6 @@
 //! never blocks; this module turns an incident into the alert document.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fs::File;
 use std::time::{Duration, SystemTime};
 
@@ -14,29 +13,8 @@ use sniffguard_common::policy::{keys as policy_keys, Mode, Policy};
 use sniffguard_common::RULE_NAME;
 
 use crate::classify::Evidence;
-use crate::resolve::strip_root;
-
-/// Ancestors listed in an alert.
-const MAX_ANCESTRY: usize = 12;
-
-/// What was done about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Refused before it ran (`EPERM`).
-    Denied,
-    /// Let through (audit mode).
-    Allowed,
-    /// Killed after it started (the enforce backstop).
-    Killed,
-    /// Let through by an allow rule of the policy.
-    AllowedByRule,
-    /// Let through by a break-glass grant.
-    AllowedByGrant,
-    /// Got past seccomp in an enforce environment and exited before the
-    /// backstop could kill it.
-    Exited,
-}
+use crate::procfs::{self, ProcessInfo};
+use crate::verdict::{Action, Exception};
 
 /// Which mechanism saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,39 +34,6 @@ pub enum Mechanism {
     /// A supervisor that came back attaching a container that started while
     /// it was away.
     Reattach,
-}
-
-/// A process as seen from `/proc`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProcessInfo {
-    /// Process id (thread group) on the host.
-    pub pid: Option<u32>,
-    /// The thread that made the call.
-    pub tid: u32,
-    /// Parent process id.
-    pub ppid: Option<u32>,
-    /// Real user id.
-    pub uid: Option<u32>,
-    /// The file it tried to run (path inside the container), or its own
-    /// executable for a socket call.
-    pub exe: Option<String>,
-    /// Its arguments.
-    pub argv: Vec<String>,
-    /// Working directory inside the container.
-    pub cwd: Option<String>,
-    /// SHA-256 of `exe`.
-    pub sha256: Option<String>,
-    /// Parent, grandparent, … as (pid, command).
-    pub ancestry: Vec<Ancestor>,
-}
-
-/// One ancestor process.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ancestor {
-    /// Host pid.
-    pub pid: u32,
-    /// Command name (`comm`).
-    pub comm: String,
 }
 
 /// A decision worth an alert, as the decision path knows it.
@@ -120,7 +65,7 @@ pub struct Incident {
     /// Time from receiving the notification to answering it.
     pub decision_latency: Duration,
     /// The exception that let it through, if any.
-    pub exception: Option<crate::verdict::Exception>,
+    pub exception: Option<Exception>,
     /// Responses carried out besides the action (`kill`, `freeze`, `forensics`).
     pub responses: Vec<String>,
     /// The forensic record written for it.
@@ -152,7 +97,7 @@ impl Incident {
             ..ProcessInfo::default()
         };
         if let Some(pid) = pid {
-            describe_process(pid, &mut process);
+            procfs::describe_process(pid, &mut process);
         }
         Incident {
             time: SystemTime::now(),
@@ -406,58 +351,4 @@ pub fn falco(doc: &serde_json::Value) -> serde_json::Value {
             "sniffguard.sha256": get("/process/sha256"),
         },
     })
-}
-
-/// Fills in what `/proc` says about thread `tid`: pid, parent, uid, working
-/// directory, ancestry. Best effort: a process that is already gone leaves
-/// these empty.
-pub fn describe_process(tid: u32, info: &mut ProcessInfo) {
-    info.tid = tid;
-    if let Some(status) = read_status(tid) {
-        info.pid = status.get("Tgid").and_then(|v| v.parse().ok());
-        info.ppid = status.get("PPid").and_then(|v| v.parse().ok());
-        info.uid = status
-            .get("Uid")
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok());
-    }
-    let root = std::fs::read_link(format!("/proc/{tid}/root")).ok();
-    if let (Ok(cwd), Some(root)) = (std::fs::read_link(format!("/proc/{tid}/cwd")), &root) {
-        let cwd = OsString::from(cwd);
-        info.cwd =
-            strip_root(&cwd, &OsString::from(root)).map(|p| p.to_string_lossy().into_owned());
-    }
-    let mut next = info.ppid;
-    while let Some(pid) = next.filter(|p| *p > 0) {
-        if info.ancestry.len() >= MAX_ANCESTRY {
-            break;
-        }
-        let Some(status) = read_status(pid) else {
-            break;
-        };
-        info.ancestry.push(Ancestor {
-            pid,
-            comm: status.get("Name").cloned().unwrap_or_default(),
-        });
-        next = status.get("PPid").and_then(|v| v.parse().ok());
-    }
-}
-
-/// The path of a resolved file inside the process's root.
-pub fn path_in_container(tid: u32, host_path: &std::path::Path) -> String {
-    let root = std::fs::read_link(format!("/proc/{tid}/root")).unwrap_or_else(|_| "/".into());
-    strip_root(&host_path.as_os_str().to_owned(), &root.into_os_string())
-        .unwrap_or_else(|| host_path.as_os_str().to_owned())
-        .to_string_lossy()
-        .into_owned()
-}
-
-pub(crate) fn read_status(pid: u32) -> Option<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|line| line.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect(),
-    )
 }

@@ -12,11 +12,12 @@ use sniffguard_common::wire::{
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::alert::{Action, Incident, Mechanism};
+use crate::alert::{Incident, Mechanism};
 use crate::classify::Evidence;
 use crate::grants::Grant;
 use crate::peer::{self, Peer, Role};
 use crate::registry::ContainerRecord;
+use crate::verdict::Action;
 use crate::Shared;
 
 /// A client that sends nothing for this long is dropped.
@@ -79,6 +80,10 @@ async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
             follow(write, &shared).await;
             return;
         }
+        (None, Ok(Request::Recent {})) => {
+            recent(write, &shared).await;
+            return;
+        }
         (None, Ok(request)) => answer(request, &shared, &peer),
         (None, Err(err)) => {
             tracing::warn!(%err, "api: bad request");
@@ -124,6 +129,18 @@ async fn follow(mut write: tokio::net::unix::WriteHalf<'_>, shared: &Shared) {
     }
 }
 
+/// Sends the alerts kept in memory, oldest first, and ends the stream.
+async fn recent(mut write: tokio::net::unix::WriteHalf<'_>, shared: &Shared) {
+    let Ok(mut bytes) = wire::encode(&Response::Ok {}) else {
+        return;
+    };
+    for line in shared.alerts.recent() {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    let _ = write.write_all(&bytes).await;
+}
+
 /// What a request asks of its peer (see [`peer`]).
 fn role_of(request: &Request) -> Role {
     match request {
@@ -131,7 +148,8 @@ fn role_of(request: &Request) -> Role {
         Request::Status {}
         | Request::Grant { .. }
         | Request::Revoke { .. }
-        | Request::Subscribe {} => Role::Operator,
+        | Request::Subscribe {}
+        | Request::Recent {} => Role::Operator,
     }
 }
 
@@ -145,6 +163,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::Grant { .. } => "grant",
         Request::Revoke { .. } => "revoke",
         Request::Subscribe {} => "subscribe",
+        Request::Recent {} => "recent",
     }
 }
 
@@ -296,8 +315,8 @@ fn answer(request: Request, shared: &Arc<Shared>, peer: &Peer) -> Response {
             Response::Ok {}
         }
         // Handled by the connection loop before it gets here.
-        Request::Subscribe {} => Response::Error {
-            message: "subscribe is a streaming request".into(),
+        Request::Subscribe {} | Request::Recent {} => Response::Error {
+            message: "alerts are sent as a stream".into(),
         },
         Request::Deregister { id } => {
             if deregister(shared, &id).is_some() {

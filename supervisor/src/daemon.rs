@@ -1,7 +1,5 @@
 //! Start-up and life cycle of `sniffguard run`.
 
-pub mod privileges;
-
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,7 +17,7 @@ use crate::metrics::{self, Metrics};
 use crate::probe::Probes;
 use crate::registry::Registry;
 use crate::sinks::AlertSink;
-use crate::{api, detect, keeper, listener, state, Shared};
+use crate::{api, detect, keeper, listener, privileges, state, Shared};
 
 /// Errors that stop the supervisor from starting.
 #[derive(Debug, thiserror::Error)]
@@ -379,29 +377,9 @@ fn restore(shared: &Arc<Shared>) {
                     container = info.container,
                     "seccomp listener restored from the keeper"
                 );
-                shared.registry.listener_attached(
-                    &info.container,
-                    &info.environment,
-                    &info.annotations,
-                );
-                let context = crate::notify::ListenerContext {
-                    container_id: info.container,
-                    environment: info.environment,
-                    annotations: info.annotations,
-                    // What the container did while no supervisor read its
-                    // notifications is not known: its root is looked up per
-                    // exec from now on.
-                    root_changes_notified: false,
-                    socket_rules: info.socket_rules,
-                };
                 // A keeper of an older supervisor holds no ledger.
                 let ledger = ledger.map_or_else(Ledger::private, Ledger::reopen);
-                let Some(ledger) = Ledger::or_private(ledger, &context.container_id) else {
-                    // The keeper still holds the fd: the container's watched
-                    // syscalls wait until its processes are killed.
-                    continue;
-                };
-                shared.notify.serve(fd, ledger, context, shared.clone());
+                listener::attach(shared, info, fd, ledger, listener::Origin::Keeper);
             }
         }
         Err(err) => tracing::warn!(%err, "nothing restored from the fd keeper"),

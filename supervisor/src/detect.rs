@@ -7,9 +7,8 @@
 //! a container started without the filter), and the process is killed.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 use nix::errno::Errno;
@@ -17,10 +16,13 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
 use std::os::fd::AsFd;
 
-use crate::alert::{self, Action, Incident, Mechanism, ProcessInfo};
+use crate::alert::Mechanism;
 use crate::classify::{Evidence, ExecSite, SiteRoot};
+use crate::finding::{self, Acted, Finding, Subject};
+use crate::procfs;
 use crate::registry::ContainerRecord;
-use crate::{resolve, respond, verdict, Shared};
+use crate::verdict::Action;
+use crate::{resolve, respond, Shared};
 
 /// At most one exec event in 50 ms wakes the reader (the probe's
 /// `exec_wakeup_flags`: the first exec after a quiet spell is read at once);
@@ -225,20 +227,15 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
             classify_exec(exec, &container, shared, &policy, exited)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
-        Event::Net(net) => classify_net(net).map(|evidence| Finding {
-            evidence: vec![evidence],
-            process: ProcessInfo {
-                exe: std::fs::read_link(format!("/proc/{}/exe", header.tgid))
-                    .ok()
-                    .map(|p| alert::path_in_container(header.tgid, &p)),
-                argv: proc_cmdline(header.tgid),
-                ..ProcessInfo::default()
-            },
-            file: None,
-            mechanism: Mechanism::SocketProbe,
+        Event::Net(net) => classify_net(net).map(|evidence| {
+            Finding::new(
+                vec![evidence],
+                procfs::running_exe(header.tgid),
+                procfs::cmdline(header.tgid),
+            )
         }),
     };
-    let Some(mut finding) = finding else { return };
+    let Some(finding) = finding else { return };
     if !seen.first(header.cgroup_id, header.tgid) {
         tracing::debug!(
             container = container.id,
@@ -247,86 +244,65 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
         );
         return;
     }
-    alert::describe_process(header.tid, &mut finding.process);
-    finding.process.pid.get_or_insert(header.tgid);
-    finding.process.uid.get_or_insert(header.uid);
-    let tool = finding
-        .process
-        .exe
-        .as_deref()
-        .and_then(|exe| exe.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string();
-    let mut verdict = verdict::judge(
-        &policy,
-        &shared.grants,
-        &container.environment,
-        &container.id,
-        &container.annotations,
-        &tool,
-    );
-    if container.listeners > 0 && !verdict.deny() {
-        // A seccomp listener already decided (and alerted) this exec or socket
-        // and let it through: reporting it again would double the alert.
-        return;
-    }
-    let mut responses = Vec::new();
-    if verdict.deny() {
-        // Too late to refuse: it runs. The backstop kills it, whatever the
-        // environment's other responses are.
-        verdict.action = Action::Killed;
-        verdict.kill = false;
-        if header.flags & FLAG_KILLED != 0 {
-            responses.push("kill".to_string());
-        } else {
-            match respond::kill_process(header.tgid) {
-                Ok(()) => responses.push("kill".to_string()),
-                // Gone already: it ran to its end before the backstop got to
-                // it. Say so rather than claim a kill.
-                Err(errno) => {
-                    tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
-                    verdict.action = Action::Exited;
+    let subject = Subject {
+        container_id: &container.id,
+        environment: &container.environment,
+        annotations: &container.annotations,
+        record: Some(container.clone()),
+        mechanism: match &event {
+            Event::Exec(_) => Mechanism::ExecProbe,
+            Event::Net(_) => Mechanism::SocketProbe,
+        },
+        tid: header.tid,
+    };
+    finding::judge_and_report(shared, &policy, subject, finding, |finding, verdict| {
+        finding.process.pid.get_or_insert(header.tgid);
+        finding.process.uid.get_or_insert(header.uid);
+        if container.listeners > 0 && !verdict.deny() {
+            // A seccomp listener already decided (and alerted) this exec or
+            // socket and let it through: reporting it again would double the
+            // alert.
+            return None;
+        }
+        let mut responses = Vec::new();
+        if verdict.deny() {
+            // Too late to refuse: it runs. The backstop kills it, whatever the
+            // environment's other responses are.
+            verdict.action = Action::Killed;
+            verdict.kill = false;
+            if header.flags & FLAG_KILLED != 0 {
+                responses.push("kill".to_string());
+            } else {
+                match respond::kill_process(header.tgid) {
+                    Ok(()) => responses.push("kill".to_string()),
+                    // Gone already: it ran to its end before the backstop got
+                    // to it. Say so rather than claim a kill.
+                    Err(errno) => {
+                        tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
+                        verdict.action = Action::Exited;
+                    }
                 }
             }
+            if let (Event::Net(_), Some(init)) = (&event, container.pid) {
+                // The socket outlives its creator in whoever shares or
+                // inherited its file table: end them too.
+                sweep_capture_holders(&container.id, init, &mut responses);
+            }
         }
-        if let (Event::Net(_), Some(init)) = (&event, container.pid) {
-            // The socket outlives its creator in whoever shares or inherited
-            // its file table: end them too.
-            sweep_capture_holders(&container.id, init, &mut responses);
-        }
-    }
-    let incident = Incident {
-        time: SystemTime::now(),
-        container_id: container.id.clone(),
-        environment: container.environment.clone(),
-        container: Some(container),
-        mode: verdict.mode,
-        action: verdict.action,
-        mechanism: finding.mechanism,
-        syscall: match &event {
-            Event::Exec(_) => "execve",
-            Event::Net(net) => match net.header.kind {
-                abi::EVENT_SETSOCKOPT => "setsockopt",
-                abi::EVENT_IOCTL => "ioctl",
-                _ => "socket",
+        Some(Acted {
+            syscall: match &event {
+                Event::Exec(_) => "execve",
+                Event::Net(net) => match net.header.kind {
+                    abi::EVENT_SETSOCKOPT => "setsockopt",
+                    abi::EVENT_IOCTL => "ioctl",
+                    _ => "socket",
+                },
             },
-        },
-        evidence: finding.evidence,
-        process: finding.process,
-        file: finding.file,
-        decision_latency: Duration::ZERO,
-        exception: verdict.exception.clone(),
-        responses,
-        forensics: None,
-    };
-    respond::follow_up(shared, verdict, header.tgid, incident);
-}
-
-struct Finding {
-    evidence: Vec<Evidence>,
-    process: ProcessInfo,
-    file: Option<File>,
-    mechanism: Mechanism,
+            decision_latency: Duration::ZERO,
+            responses,
+            pid: header.tgid,
+        })
+    });
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -400,16 +376,13 @@ fn classify_exec(
         if evidence.is_empty() {
             return None;
         }
-        return Some(Finding {
+        let mut finding = Finding::new(
             evidence,
-            process: ProcessInfo {
-                exe: Some(alert::path_in_container(tid, &resolved.host_path())),
-                argv: argv.iter().map(|a| text(a)).collect(),
-                ..ProcessInfo::default()
-            },
-            file: resolved.open().ok(),
-            mechanism: Mechanism::ExecProbe,
-        });
+            Some(procfs::path_in_container(tid, &resolved.host_path())),
+            argv.iter().map(|a| text(a)).collect(),
+        );
+        finding.file = resolved.open().ok();
+        return Some(finding);
     }
     // The process is already gone: judge by the names the kernel recorded.
     for name in [Some(filename), argv.first().map(Vec::as_slice)]
@@ -427,16 +400,11 @@ fn classify_exec(
     if evidence.is_empty() {
         return None;
     }
-    Some(Finding {
+    Some(Finding::new(
         evidence,
-        process: ProcessInfo {
-            exe: Some(text(filename)),
-            argv: argv.iter().map(|a| text(a)).collect(),
-            ..ProcessInfo::default()
-        },
-        file: None,
-        mechanism: Mechanism::ExecProbe,
-    })
+        Some(text(filename)),
+        argv.iter().map(|a| text(a)).collect(),
+    ))
 }
 
 /// The host path of a bundle's root filesystem (`root.path` of its
@@ -520,18 +488,6 @@ fn is_packet_socket(tgid: u32, fd: u32) -> bool {
                 .any(|line| line.split_whitespace().last() == Some(inode))
         })
         .unwrap_or(false)
-}
-
-fn proc_cmdline(tgid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{tgid}/cmdline"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .take(64)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Ends every process of the container of `init` that holds a capture

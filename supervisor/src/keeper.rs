@@ -307,7 +307,7 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(io)?;
     // Holding fds and polling them needs no privilege at all.
-    crate::daemon::privileges::drop_and_log(&crate::daemon::privileges::KEEPER_KEEPS, "keeper");
+    crate::privileges::drop_and_log(&crate::privileges::KEEPER_KEEPS, "keeper");
     listener.set_nonblocking(true).map_err(io)?;
     let mut held: Vec<HeldListener> = Vec::new();
     let mut idle_since = Instant::now();
@@ -373,7 +373,7 @@ pub fn run(runtime_dir: &Path) -> Result<(), KeeperError> {
 /// host's is not told apart here (the supervisor's own sockets judge its cgroup
 /// and mount namespace too).
 fn is_own_supervisor(pid: u32) -> Result<(), String> {
-    let status = crate::alert::read_status(pid).ok_or("cannot read its status")?;
+    let status = crate::procfs::read_status(pid).ok_or("cannot read its status")?;
     let levels = status
         .get("NSpid")
         .map(|pids| pids.split_whitespace().count())

@@ -16,7 +16,8 @@ use sniffguard_common::wire::{validate_container_id, WireError};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::inflight::Ledger;
+use crate::inflight::{Ledger, LedgerError};
+use crate::keeper::ListenerInfo;
 use crate::notify::ListenerContext;
 use crate::peer;
 use crate::Shared;
@@ -156,35 +157,76 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         pid = payload.state.pid(),
         "seccomp listener attached"
     );
-    let info = crate::keeper::ListenerInfo {
-        container: id.clone(),
-        environment: environment.clone(),
-        annotations: annotations.clone(),
-        socket_rules: metadata.socket_rules.clone(),
-    };
-    let Some(ledger) = Ledger::or_private(Ledger::create(), &id) else {
-        // Dropping the fd fails the container's watched syscalls (ENOSYS).
-        shared.registry.listener_detached(&id);
-        return;
-    };
-    if let Err(err) = crate::keeper::keep(
-        &shared.runtime_dir,
-        &info,
-        &payload.notify_fd,
-        ledger.memfd(),
-    ) {
-        tracing::warn!(container = id, %err, "fd keeper unavailable: a supervisor restart would fail this container's watched syscalls");
-    }
-    let context = ListenerContext {
-        container_id: id,
+    let info = ListenerInfo {
+        container: id,
         environment,
         annotations,
-        root_changes_notified: metadata.root_changes_notified,
         socket_rules: metadata.socket_rules,
+    };
+    let origin = Origin::Runtime {
+        root_changes_notified: metadata.root_changes_notified,
+    };
+    attach(&shared, info, payload.notify_fd, Ledger::create(), origin);
+}
+
+/// Where a notify fd comes from.
+pub enum Origin {
+    /// Handed over by a runtime just now: the fd keeper gets a copy, so that
+    /// a restarted supervisor finds it again.
+    Runtime {
+        /// See [`ListenerContext::root_changes_notified`].
+        root_changes_notified: bool,
+    },
+    /// Taken back from the fd keeper after a restart. What the container did
+    /// while no supervisor read its notifications is not known, so its root is
+    /// looked up per exec from now on.
+    Keeper,
+}
+
+/// Attaches a notify fd to the container `info` names: the registry learns
+/// that a listener decides for it, the fd gets its ledger of notifications
+/// in flight (`ledger`: a new one, or the one the keeper held), a runtime's fd
+/// goes to the keeper, and a worker thread serves it.
+pub fn attach(
+    shared: &Arc<Shared>,
+    info: ListenerInfo,
+    notify_fd: OwnedFd,
+    ledger: Result<Ledger, LedgerError>,
+    origin: Origin,
+) {
+    shared
+        .registry
+        .listener_attached(&info.container, &info.environment, &info.annotations);
+    let Some(ledger) = Ledger::or_private(ledger, &info.container) else {
+        // Nothing serves the fd. A runtime's is dropped here, which fails the
+        // container's watched syscalls (ENOSYS); a restored one stays with the
+        // keeper, and those syscalls wait until the container is killed.
+        shared.registry.listener_detached(&info.container);
+        return;
+    };
+    let root_changes_notified = match origin {
+        Origin::Runtime {
+            root_changes_notified,
+        } => {
+            if let Err(err) =
+                crate::keeper::keep(&shared.runtime_dir, &info, &notify_fd, ledger.memfd())
+            {
+                tracing::warn!(container = info.container, %err, "fd keeper unavailable: a supervisor restart would fail this container's watched syscalls");
+            }
+            root_changes_notified
+        }
+        Origin::Keeper => false,
+    };
+    let context = ListenerContext {
+        container_id: info.container,
+        environment: info.environment,
+        annotations: info.annotations,
+        root_changes_notified,
+        socket_rules: info.socket_rules,
     };
     shared
         .notify
-        .serve(payload.notify_fd, ledger, context, shared.clone());
+        .serve(notify_fd, ledger, context, shared.clone());
 }
 
 /// The environment a listener serves: the shim writes it into

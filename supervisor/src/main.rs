@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use sniffguard::commands::{allow, doctor, events, status};
 use sniffguard::daemon::{self, DaemonConfig};
 use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
-use sniffguard_common::policy::Policy;
+use sniffguard_common::policy::{Policy, PolicyError};
 
 #[derive(Parser)]
 #[command(version, about = "Stops network sniffing tools inside containers")]
@@ -46,10 +46,11 @@ enum Command {
         #[arg(long)]
         ready: bool,
     },
-    /// Print every alert as the supervisor raises it.
+    /// Print the alerts the supervisor raised last (it keeps the last 100 in
+    /// memory), or with --follow every alert as it is raised.
     Events {
-        /// Keep following (the only mode: alerts are a live stream).
-        #[arg(long, default_value_t = true)]
+        /// Keep printing every alert as it is raised, until interrupted.
+        #[arg(long)]
         follow: bool,
         /// The supervisor's runtime directory.
         #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
@@ -107,6 +108,31 @@ enum Command {
     },
 }
 
+/// Why a command failed; `main` prints it once.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot start the async runtime: {0}")]
+    AsyncRuntime(#[source] std::io::Error),
+    #[error(transparent)]
+    Daemon(#[from] daemon::DaemonError),
+    #[error("keeper: {0}")]
+    Keeper(#[from] sniffguard::keeper::KeeperError),
+    #[error(transparent)]
+    Status(#[from] status::StatusError),
+    #[error("not ready: {0}")]
+    NotReady(String),
+    #[error("cannot print the status as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Events(#[from] events::EventsError),
+    #[error(transparent)]
+    Allow(#[from] allow::AllowError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("this host lacks what the policy needs (the lines marked missing above)")]
+    Missing,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Colour only on a terminal: a file or the journal gets plain text.
@@ -119,7 +145,17 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match cli.command {
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sniffguard: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), Failure> {
+    match command {
         Command::Run {
             config,
             runtime_dir,
@@ -127,75 +163,38 @@ fn main() -> ExitCode {
             forensics_dir,
         } => {
             daemon::raise_priority();
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("sniffguard: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(daemon::run(DaemonConfig {
+                .map_err(Failure::AsyncRuntime)?;
+            runtime.block_on(daemon::run(DaemonConfig {
                 runtime_dir,
                 policy: config,
                 ebpf: !no_ebpf,
                 forensics_dir,
-            })) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("sniffguard: {err}");
-                    ExitCode::FAILURE
-                }
-            }
+            }))?;
         }
         Command::Status {
             runtime_dir,
             json,
             ready,
-        } => match status::fetch(&runtime_dir) {
-            Ok(report) if ready && !report.degraded.is_empty() => {
-                eprintln!("sniffguard: not ready: {}", report.degraded.join("; "));
-                ExitCode::FAILURE
+        } => {
+            let report = status::fetch(&runtime_dir)?;
+            if ready && !report.degraded.is_empty() {
+                return Err(Failure::NotReady(report.degraded.join("; ")));
             }
-            Ok(report) => {
-                if json {
-                    match serde_json::to_string_pretty(&report) {
-                        Ok(text) => println!("{text}"),
-                        Err(err) => {
-                            eprintln!("sniffguard: {err}");
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                } else {
-                    print!("{}", status::render(&report));
-                }
-                ExitCode::SUCCESS
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", status::render(&report));
             }
-            Err(err) => {
-                eprintln!("sniffguard: {err}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Keeper { runtime_dir } => match sniffguard::keeper::run(&runtime_dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("sniffguard keeper: {err}");
-                ExitCode::FAILURE
-            }
-        },
+        }
+        Command::Keeper { runtime_dir } => sniffguard::keeper::run(&runtime_dir)?,
         Command::Events {
-            follow: _,
+            follow,
             runtime_dir,
-        } => match events::follow(&runtime_dir, &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("sniffguard: {err}");
-                ExitCode::FAILURE
-            }
-        },
+        } => events::print(&runtime_dir, follow, &mut std::io::stdout())?,
         Command::Allow {
             container,
             duration,
@@ -204,80 +203,55 @@ fn main() -> ExitCode {
             runtime_dir,
         } => {
             let by = by.unwrap_or_else(allow::requester);
-            match allow::allow(&runtime_dir, &container, &duration, &reason, &by) {
-                Ok(granted) => {
-                    println!(
-                        "sniffers allowed in container {container} for {} (by {by}: {reason}); every use is alerted",
-                        humantime::format_duration(granted)
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("sniffguard: {err}");
-                    ExitCode::FAILURE
-                }
-            }
+            let granted = allow::allow(&runtime_dir, &container, &duration, &reason, &by)?;
+            println!(
+                "sniffers allowed in container {container} for {} (by {by}: {reason}); every use is alerted",
+                humantime::format_duration(granted)
+            );
         }
         Command::Revoke {
             container,
             runtime_dir,
-        } => match allow::revoke(&runtime_dir, &container) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("sniffguard: {err}");
-                ExitCode::FAILURE
-            }
-        },
+        } => allow::revoke(&runtime_dir, &container)?,
         Command::Doctor { config, no_ebpf } => {
-            let policy = match Policy::load(config.as_deref()) {
-                Ok(policy) => policy,
-                Err(err) => {
-                    eprintln!("{err}");
-                    return ExitCode::FAILURE;
-                }
-            };
+            let policy = Policy::load(config.as_deref())?;
             let checks = doctor::run(&policy, !no_ebpf);
             for check in &checks {
                 println!("{check}");
             }
             if checks.iter().any(|c| c.level == doctor::Level::Missing) {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
+                return Err(Failure::Missing);
             }
         }
-        Command::CheckConfig { file } => match Policy::load(file.as_deref()) {
-            Ok(policy) => {
-                println!("{}: ok", policy.origin);
-                for (name, env) in &policy.environments {
-                    let default = if *name == policy.default_environment {
-                        " (default)"
-                    } else {
-                        ""
-                    };
-                    let dropped = env.dropped_capabilities();
-                    println!(
-                        "  {name}{default}: mode={} fail={} drops={}",
-                        env.mode.as_str(),
-                        env.fail.as_str(),
-                        if dropped.is_empty() {
-                            "none".to_string()
-                        } else {
-                            dropped.join(",")
-                        }
-                    );
-                }
-                // Exceptions a workload could grant itself: said, not refused
-                // (a node where every container comes through CRI is safe).
-                for warning in policy.workload_settable_warnings() {
-                    println!("warning: {warning}");
-                }
-                ExitCode::SUCCESS
+        Command::CheckConfig { file } => check_config(&Policy::load(file.as_deref())?),
+    }
+    Ok(())
+}
+
+/// Prints what a valid policy defines, and the exceptions a workload could
+/// grant itself: said, not refused (a node where every container comes
+/// through CRI is safe).
+fn check_config(policy: &Policy) {
+    println!("{}: ok", policy.origin);
+    for (name, env) in &policy.environments {
+        let default = if *name == policy.default_environment {
+            " (default)"
+        } else {
+            ""
+        };
+        let dropped = env.dropped_capabilities();
+        println!(
+            "  {name}{default}: mode={} fail={} drops={}",
+            env.mode.as_str(),
+            env.fail.as_str(),
+            if dropped.is_empty() {
+                "none".to_string()
+            } else {
+                dropped.join(",")
             }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        },
+        );
+    }
+    for warning in policy.workload_settable_warnings() {
+        println!("warning: {warning}");
     }
 }

@@ -31,7 +31,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use libseccomp::{notify_id_valid, ScmpArch, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -40,15 +40,14 @@ use nix::unistd::Pid;
 use sniffguard_common::listener::{BaseAction, SocketRules, ROOT_CHANGING_SYSCALLS};
 use sniffguard_common::policy::Mode;
 
-use crate::alert::{self, Incident, Mechanism, ProcessInfo};
+use crate::alert::Mechanism;
 use crate::classify::{Evidence, ExecSite};
+use crate::finding::{self, Acted, Finding, Subject};
 use crate::inflight::{Ledger, Notification};
+use crate::procfs::{self, ProcessInfo, MAX_ARGS};
 use crate::resolve::{self, Base};
 use crate::target::{self, PATH_MAX};
-use crate::{respond, verdict, Shared};
-
-/// Arguments kept for alerts and for the loader check.
-const MAX_ARGS: usize = 64;
+use crate::{respond, Shared};
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (`_IOW('!', 4, __u64)`), not wrapped by
 /// libseccomp 2.5.
@@ -433,17 +432,6 @@ fn set_sync_wake_up(fd: &OwnedFd) {
     }
 }
 
-/// The parts of a decision that the alert needs.
-struct Finding {
-    evidence: Vec<Evidence>,
-    process: ProcessInfo,
-    file: Option<std::fs::File>,
-    /// The errno a refusal answers with, where the kernel would have failed
-    /// the call the same way had nothing changed (`EFAULT`, `ENAMETOOLONG`);
-    /// `EPERM` otherwise.
-    refusal: Option<i32>,
-}
-
 enum Outcome {
     /// Let it run.
     Continue,
@@ -505,116 +493,126 @@ fn handle(
             Outcome::Continue
         }
     };
-    let finding = match outcome {
-        Outcome::Continue => None,
-        Outcome::Sniffer(finding) => Some(finding),
-    };
-    // What /proc says about the caller is read while it still waits: a refused
-    // entrypoint exits the moment it gets its answer.
-    let judged = finding.map(|mut finding| {
-        alert::describe_process(request.pid, &mut finding.process);
-        let tool = finding
-            .process
-            .exe
-            .as_deref()
-            .and_then(|exe| exe.rsplit('/').next())
-            .unwrap_or_default()
-            .to_string();
-        let verdict = verdict::judge(
-            &policy,
-            &shared.grants,
-            &context.environment,
-            &context.container_id,
-            &context.annotations,
-            &tool,
-        );
-        (finding, verdict)
-    });
-    let deny = judged.as_ref().is_some_and(|(_, v)| v.deny());
-    let refusal_errno = judged
-        .as_ref()
-        .and_then(|(finding, _)| finding.refusal)
-        .unwrap_or(libc::EPERM);
     // What sniffguard lets through still gets the base profile's answer where
     // the shim moved the profile's socket rules here.
     let base = match (&context.socket_rules, watched) {
         (Some(rules), Some(Watched::Socket)) => rules.verdict(&request.args),
         _ => BaseAction::Allow,
     };
-    let response = match (deny, base) {
-        (true, _) => {
-            ScmpNotifResp::new_error(request.id, -refusal_errno, ScmpNotifRespFlags::empty())
-        }
-        (false, BaseAction::Allow) => {
-            ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
-        }
-        (false, BaseAction::Errno(errno)) => ScmpNotifResp::new_error(
-            request.id,
-            -i32::try_from(errno).unwrap_or(libc::EPERM),
-            ScmpNotifRespFlags::empty(),
-        ),
-        (false, BaseAction::Kill) => {
-            // The base profile kills; a notification can only refuse, so the
-            // caller is refused and then killed, as the kernel would have.
-            if let Some(tgid) = thread_group(request.pid) {
-                if let Err(err) = respond::kill_process(tgid) {
-                    tracing::warn!(container = context.container_id, pid = request.pid, %err, "the base profile's kill failed");
-                }
-            }
-            ScmpNotifResp::new_error(request.id, -libc::EPERM, ScmpNotifRespFlags::empty())
-        }
+    let answering = Answering {
+        fd,
+        request: &request,
+        container_id: &context.container_id,
+        watched,
+        base,
+        started,
+        shared,
     };
-    // Decision time, taken before the answer: with SYNC_WAKE_UP the woken
-    // caller may run on this CPU first.
-    let latency = started.elapsed();
-    let answered = answer(fd, &response);
-    shared
-        .metrics
-        .decision_latency
-        .observe(latency.as_secs_f64());
-    tracing::debug!(
-        container = context.container_id,
-        pid = request.pid,
-        syscall = ?watched,
-        deny,
-        latency_us = latency.as_micros() as u64,
-        "decided"
-    );
-    if let Err(err) = answered {
-        // The call was interrupted (runc's init retries its entrypoint execve
-        // with a new id) or the process died: the retry brings a new decision
-        // and its own alert.
-        tracing::debug!(container = context.container_id, %err, "answer not delivered");
-        return;
-    }
-    let Some((finding, verdict)) = judged else {
-        return;
+    let finding = match outcome {
+        Outcome::Continue => {
+            answering.answer(None);
+            return;
+        }
+        Outcome::Sniffer(finding) => *finding,
     };
-    let finding = *finding;
-    let incident = Incident {
-        container: shared.registry.get(&context.container_id),
-        time: SystemTime::now(),
-        container_id: context.container_id.clone(),
-        environment: context.environment.clone(),
-        mode: verdict.mode,
-        action: verdict.action,
+    let subject = Subject {
+        container_id: &context.container_id,
+        environment: &context.environment,
+        annotations: &context.annotations,
+        record: shared.registry.get(&context.container_id),
         mechanism: Mechanism::Seccomp,
-        syscall: match watched {
-            Some(Watched::Execveat) => "execveat",
-            Some(Watched::RootChange) | None => "other",
-            Some(Watched::Socket) => "socket",
-            Some(Watched::Socketcall) => "socketcall",
-            _ => "execve",
-        },
-        evidence: finding.evidence,
-        process: finding.process,
-        file: finding.file,
-        decision_latency: latency,
-        exception: verdict.exception.clone(),
-        responses: Vec::new(),
-        forensics: None,
+        tid: request.pid,
     };
-    respond::follow_up(shared, verdict, request.pid, incident);
+    // The process is described from /proc while it still waits: a refused
+    // entrypoint exits the moment it gets its answer.
+    finding::judge_and_report(shared, &policy, subject, finding, |finding, verdict| {
+        let refusal = verdict
+            .deny()
+            .then(|| finding.refusal.unwrap_or(libc::EPERM));
+        let decision_latency = answering.answer(refusal)?;
+        Some(Acted {
+            syscall: match watched {
+                Some(Watched::Execveat) => "execveat",
+                Some(Watched::RootChange) | None => "other",
+                Some(Watched::Socket) => "socket",
+                Some(Watched::Socketcall) => "socketcall",
+                _ => "execve",
+            },
+            decision_latency,
+            responses: Vec::new(),
+            pid: request.pid,
+        })
+    });
+}
+
+/// One notification waiting for its answer.
+struct Answering<'a> {
+    fd: RawFd,
+    request: &'a Notification,
+    container_id: &'a str,
+    watched: Option<Watched>,
+    /// The base profile's own answer to the call, for what sniffguard lets
+    /// through.
+    base: BaseAction,
+    started: Instant,
+    shared: &'a Arc<Shared>,
+}
+
+impl Answering<'_> {
+    /// Answers the call: refused with `refusal` when it is given, else as the
+    /// base profile would. Returns the decision time, or `None` when the
+    /// answer did not reach the caller.
+    fn answer(&self, refusal: Option<i32>) -> Option<std::time::Duration> {
+        let id = self.request.id;
+        let response = match (refusal, self.base) {
+            (Some(errno), _) => ScmpNotifResp::new_error(id, -errno, ScmpNotifRespFlags::empty()),
+            (None, BaseAction::Allow) => {
+                ScmpNotifResp::new_continue(id, ScmpNotifRespFlags::empty())
+            }
+            (None, BaseAction::Errno(errno)) => ScmpNotifResp::new_error(
+                id,
+                -i32::try_from(errno).unwrap_or(libc::EPERM),
+                ScmpNotifRespFlags::empty(),
+            ),
+            (None, BaseAction::Kill) => {
+                // The base profile kills; a notification can only refuse, so
+                // the caller is refused and then killed, as the kernel would
+                // have.
+                if let Some(tgid) = thread_group(self.request.pid) {
+                    if let Err(err) = respond::kill_process(tgid) {
+                        tracing::warn!(container = self.container_id, pid = self.request.pid, %err, "the base profile's kill failed");
+                    }
+                }
+                ScmpNotifResp::new_error(id, -libc::EPERM, ScmpNotifRespFlags::empty())
+            }
+        };
+        // Decision time, taken before the answer: with SYNC_WAKE_UP the woken
+        // caller may run on this CPU first.
+        let latency = self.started.elapsed();
+        let answered = answer(self.fd, &response);
+        self.shared
+            .metrics
+            .decision_latency
+            .observe(latency.as_secs_f64());
+        tracing::debug!(
+            container = self.container_id,
+            pid = self.request.pid,
+            syscall = ?self.watched,
+            deny = refusal.is_some(),
+            latency_us = latency.as_micros() as u64,
+            "decided"
+        );
+        match answered {
+            Ok(()) => Some(latency),
+            Err(err) => {
+                // The call was interrupted (runc's init retries its entrypoint
+                // execve with a new id) or the process died: the retry brings
+                // a new decision and its own alert.
+                tracing::debug!(container = self.container_id, %err, "answer not delivered");
+                None
+            }
+        }
+    }
 }
 
 /// Sends the answer. The send takes the filter's notify lock interruptibly,
@@ -790,7 +788,7 @@ fn decide_exec(
         .iter()
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let exe = alert::path_in_container(tid, &resolved.host_path());
+    let exe = procfs::path_in_container(tid, &resolved.host_path());
     Outcome::Sniffer(Box::new(Finding {
         evidence,
         process: ProcessInfo {
@@ -805,7 +803,7 @@ fn decide_exec(
 
 /// The thread group (process) of thread `tid`, from `/proc`.
 fn thread_group(tid: u32) -> Option<u32> {
-    alert::read_status(tid)?.get("Tgid")?.parse().ok()
+    procfs::read_status(tid)?.get("Tgid")?.parse().ok()
 }
 
 /// `SYS_SOCKET` of i386 `socketcall`.
@@ -820,21 +818,14 @@ fn decide_socketcall(request: &Notification) -> Outcome {
     if request.args[0] & 0xffff_ffff != SYS_SOCKET {
         return Outcome::Continue;
     }
-    let exe = std::fs::read_link(format!("/proc/{}/exe", request.pid))
-        .ok()
-        .map(|p| alert::path_in_container(request.pid, &p));
-    Outcome::Sniffer(Box::new(Finding {
-        evidence: vec![Evidence::RawSocket {
+    Outcome::Sniffer(Box::new(Finding::new(
+        vec![Evidence::RawSocket {
             family: "socketcall(SYS_SOCKET), arguments in memory".into(),
             socket_type: 0,
         }],
-        process: ProcessInfo {
-            exe,
-            ..ProcessInfo::default()
-        },
-        file: None,
-        refusal: None,
-    }))
+        procfs::running_exe(request.pid),
+        Vec::new(),
+    )))
 }
 
 /// Classifies a `socket(family, type, protocol)` call. Only register arguments
@@ -861,28 +852,11 @@ fn decide_socket(request: &Notification) -> Outcome {
         },
         _ => return Outcome::Continue,
     };
-    let exe = std::fs::read_link(format!("/proc/{}/exe", request.pid))
-        .ok()
-        .map(|p| alert::path_in_container(request.pid, &p));
-    let argv = std::fs::read(format!("/proc/{}/cmdline", request.pid))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .take(MAX_ARGS)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    Outcome::Sniffer(Box::new(Finding {
-        evidence: vec![evidence],
-        process: ProcessInfo {
-            exe,
-            argv,
-            ..ProcessInfo::default()
-        },
-        file: None,
-        refusal: None,
-    }))
+    Outcome::Sniffer(Box::new(Finding::new(
+        vec![evidence],
+        procfs::running_exe(request.pid),
+        procfs::cmdline(request.pid),
+    )))
 }
 
 #[cfg(test)]

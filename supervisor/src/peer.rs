@@ -174,12 +174,12 @@ fn shown(inode: Option<u64>) -> String {
 
 /// The parent of process `pid`, from `/proc/PID/status`.
 pub fn parent_of(pid: u32) -> Option<u32> {
-    crate::alert::read_status(pid)?.get("PPid")?.parse().ok()
+    crate::procfs::read_status(pid)?.get("PPid")?.parse().ok()
 }
 
 /// Whether process `pid` is gone (or a zombie waiting to be reaped).
 pub fn is_gone(pid: u32) -> bool {
-    crate::alert::read_status(pid).is_none_or(|status| {
+    crate::procfs::read_status(pid).is_none_or(|status| {
         status
             .get("State")
             .is_some_and(|s| s.starts_with(['Z', 'X']))

@@ -15,7 +15,8 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 use serde::Serialize;
 
-use crate::alert::{Ancestor, Incident};
+use crate::alert::Incident;
+use crate::procfs::Ancestor;
 use crate::verdict::Verdict;
 use crate::Shared;
 
@@ -166,9 +167,9 @@ struct Record<'a> {
     rule: &'static str,
     container: &'a str,
     environment: &'a str,
-    action: crate::alert::Action,
+    action: crate::verdict::Action,
     evidence: &'a [crate::classify::Evidence],
-    process: &'a crate::alert::ProcessInfo,
+    process: &'a crate::procfs::ProcessInfo,
     binary: Binary<'a>,
     environment_variables: BTreeMap<String, String>,
     sockets: BTreeMap<&'static str, String>,

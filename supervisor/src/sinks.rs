@@ -7,14 +7,14 @@
 //! each sink. The webhook has its own bounded queue and thread, so a slow or dead
 //! receiver delays nothing but its own deliveries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,6 +28,9 @@ use crate::metrics::{DecisionLabels, Metrics};
 
 /// Incidents queued before new ones are dropped (and counted).
 const QUEUE_DEPTH: usize = 4096;
+
+/// Alert lines kept in memory for `sniffguard events` (without `--follow`).
+pub const RECENT_ALERTS: usize = 100;
 
 /// Lines buffered per `events --follow` subscriber; a slower one skips ahead.
 const SUBSCRIBER_BACKLOG: usize = 1024;
@@ -49,8 +52,12 @@ pub struct AlertSink {
     write_failures: Arc<AtomicU64>,
     control: mpsc::UnboundedSender<Control>,
     subscribers: broadcast::Sender<Arc<str>>,
+    recent: Recent,
     metrics: Arc<Metrics>,
 }
+
+/// The last [`RECENT_ALERTS`] alert lines, oldest first.
+type Recent = Arc<Mutex<VecDeque<Arc<str>>>>;
 
 impl AlertSink {
     /// Starts the writer task with the sinks `policy` configures.
@@ -60,6 +67,7 @@ impl AlertSink {
         let (subscribers, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
         let config = policy.load().alerts.clone();
         let write_failures = Arc::new(AtomicU64::new(0));
+        let recent = Recent::default();
         let writer = Writer {
             write_failures: write_failures.clone(),
             host: hostname::get()
@@ -73,6 +81,7 @@ impl AlertSink {
             flood: Flood::default(),
             digests: HashMap::new(),
             subscribers: subscribers.clone(),
+            recent: recent.clone(),
             metrics: metrics.clone(),
             policy,
             config,
@@ -83,6 +92,7 @@ impl AlertSink {
             write_failures,
             control,
             subscribers,
+            recent,
             metrics,
         }
     }
@@ -120,6 +130,14 @@ impl AlertSink {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.subscribers.subscribe()
     }
+
+    /// The alert lines raised last (at most [`RECENT_ALERTS`]), oldest first.
+    pub fn recent(&self) -> Vec<Arc<str>> {
+        self.recent
+            .lock()
+            .map(|recent| recent.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 fn open_append(path: &PathBuf) -> Option<File> {
@@ -148,6 +166,7 @@ struct Writer {
     flood: Flood,
     digests: HashMap<(u64, u64, u64, i64, i64), String>,
     subscribers: broadcast::Sender<Arc<str>>,
+    recent: Recent,
     metrics: Arc<Metrics>,
     policy: Arc<ArcSwap<Policy>>,
     config: AlertsConfig,
@@ -274,7 +293,14 @@ impl Writer {
         if let Some(webhook) = &self.webhook {
             webhook.send(line.trim_end().to_string());
         }
-        let _ = self.subscribers.send(Arc::from(line.trim_end()));
+        let line: Arc<str> = Arc::from(line.trim_end());
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == RECENT_ALERTS {
+                recent.pop_front();
+            }
+            recent.push_back(line.clone());
+        }
+        let _ = self.subscribers.send(line);
     }
 }
 

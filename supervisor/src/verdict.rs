@@ -7,8 +7,26 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sniffguard_common::policy::{Mode, Policy, Response};
 
-use crate::alert::Action;
 use crate::grants::{Grant, Grants};
+
+/// What was done about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Refused before it ran (`EPERM`).
+    Denied,
+    /// Let through (audit mode).
+    Allowed,
+    /// Killed after it started (the enforce backstop).
+    Killed,
+    /// Let through by an allow rule of the policy.
+    AllowedByRule,
+    /// Let through by a break-glass grant.
+    AllowedByGrant,
+    /// Got past seccomp in an enforce environment and exited before the
+    /// backstop could kill it.
+    Exited,
+}
 
 /// Why a sniffer was let through in an environment that would refuse it.
 #[derive(Debug, Clone, Serialize)]

@@ -775,6 +775,23 @@ format = "falco"
         "{followed}"
     );
     assert_eq!(followed["priority"], "Critical", "{followed}");
+    // Without --follow: the alerts kept in memory, then the command ends.
+    let recent = run_command(
+        Command::new(sniffguard_bin())
+            .arg("events")
+            .arg("--runtime-dir")
+            .arg(sup.runtime_dir()),
+        COMMAND_TIMEOUT,
+    );
+    assert!(recent.success(), "{recent}");
+    assert!(
+        recent.stdout.lines().any(|line| {
+            serde_json::from_str::<Value>(line)
+                .is_ok_and(|alert| alert["output_fields"]["container.id"] == first.id())
+        }),
+        "events printed no alert of {}: {recent}",
+        first.id()
+    );
     assert!(
         eventually(ALERT_TIMEOUT, || std::fs::read_to_string(&file)
             .is_ok_and(|t| t.contains(first.id()))),

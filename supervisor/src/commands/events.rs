@@ -1,4 +1,5 @@
-//! `sniffguard events --follow`: every alert as the supervisor raises it.
+//! `sniffguard events`: the alerts the supervisor raised last, or with
+//! `--follow` every alert as it is raised.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -18,13 +19,19 @@ pub enum EventsError {
     Refused(String),
 }
 
-/// Subscribes and copies every alert line to `out` until the supervisor stops.
-pub fn follow(runtime_dir: &Path, out: &mut dyn Write) -> Result<(), EventsError> {
+/// Copies alert lines to `out`: with `follow`, every alert from now on until
+/// the supervisor stops; without, the alerts it keeps in memory (the last
+/// [`RECENT_ALERTS`](crate::sinks::RECENT_ALERTS)).
+pub fn print(runtime_dir: &Path, follow: bool, out: &mut dyn Write) -> Result<(), EventsError> {
     let path = paths::api_socket(runtime_dir);
     let io = |e| EventsError::Io(path.display().to_string(), e);
     let mut stream = UnixStream::connect(&path).map_err(io)?;
-    let request =
-        wire::encode(&Request::Subscribe {}).map_err(|e| EventsError::Refused(e.to_string()))?;
+    let request = if follow {
+        Request::Subscribe {}
+    } else {
+        Request::Recent {}
+    };
+    let request = wire::encode(&request).map_err(|e| EventsError::Refused(e.to_string()))?;
     stream.write_all(&request).map_err(io)?;
     let mut lines = BufReader::new(stream);
     let mut first = String::new();
