@@ -74,6 +74,17 @@ pub enum Request {
     Recent {},
 }
 
+/// A container's annotations as the policy reads them (ordered, owned), from
+/// the map the OCI state carries (`annotations` of `state.json`, of the hook's
+/// stdin and of the seccomp listener's payload); none is an empty map.
+pub fn annotation_map<S: std::hash::BuildHasher>(
+    annotations: Option<&std::collections::HashMap<String, String, S>>,
+) -> BTreeMap<String, String> {
+    annotations
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 /// Everything the hook knows about a starting container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

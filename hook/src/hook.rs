@@ -92,11 +92,7 @@ pub fn resolve(
     wanted: Option<&str>,
 ) -> Result<(String, FailPolicy), sniffguard_common::policy::PolicyError> {
     let policy = sniffguard_common::policy::Policy::load(config)?;
-    let annotations: std::collections::BTreeMap<String, String> = state
-        .annotations()
-        .as_ref()
-        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let annotations = sniffguard_common::wire::annotation_map(state.annotations().as_ref());
     let resolved = policy.resolve(wanted, &annotations)?;
     Ok((resolved.name.to_string(), resolved.environment.fail))
 }
@@ -185,11 +181,7 @@ fn registration(args: &HookArgs, state: &State) -> Registration {
     let pid = (*state.pid())
         .and_then(|p| u32::try_from(p).ok())
         .filter(|p| *p > 1);
-    let annotations = state
-        .annotations()
-        .as_ref()
-        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let annotations = sniffguard_common::wire::annotation_map(state.annotations().as_ref());
     Registration {
         id: state.id().to_string(),
         bundle: state.bundle().display().to_string(),

@@ -12,7 +12,7 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use oci_spec::runtime::{ContainerProcessState, SECCOMP_FD_NAME};
 use sniffguard_common::listener::ListenerMetadata;
 use sniffguard_common::policy::Policy;
-use sniffguard_common::wire::{validate_container_id, WireError};
+use sniffguard_common::wire::{self, validate_container_id, WireError};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -130,13 +130,7 @@ async fn accept_payload(stream: UnixStream, shared: Arc<Shared>) {
         }
     };
     let policy = shared.policy.load();
-    let annotations: BTreeMap<String, String> = payload
-        .state
-        .state()
-        .annotations()
-        .as_ref()
-        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let annotations = wire::annotation_map(payload.state.state().annotations().as_ref());
     let metadata = ListenerMetadata::parse(payload.state.metadata().as_deref().unwrap_or_default());
     let Some(environment) = environment_of(&policy, Some(&metadata.environment), &annotations)
     else {
