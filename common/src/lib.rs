@@ -9,6 +9,7 @@
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
 pub mod abi;
+pub mod capture;
 
 #[cfg(feature = "std")]
 pub mod cgroups;

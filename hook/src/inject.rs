@@ -29,6 +29,8 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall,
 };
 use serde_json::{json, Map, Value};
+use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
+use sniffguard_common::capture::CAPTURE_SOCKETS;
 use sniffguard_common::listener::{
     ArgCondition, ArgOp, BaseAction, ListenerMetadata, SocketRule, SocketRules, MAX_SOCKET_RULES,
     ROOT_CHANGING_SYSCALLS,
@@ -45,14 +47,6 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Seconds a runtime gives our hook before it kills it.
 const HOOK_TIMEOUT_SECONDS: i64 = 10;
 
-const AF_INET: u64 = 2;
-const AF_INET6: u64 = 10;
-const AF_PACKET: u64 = 17;
-const SOCK_RAW: u64 = 3;
-/// Obsolete `(AF_INET, SOCK_PACKET)`: the kernel turns it into a packet socket.
-const SOCK_PACKET: u64 = 10;
-/// The socket type without `SOCK_NONBLOCK` / `SOCK_CLOEXEC`.
-const SOCK_TYPE_MASK: u64 = 0xf;
 /// `int` arguments are compared on their low 32 bits only: the kernel ignores the
 /// upper half of the register, so a filter that compared all 64 bits could be
 /// walked around by setting garbage there.
@@ -467,21 +461,19 @@ fn notify_rule(names: Vec<String>, args: Option<Vec<LinuxSeccompArg>>) -> LinuxS
     rule
 }
 
-/// The conditional rules that catch capture sockets: `AF_PACKET` of any type,
-/// `SOCK_RAW` on `AF_INET` and `AF_INET6`, and the obsolete `(AF_INET,
-/// SOCK_PACKET)`.
+/// The conditional rules that catch capture sockets, one per row of
+/// [`CAPTURE_SOCKETS`].
 fn capture_socket_rules() -> Vec<LinuxSyscall> {
-    let family = |f| masked(0, INT_MASK, f);
-    let kind = |t| masked(1, SOCK_TYPE_MASK, t);
-    [
-        vec![family(AF_PACKET)],
-        vec![family(AF_INET), kind(SOCK_RAW)],
-        vec![family(AF_INET), kind(SOCK_PACKET)],
-        vec![family(AF_INET6), kind(SOCK_RAW)],
-    ]
-    .into_iter()
-    .map(|args| notify_rule(vec![SOCKET.to_string()], Some(args)))
-    .collect()
+    CAPTURE_SOCKETS
+        .iter()
+        .map(|rule| {
+            let mut args = vec![masked(0, INT_MASK, rule.family)];
+            if let Some(socket_type) = rule.socket_type {
+                args.push(masked(1, SOCK_TYPE_MASK, socket_type));
+            }
+            notify_rule(vec![SOCKET.to_string()], Some(args))
+        })
+        .collect()
 }
 
 /// The architectures a new profile covers. Without the compat ABIs a 32-bit

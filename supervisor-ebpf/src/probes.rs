@@ -17,6 +17,7 @@ use sniffguard_common::abi::{
     EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NO_ARGV, MAX_KILL_NAMES,
     MAX_MONITORED, MAX_PENDING_ARGV, MONITOR_ENFORCE,
 };
+use sniffguard_common::capture;
 
 #[map]
 static SG_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -275,11 +276,7 @@ fn report_socket(ctx: &TracePointContext) -> Res {
     // The kernel reads these as int: compare the low 32 bits only.
     let family = syscall_arg(ctx, 0)? & 0xffff_ffff;
     let sock_type = syscall_arg(ctx, 1)? & linux::SOCK_TYPE_MASK;
-    let capture = family == linux::AF_PACKET
-        || (family == linux::AF_INET && sock_type == linux::SOCK_PACKET)
-        || ((family == linux::AF_INET || family == linux::AF_INET6)
-            && sock_type == linux::SOCK_RAW);
-    if !capture {
+    if capture::capture_socket(family, sock_type).is_none() {
         return Ok(());
     }
     monitored().ok_or(0)?;

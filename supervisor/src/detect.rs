@@ -14,6 +14,7 @@ use aya::maps::{MapData, RingBuf};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
+use sniffguard_common::capture;
 use std::os::fd::AsFd;
 
 use crate::alert::Mechanism;
@@ -423,29 +424,9 @@ fn bundle_rootfs(bundle: &str) -> Option<std::path::PathBuf> {
 /// Turns a socket-probe event into evidence. The kernel side already filtered
 /// on the syscall arguments; filters are only sniffing on packet sockets.
 fn classify_net(net: &NetEvent) -> Option<Evidence> {
-    let family_name = |family: u32| match u64::from(family) {
-        linux::AF_PACKET => "AF_PACKET",
-        linux::AF_INET => "AF_INET",
-        linux::AF_INET6 => "AF_INET6",
-        _ => "other",
-    };
     match net.header.kind {
-        abi::EVENT_SOCKET => {
-            let family = family_name(net.family).to_string();
-            let packet = u64::from(net.family) == linux::AF_PACKET
-                || u64::from(net.sock_type) == linux::SOCK_PACKET;
-            Some(if packet {
-                Evidence::PacketSocket {
-                    family,
-                    socket_type: net.sock_type,
-                }
-            } else {
-                Evidence::RawSocket {
-                    family,
-                    socket_type: net.sock_type,
-                }
-            })
-        }
+        abi::EVENT_SOCKET => capture::capture_socket(net.family.into(), net.sock_type.into())
+            .map(|rule| finding::capture_socket_evidence(rule, net.sock_type)),
         abi::EVENT_SETSOCKOPT if u64::from(net.level) == linux::SOL_PACKET => {
             Some(Evidence::Promiscuous {
                 method: "PACKET_ADD_MEMBERSHIP".into(),

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sniffguard_common::capture::{CaptureSocket, SocketKind};
 use sniffguard_common::policy::Policy;
 
 use crate::alert::{Incident, Mechanism};
@@ -58,6 +59,22 @@ impl Finding {
             .as_deref()
             .and_then(|exe| exe.rsplit('/').next())
             .unwrap_or_default()
+    }
+}
+
+/// The evidence a capture socket gives, by the row of the capture rule it
+/// matched.
+pub fn capture_socket_evidence(rule: &CaptureSocket, socket_type: u32) -> Evidence {
+    let family = rule.family_name.to_string();
+    match rule.kind {
+        SocketKind::Packet => Evidence::PacketSocket {
+            family,
+            socket_type,
+        },
+        SocketKind::Raw => Evidence::RawSocket {
+            family,
+            socket_type,
+        },
     }
 }
 

@@ -37,6 +37,8 @@ use libseccomp::{notify_id_valid, ScmpArch, ScmpNotifResp, ScmpNotifRespFlags, S
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
+use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
+use sniffguard_common::capture;
 use sniffguard_common::listener::{BaseAction, SocketRules, ROOT_CHANGING_SYSCALLS};
 use sniffguard_common::policy::Mode;
 
@@ -55,12 +57,6 @@ const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): wake the listener on the
 /// caller's CPU. PLATFORM.md measured it removing most of a round trip.
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
-
-const AF_INET: u32 = 2;
-const AF_INET6: u32 = 10;
-const AF_PACKET: u32 = 17;
-const SOCK_RAW: u32 = 3;
-const SOCK_PACKET: u32 = 10;
 
 /// Which container a notify fd belongs to.
 #[derive(Debug, Clone)]
@@ -831,27 +827,11 @@ fn decide_socketcall(request: &Notification) -> Outcome {
 /// Classifies a `socket(family, type, protocol)` call. Only register arguments
 /// are involved, so this decision cannot be raced.
 fn decide_socket(request: &Notification) -> Outcome {
-    let family = request.args[0] as u32;
-    let socket_type = request.args[1] as u32 & 0xf;
-    let evidence = match (family, socket_type) {
-        (AF_PACKET, _) => Evidence::PacketSocket {
-            family: "AF_PACKET".into(),
-            socket_type,
-        },
-        (AF_INET, SOCK_PACKET) => Evidence::PacketSocket {
-            family: "AF_INET".into(),
-            socket_type,
-        },
-        (AF_INET, SOCK_RAW) => Evidence::RawSocket {
-            family: "AF_INET".into(),
-            socket_type,
-        },
-        (AF_INET6, SOCK_RAW) => Evidence::RawSocket {
-            family: "AF_INET6".into(),
-            socket_type,
-        },
-        _ => return Outcome::Continue,
+    let Some(capture) = capture::capture_socket(request.args[0], request.args[1]) else {
+        return Outcome::Continue;
     };
+    let evidence =
+        finding::capture_socket_evidence(capture, (request.args[1] & SOCK_TYPE_MASK) as u32);
     Outcome::Sniffer(Box::new(Finding::new(
         vec![evidence],
         procfs::running_exe(request.pid),
