@@ -7,6 +7,11 @@
 
 use crate::abi::linux::{AF_INET, AF_INET6, AF_PACKET, SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK};
 
+/// `IPPROTO_ICMP`.
+pub const IPPROTO_ICMP: u64 = 1;
+/// `IPPROTO_ICMPV6`.
+pub const IPPROTO_ICMPV6: u64 = 58;
+
 /// What a capture socket reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketKind {
@@ -85,6 +90,18 @@ pub fn capture_socket(family: u64, socket_type: u64) -> Option<&'static CaptureS
     None
 }
 
+/// Whether a raw socket of `family` and `protocol` is the ICMP one of its
+/// family (`ping`): it reads ICMP only, which the policy may choose not to
+/// count as capture (`raw_icmp_is_capture`).
+pub fn is_raw_icmp(rule: &CaptureSocket, protocol: u64) -> bool {
+    let protocol = protocol & 0xffff_ffff;
+    rule.kind == SocketKind::Raw
+        && matches!(
+            (rule.family, protocol),
+            (AF_INET, IPPROTO_ICMP) | (AF_INET6, IPPROTO_ICMPV6)
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +132,21 @@ mod tests {
             "no such socket"
         );
         assert!(capture_socket(1, SOCK_RAW).is_none(), "AF_UNIX");
+    }
+
+    #[test]
+    fn icmp_is_told_by_family_and_protocol() {
+        let v4 = capture_socket(AF_INET, SOCK_RAW).unwrap();
+        let v6 = capture_socket(AF_INET6, SOCK_RAW).unwrap();
+        assert!(is_raw_icmp(v4, IPPROTO_ICMP));
+        assert!(is_raw_icmp(v6, IPPROTO_ICMPV6));
+        assert!(
+            !is_raw_icmp(v6, IPPROTO_ICMP),
+            "ICMP on a v6 socket is not ping"
+        );
+        assert!(!is_raw_icmp(v4, 6), "TCP");
+        assert!(!is_raw_icmp(v4, 255), "IPPROTO_RAW");
+        let packet = capture_socket(AF_PACKET, SOCK_RAW).unwrap();
+        assert!(!is_raw_icmp(packet, IPPROTO_ICMP));
     }
 }

@@ -15,6 +15,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
 use sniffguard_common::capture;
+use sniffguard_common::policy::Policy;
 use std::os::fd::AsFd;
 
 use crate::alert::Mechanism;
@@ -228,7 +229,7 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
             classify_exec(exec, &container, shared, &policy, exited)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
-        Event::Net(net) => classify_net(net).map(|evidence| {
+        Event::Net(net) => classify_net(net, &policy).map(|evidence| {
             Finding::new(
                 vec![evidence],
                 procfs::running_exe(header.tgid),
@@ -316,7 +317,7 @@ fn classify_exec(
     exec: &ExecEvent,
     container: &ContainerRecord,
     shared: &Shared,
-    policy: &sniffguard_common::policy::Policy,
+    policy: &Policy,
     exited: &mut ExitedPaths,
 ) -> Option<Finding> {
     let header = exec.header;
@@ -423,9 +424,13 @@ fn bundle_rootfs(bundle: &str) -> Option<std::path::PathBuf> {
 
 /// Turns a socket-probe event into evidence. The kernel side already filtered
 /// on the syscall arguments; filters are only sniffing on packet sockets.
-fn classify_net(net: &NetEvent) -> Option<Evidence> {
+fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
     match net.header.kind {
         abi::EVENT_SOCKET => capture::capture_socket(net.family.into(), net.sock_type.into())
+            .filter(|rule| {
+                policy.catalogue.raw_icmp_is_capture
+                    || !capture::is_raw_icmp(rule, net.protocol.into())
+            })
             .map(|rule| finding::capture_socket_evidence(rule, net.sock_type)),
         abi::EVENT_SETSOCKOPT if u64::from(net.level) == linux::SOL_PACKET => {
             Some(Evidence::Promiscuous {

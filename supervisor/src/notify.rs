@@ -40,7 +40,7 @@ use nix::unistd::Pid;
 use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
 use sniffguard_common::capture;
 use sniffguard_common::listener::{BaseAction, SocketRules, ROOT_CHANGING_SYSCALLS};
-use sniffguard_common::policy::Mode;
+use sniffguard_common::policy::{Mode, Policy};
 
 use crate::alert::Mechanism;
 use crate::classify::{Evidence, ExecSite};
@@ -472,7 +472,7 @@ fn handle(
             context,
             kept_root,
         ),
-        Some(Watched::Socket) if policy.catalogue.behaviour => decide_socket(&request),
+        Some(Watched::Socket) if policy.catalogue.behaviour => decide_socket(&request, &policy),
         Some(Watched::Socketcall) => decide_socketcall(&request),
         Some(Watched::Socket) => Outcome::Continue,
         // Anything else the filter sends may change what `/` means to the
@@ -637,7 +637,7 @@ fn answer(fd: RawFd, response: &ScmpNotifResp) -> Result<(), libseccomp::error::
 fn unjudged(
     request: &Notification,
     (width, argv_ptr): (usize, u64),
-    policy: &sniffguard_common::policy::Policy,
+    policy: &Policy,
     context: &ListenerContext,
     reason: String,
     kernel_errno: Option<i32>,
@@ -677,7 +677,7 @@ fn decide_exec(
     width: usize,
     at: bool,
     shared: &Shared,
-    policy: &sniffguard_common::policy::Policy,
+    policy: &Policy,
     context: &ListenerContext,
     kept_root: &mut KeptRoot,
 ) -> Outcome {
@@ -826,10 +826,13 @@ fn decide_socketcall(request: &Notification) -> Outcome {
 
 /// Classifies a `socket(family, type, protocol)` call. Only register arguments
 /// are involved, so this decision cannot be raced.
-fn decide_socket(request: &Notification) -> Outcome {
+fn decide_socket(request: &Notification, policy: &Policy) -> Outcome {
     let Some(capture) = capture::capture_socket(request.args[0], request.args[1]) else {
         return Outcome::Continue;
     };
+    if !policy.catalogue.raw_icmp_is_capture && capture::is_raw_icmp(capture, request.args[2]) {
+        return Outcome::Continue;
+    }
     let evidence =
         finding::capture_socket_evidence(capture, (request.args[1] & SOCK_TYPE_MASK) as u32);
     Outcome::Sniffer(Box::new(Finding::new(

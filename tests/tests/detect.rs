@@ -78,9 +78,8 @@ fn wait_for(sup: &Supervisor, id: &str, action: &str) -> Value {
     })
 }
 
-/// The first `action` alert for `id` that gives `kind` as evidence: busybox
-/// ping's raw socket in the capture script makes an alert of its own, which
-/// may come first.
+/// The first `action` alert for `id` that gives `kind` as evidence (a
+/// container may raise others first).
 fn wait_for_evidence(sup: &Supervisor, id: &str, action: &str, kind: &str) -> Value {
     sup.wait_alert(
         |a| {
@@ -117,8 +116,7 @@ fn ci_tcpdump_runs_and_is_alerted_once() {
         out.stdout.contains("1 packet captured"),
         "tcpdump did not capture: {out}"
     );
-    // busybox ping's raw ICMP socket is alerted too (raw_socket evidence): pick
-    // tcpdump's alert.
+    // tcpdump's alert (its packet socket may be alerted too).
     let alert = sup
         .wait_alert(
             |a| {
@@ -413,4 +411,88 @@ fn enforce_backstop_kills_renamed_tcpdump_from_user_space() {
         evidence_kinds(&alert).contains(&"links_libpcap".to_string()),
         "{alert}"
     );
+}
+
+/// The evidence kinds of every alert about `id` once the stream is quiet.
+fn settled_evidence(sup: &Supervisor, id: &str) -> Vec<String> {
+    sup.alerts_settled(QUIET, ALERT_TIMEOUT)
+        .iter()
+        .filter(|a| is_alert_for(a, id))
+        .flat_map(evidence_kinds)
+        .collect()
+}
+
+/// Brings `lo` up and pings it once through a raw ICMP socket (busybox ping,
+/// which holds CAP_NET_RAW here), then says how it went.
+const PING_SCRIPT: &str = "ip link set lo up || exit 90; \
+     ping -c1 -W2 127.0.0.1 >/dev/null 2>&1; echo ping_rc=$?";
+
+#[test]
+fn raw_icmp_sockets_are_judged_by_protocol() {
+    if !require_root() {
+        return;
+    }
+    // ci with the built-in policy: ping is not a capture. A packet socket
+    // opened after it is the marker: its alert is read after ping's socket
+    // event would have been, so the stream is complete up to it.
+    let sup = Supervisor::start(None);
+    let (container, out) = run_ci(&sup, &format!("{PING_SCRIPT}; /helpers/pktsniff"));
+    assert!(out.stdout.contains("ping_rc=0"), "{out}");
+    wait_for_evidence(&sup, container.id(), "allowed", "packet_socket");
+    let kinds = settled_evidence(&sup, container.id());
+    assert!(
+        !kinds.iter().any(|k| k == "raw_socket"),
+        "ping's raw ICMP socket was alerted as a capture: {kinds:?}\n{}",
+        sup.report()
+    );
+    drop(sup);
+
+    // The policy decides: with raw_icmp_is_capture the same ping is alerted.
+    let sup = Supervisor::start(Some(
+        "default_environment = \"ci\"\n[environments.ci]\nmode = \"audit\"\n\
+         [catalogue]\nraw_icmp_is_capture = true\n",
+    ));
+    let (container, out) = run_ci(&sup, PING_SCRIPT);
+    assert!(out.stdout.contains("ping_rc=0"), "{out}");
+    let alert = wait_for_evidence(&sup, container.id(), "allowed", "raw_socket");
+    assert_eq!(
+        str_at(&alert, "/mechanism"),
+        Some("socket_probe"),
+        "{alert}"
+    );
+    drop(sup);
+
+    // Enforce, where the environment leaves CAP_NET_RAW to its containers:
+    // ping works, a sniffer is still refused.
+    let sup = Supervisor::start(Some(
+        "default_environment = \"staging\"\n[environments.staging]\nmode = \"enforce\"\n\
+         drop_capabilities = []\n",
+    ));
+    for runtime in [Runtime::Runc, Runtime::Crun] {
+        let container = Container::new(runtime);
+        let out = container.run_via_shim(
+            &sup,
+            &Bundle::new(
+                rootfs(),
+                &[
+                    "sh",
+                    "-c",
+                    &format!("{PING_SCRIPT}; tcpdump -D; echo tcpdump_rc=$?"),
+                ],
+                Some("staging"),
+            ),
+        );
+        assert!(
+            out.stdout.contains("ping_rc=0"),
+            "{runtime:?}: {out}\n{}",
+            sup.report()
+        );
+        assert!(out.stdout.contains("tcpdump_rc=126"), "{runtime:?}: {out}");
+        wait_for(&sup, container.id(), "denied");
+        let kinds = settled_evidence(&sup, container.id());
+        assert!(
+            !kinds.iter().any(|k| k == "raw_socket"),
+            "{runtime:?}: ping was judged a capture: {kinds:?}"
+        );
+    }
 }

@@ -242,6 +242,11 @@ pub struct Catalogue {
     pub libraries: Vec<String>,
     /// Whether capture sockets and promiscuous mode count as sniffing.
     pub behaviour: bool,
+    /// Whether a raw ICMP (`AF_INET`) or ICMPv6 (`AF_INET6`) socket — what
+    /// `ping` and `traceroute` open — counts as a capture socket. It reads
+    /// only ICMP, not other processes' conversations, so by default it does
+    /// not; raw sockets of every other protocol do.
+    pub raw_icmp_is_capture: bool,
 }
 
 impl Default for Catalogue {
@@ -254,6 +259,7 @@ impl Default for Catalogue {
             libpcap: true,
             libraries: vec!["libpcap.so".to_string()],
             behaviour: true,
+            raw_icmp_is_capture: false,
         }
     }
 }
