@@ -3,9 +3,10 @@
 
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-    bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes,
-    bpf_probe_read_user, bpf_probe_read_user_str_bytes, bpf_send_signal,
+    bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_comm,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+    bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
+    bpf_send_signal,
 };
 use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
@@ -72,22 +73,52 @@ fn count(index: u32) {
     }
 }
 
-/// The monitoring flags of the current task's container, if it is monitored
-/// and not the supervisor itself.
-fn monitored() -> Option<u32> {
-    // SAFETY: plain helper call without pointers.
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    // SAFETY: the map value is a u32 read once; the entry may be deleted
-    // concurrently, but hash map values stay valid until the program ends (RCU).
-    let flags = unsafe { SG_MONITORED.get(&cgroup) }.copied()?;
+/// Deepest cgroup v2 level searched for a monitored ancestor. Kubernetes puts
+/// containers at level 4 or 5 (`kubepods.slice/…/pod…/cri-containerd-…`), and
+/// a container's own children go below that.
+const MAX_CGROUP_DEPTH: i32 = 32;
+
+/// The container the current task belongs to: the monitoring flags and the
+/// cgroup id it was registered with, if it is monitored and not the supervisor
+/// itself. A process that moved into a child cgroup of its container (a
+/// writable cgroupfs, `clone3(CLONE_INTO_CGROUP)`) is still the container's:
+/// its ancestors are searched, from the root down, until one is monitored.
+fn monitored() -> Option<(u32, u64)> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: a read of a global the loader may have rewritten; volatile so
     // the compiler does not fold the initial 0.
     let supervisor = unsafe { core::ptr::read_volatile(&SG_SUPERVISOR_TGID) };
-    (tgid != supervisor).then_some(flags)
+    if tgid == supervisor {
+        return None;
+    }
+    // SAFETY: plain helper call without pointers.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the map value is a u32 read once; the entry may be deleted
+    // concurrently, but hash map values stay valid until the program ends (RCU).
+    if let Some(flags) = unsafe { SG_MONITORED.get(&cgroup) } {
+        return Some((*flags, cgroup));
+    }
+    // Level 0 is the root, never a container's; the walk ends at the task's
+    // own level, where the helper answers 0.
+    let mut level = 1;
+    while level < MAX_CGROUP_DEPTH {
+        // SAFETY: plain helper call without pointers.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        if ancestor == 0 || ancestor == cgroup {
+            return None;
+        }
+        // SAFETY: as above.
+        if let Some(flags) = unsafe { SG_MONITORED.get(&ancestor) } {
+            return Some((*flags, ancestor));
+        }
+        level += 1;
+    }
+    None
 }
 
-fn header(kind: u32) -> EventHeader {
+/// An event header for the current task, in the container `cgroup` (the id
+/// it was registered with, which user space knows it by).
+fn header(kind: u32, cgroup: u64) -> EventHeader {
     let pid_tgid = bpf_get_current_pid_tgid();
     EventHeader {
         kind,
@@ -96,9 +127,8 @@ fn header(kind: u32) -> EventHeader {
         tid: pid_tgid as u32,
         uid: bpf_get_current_uid_gid() as u32,
         _pad: 0,
-        // SAFETY: plain helper calls without pointers.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-        // SAFETY: as above.
+        cgroup_id: cgroup,
+        // SAFETY: plain helper call without pointers.
         time_ns: unsafe { bpf_ktime_get_ns() },
     }
 }
@@ -162,7 +192,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
 }
 
 fn report_exec(ctx: &TracePointContext) -> Res {
-    let flags = monitored().ok_or(0)?;
+    let (flags, cgroup) = monitored().ok_or(0)?;
     let Some(mut entry) = SG_EVENTS.reserve::<ExecEvent>(0) else {
         count(COUNTER_RINGBUF_DROPS);
         return Err(0);
@@ -171,7 +201,7 @@ fn report_exec(ctx: &TracePointContext) -> Res {
     // SAFETY: `event` points at a reserved, exclusively owned ring-buffer record
     // of size_of::<ExecEvent>() bytes; every field is written before submit.
     let event = unsafe { &mut *event };
-    event.header = header(EVENT_EXEC);
+    event.header = header(EVENT_EXEC, cgroup);
     event.comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
     event.filename[0] = 0;
     // SAFETY: the data_loc word is part of the fixed tracepoint record.
@@ -241,7 +271,7 @@ fn exec_wakeup_flags() -> u64 {
     BPF_RB_FORCE_WAKEUP as u64
 }
 
-fn emit_net(kind: u32, fill: impl FnOnce(&mut NetEvent)) -> Res {
+fn emit_net(kind: u32, cgroup: u64, fill: impl FnOnce(&mut NetEvent)) -> Res {
     let Some(mut entry) = SG_EVENTS.reserve::<NetEvent>(0) else {
         count(COUNTER_RINGBUF_DROPS);
         return Err(0);
@@ -249,7 +279,7 @@ fn emit_net(kind: u32, fill: impl FnOnce(&mut NetEvent)) -> Res {
     // SAFETY: exclusively owned reserved record; every field is written below.
     let event = unsafe { &mut *entry.as_mut_ptr() };
     *event = NetEvent {
-        header: header(kind),
+        header: header(kind, cgroup),
         family: 0,
         sock_type: 0,
         protocol: 0,
@@ -279,9 +309,9 @@ fn report_socket(ctx: &TracePointContext) -> Res {
     if capture::capture_socket(family, sock_type).is_none() {
         return Ok(());
     }
-    monitored().ok_or(0)?;
+    let (_, cgroup) = monitored().ok_or(0)?;
     let protocol = syscall_arg(ctx, 2)?;
-    emit_net(EVENT_SOCKET, |e| {
+    emit_net(EVENT_SOCKET, cgroup, |e| {
         e.family = family as u32;
         e.sock_type = sock_type as u32;
         e.protocol = protocol as u32;
@@ -303,7 +333,7 @@ fn report_setsockopt(ctx: &TracePointContext) -> Res {
     if !promisc && !filter {
         return Ok(());
     }
-    monitored().ok_or(0)?;
+    let (_, cgroup) = monitored().ok_or(0)?;
     let fd = syscall_arg(ctx, 0)?;
     let mut value = 0u32;
     if promisc {
@@ -316,7 +346,7 @@ fn report_setsockopt(ctx: &TracePointContext) -> Res {
         }
         value = u32::from(mr_type);
     }
-    emit_net(EVENT_SETSOCKOPT, |e| {
+    emit_net(EVENT_SETSOCKOPT, cgroup, |e| {
         e.level = level as u32;
         e.optname = optname as u32;
         e.value = value;
@@ -335,7 +365,7 @@ fn report_ioctl(ctx: &TracePointContext) -> Res {
     if cmd != linux::SIOCSIFFLAGS {
         return Ok(());
     }
-    monitored().ok_or(0)?;
+    let (_, cgroup) = monitored().ok_or(0)?;
     let arg = syscall_arg(ctx, 2)?;
     let at = (arg + linux::IFREQ_FLAGS_OFFSET) as *const u16;
     // SAFETY: fault-tolerant read of the caller's struct ifreq.
@@ -344,7 +374,7 @@ fn report_ioctl(ctx: &TracePointContext) -> Res {
         return Ok(());
     }
     let fd = syscall_arg(ctx, 0)?;
-    emit_net(EVENT_IOCTL, |e| {
+    emit_net(EVENT_IOCTL, cgroup, |e| {
         e.optname = cmd as u32;
         e.value = u32::from(flags);
         e.fd = fd as u32;

@@ -496,3 +496,87 @@ fn raw_icmp_sockets_are_judged_by_protocol() {
         );
     }
 }
+
+/// A cgroup v2 child the test made inside a container's cgroup. Dropping it
+/// kills what is in it and removes it, so that the runtime can delete the
+/// container's own cgroup afterwards.
+struct ChildCgroup(std::path::PathBuf);
+
+impl ChildCgroup {
+    /// Moves `pid` into a new child `name` of its cgroup v2 directory, as a
+    /// process with a writable cgroupfs could do by itself.
+    fn move_into(pid: u32, name: &str) -> ChildCgroup {
+        let root = sniffguard_common::cgroups::cgroup2_root().expect("no cgroup v2 hierarchy");
+        let own = sniffguard_common::cgroups::cgroup2_path(pid).expect("no v2 cgroup");
+        let dir = root.join(own.trim_start_matches('/')).join(name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let child = ChildCgroup(dir);
+        std::fs::write(child.0.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", child.0.display()));
+        child
+    }
+}
+
+impl Drop for ChildCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+        let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+        while std::fs::read_to_string(self.0.join("cgroup.procs"))
+            .is_ok_and(|procs| !procs.trim().is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Err(err) = std::fs::remove_dir(&self.0) {
+            eprintln!("could not remove {}: {err}", self.0.display());
+        }
+    }
+}
+
+#[test]
+fn a_process_in_a_child_cgroup_of_its_container_is_still_seen() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    for runtime in [Runtime::Runc, Runtime::Crun] {
+        let flag = temp_dir("sniffguard-flag-");
+        let container = Container::new(runtime);
+        let bundle = Bundle::new(
+            rootfs(),
+            &[
+                "sh",
+                "-c",
+                "while [ ! -e /flag/go ]; do sleep 0.05; done; tcpdump -D; sleep 3600",
+            ],
+            Some("ci"),
+        )
+        .bind_rw(flag.path(), "/flag");
+        let out = container.create_detached_via_shim(&sup, &bundle);
+        assert!(out.success(), "{runtime:?}: {out}\n{}", sup.report());
+        let pid = container
+            .state()
+            .and_then(|state| state["pid"].as_u64())
+            .expect("no init pid") as u32;
+        // The container's shell moves itself out of the cgroup it was
+        // registered with; what it runs from now on starts there.
+        let _child = ChildCgroup::move_into(pid, "escaped");
+        std::fs::write(flag.path().join("go"), "").unwrap();
+        let alert = sup
+            .wait_alert(
+                |a| {
+                    is_alert_for(a, container.id())
+                        && str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
+                },
+                ALERT_TIMEOUT,
+            )
+            .unwrap_or_else(|| {
+                panic!(
+                    "{runtime:?}: tcpdump in a child cgroup was not seen\n{}",
+                    sup.report()
+                )
+            });
+        assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
+        assert_eq!(str_at(&alert, "/mechanism"), Some("exec_probe"), "{alert}");
+    }
+}
