@@ -95,7 +95,9 @@ pub fn judge(euid: u32, uid_map: Option<&str>) -> Option<Unsupervisable> {
             return Some(Unsupervisable::UserNamespace { host_uid_of_root });
         }
     }
-    (euid != 0).then_some(Unsupervisable::NotRoot { euid })
+    // (uid_t)-1 is no one's uid: it is what a refused geteuid returns (a
+    // seccomp filter's EPERM), which says nothing either way.
+    (euid != 0 && euid != u32::MAX).then_some(Unsupervisable::NotRoot { euid })
 }
 
 /// What to do with a container that cannot be supervised.
@@ -227,6 +229,11 @@ mod tests {
         );
         // Garbage is not mistaken for the initial namespace.
         assert!(judge(0, Some("zero zero all\n")).is_some());
+    }
+
+    #[test]
+    fn a_refused_geteuid_says_nothing() {
+        assert_eq!(judge(u32::MAX, Some("0 0 4294967295\n")), None);
     }
 
     #[test]

@@ -253,6 +253,8 @@ pub fn prepare_bundle_confined(
 ) -> Result<bool, ShimError> {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, ForkResult};
+    // Asked before the fork: the child's filter refuses the uid syscalls.
+    let unsupervisable = rootless::check();
     // SAFETY: the shim starts no thread before this point, so the child is a
     // copy of a single-threaded process and may allocate and run any code.
     match unsafe { fork() } {
@@ -262,11 +264,7 @@ pub fn prepare_bundle_confined(
                     "{MESSAGE_PREFIX}-runtime: warning: preparing the bundle unconfined: {err}"
                 );
             }
-            let prepared = if restore {
-                prepare_restore(bundle, config)
-            } else {
-                prepare_bundle(bundle, config)
-            };
+            let prepared = prepare(bundle, config, restore, unsupervisable.as_ref());
             let code = match prepared {
                 Ok(Some(warning)) => {
                     eprintln!("{warning}");
@@ -302,16 +300,23 @@ pub fn prepare_bundle_confined(
 /// Prepares the bundle of a `create`/`run` invocation. Returns a warning to print
 /// when the container will start unsupervised.
 pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
-    prepare(bundle, config, false)
+    prepare(bundle, config, false, rootless::check().as_ref())
 }
 
 /// [`prepare_bundle`] for `restore`: the same injection (hooks, the
 /// capability floor) where the environment audits; refused where it enforces.
 pub fn prepare_restore(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
-    prepare(bundle, config, true)
+    prepare(bundle, config, true, rootless::check().as_ref())
 }
 
-fn prepare(bundle: &Path, config: &ShimConfig, restore: bool) -> Result<Option<String>, ShimError> {
+/// Prepares the bundle; `unsupervisable` is [`rootless::check`]'s answer for
+/// this process, asked by the caller (a confined child cannot ask).
+fn prepare(
+    bundle: &Path,
+    config: &ShimConfig,
+    restore: bool,
+    unsupervisable: Option<&rootless::Unsupervisable>,
+) -> Result<Option<String>, ShimError> {
     let inject_err = |source| ShimError::Inject {
         bundle: bundle.to_path_buf(),
         source,
@@ -332,12 +337,12 @@ fn prepare(bundle: &Path, config: &ShimConfig, restore: bool) -> Result<Option<S
     if restore && settings.mode == Mode::Enforce {
         return Err(ShimError::Restore(environment.to_string()));
     }
-    if let Some(why) = rootless::check() {
+    if let Some(why) = unsupervisable {
         // Nothing is injected: the hook could not register the container and
         // the runtime could not hand its notify fd over.
         return match rootless::decide(
             &format!("{MESSAGE_PREFIX}-runtime"),
-            &why,
+            why,
             environment,
             settings.mode,
         ) {
@@ -347,7 +352,7 @@ fn prepare(bundle: &Path, config: &ShimConfig, restore: bool) -> Result<Option<S
                     .map(str::to_string)
                     .or_else(|| bundle_name(bundle));
                 let name = name.unwrap_or_else(|| "bundle".into());
-                let recorded = rootless::record(&config.runtime_dir, &name, environment, &why);
+                let recorded = rootless::record(&config.runtime_dir, &name, environment, why);
                 Ok(Some(rootless::warning_with_record(&warning, &recorded)))
             }
         };
