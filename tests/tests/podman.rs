@@ -485,62 +485,40 @@ fn podman_name_is_the_container_name_in_rules_and_alerts() {
     let wrapper = ShimWrapper::new(&sup);
     let podman = Podman::new(Some(&wrapper), None);
     let unique = std::process::id();
-    let name = format!("web-{unique}");
-    let (id, out) = podman.run_container(
-        &["--runtime", "sniffguard"],
-        &["--name", &name],
-        STAGING_SCRIPT,
-    );
-    assert!(
-        out.stdout.contains("tcpdump_rc=126"),
-        "{out}\n{}",
-        sup.report()
-    );
-    let alert = wait_alert(&sup, &id, "denied", |a| {
-        str_at(a, "/action") == Some("denied")
-    });
-    assert_eq!(
-        str_at(&alert, "/container/name"),
-        Some(name.as_str()),
-        "{alert}"
-    );
-    assert_eq!(str_at(&alert, "/environment"), Some("staging"), "{alert}");
-    assert_eq!(
-        str_at(&alert, "/container/environment_chosen_by"),
-        Some("rule 1"),
-        "{alert}"
-    );
-
-    // The caller writes a name annotation that the rule would match; Podman's own name
-    // stands, and the container is what the default makes it.
-    let name = format!("job-{unique}");
     let forged = format!("io.podman.annotations.name=web-{unique}-forged");
-    let (id, out) = podman.run_container(
-        &["--runtime", "sniffguard"],
-        &[
-            "--name",
-            &name,
-            "--annotation",
-            &forged,
-            "--cap-add",
-            "NET_RAW",
-        ],
-        "tcpdump -D >/dev/null; echo tcpdump_rc=$?",
-    );
-    assert!(
-        out.stdout.contains("tcpdump_rc=0"),
-        "{out}\n{}",
-        sup.report()
-    );
-    let alert = wait_alert(&sup, &id, "allowed", |a| {
-        str_at(a, "/action") == Some("allowed")
-    });
-    assert_eq!(
-        str_at(&alert, "/container/name"),
-        Some(name.as_str()),
-        "{alert}"
-    );
-    assert_eq!(str_at(&alert, "/environment"), Some("ci"), "{alert}");
+    // (the --name, other options, what tcpdump gets, the alert's action and environment)
+    // The second container's caller writes a name annotation that the rule would match;
+    // Podman's own name stands, and the default decides.
+    for (name, options, rc, action, environment) in [
+        (format!("web-{unique}"), vec![], "126", "denied", "staging"),
+        (
+            format!("job-{unique}"),
+            vec!["--annotation", forged.as_str(), "--cap-add", "NET_RAW"],
+            "0",
+            "allowed",
+            "ci",
+        ),
+    ] {
+        let mut args = vec!["--name", name.as_str()];
+        args.extend(options);
+        let (id, out) = podman.run_container(
+            &["--runtime", "sniffguard"],
+            &args,
+            "tcpdump -D >/dev/null; echo tcpdump_rc=$?",
+        );
+        assert!(
+            out.stdout.contains(&format!("tcpdump_rc={rc}")),
+            "{name}: {out}\n{}",
+            sup.report()
+        );
+        let alert = wait_alert(&sup, &id, action, |a| str_at(a, "/action") == Some(action));
+        assert_eq!(
+            str_at(&alert, "/container/name"),
+            Some(name.as_str()),
+            "{alert}"
+        );
+        assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
+    }
 }
 
 /// The uid a rootless test runs Podman as: no account has it, and it differs per test
