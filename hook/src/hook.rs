@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_spec::runtime::State;
-use sniffguard_common::policy::FailPolicy;
+use sniffguard_common::policy::{FailPolicy, Mode};
 use sniffguard_common::wire::{Registration, Request, Response};
 
-use crate::{inject, inspect, MESSAGE_PREFIX};
+use crate::{inject, inspect, podman, rootless, MESSAGE_PREFIX};
 use sniffguard_common::client::{self, ClientError};
 
 /// How long the hook waits for the supervisor's acknowledgement.
@@ -57,6 +57,15 @@ pub enum HookError {
         #[source]
         source: ClientError,
     },
+    /// The hook runs where the supervisor cannot take the container
+    /// (rootless) and its environment enforces.
+    #[error("{message} (container {id})")]
+    Unsupervisable {
+        /// The container.
+        id: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// The supervisor answered with a refusal.
     #[error("{MESSAGE_PREFIX}: supervisor refused container {id}: {message}")]
     Refused {
@@ -95,6 +104,46 @@ pub fn resolve(
     let annotations = sniffguard_common::wire::annotation_map(state.annotations().as_ref());
     let resolved = policy.resolve(wanted, &annotations)?;
     Ok((resolved.name.to_string(), resolved.environment.fail))
+}
+
+/// The mode of `environment` in the policy at `config` (or the built-in
+/// one). A policy that cannot be loaded or does not define the environment
+/// gives `Enforce`: where the answer is unknown, the strict one is taken.
+pub fn mode_of(config: Option<&Path>, environment: &str) -> Mode {
+    sniffguard_common::policy::Policy::load(config)
+        .ok()
+        .and_then(|policy| policy.environment(environment).ok().map(|(_, e)| e.mode))
+        .unwrap_or(Mode::Enforce)
+}
+
+/// The hook's answer where it runs without root or in a user namespace
+/// (rootless Podman reads the same hooks.d files): nothing can be registered,
+/// so at `createRuntime` an enforce environment (`mode`) refuses the
+/// container and an audit one starts it with a warning and a note; at
+/// `poststop` there is nothing to deregister.
+pub fn run_unsupervisable(
+    args: &HookArgs,
+    state: &State,
+    mode: Mode,
+    why: &rootless::Unsupervisable,
+) -> Result<Outcome, HookError> {
+    if args.stage == Stage::Poststop {
+        return Ok(Outcome::Done);
+    }
+    let who = format!("{MESSAGE_PREFIX}-hook");
+    match rootless::decide(&who, why, &args.environment, mode) {
+        rootless::Verdict::Refuse(message) => Err(HookError::Unsupervisable {
+            id: state.id().to_string(),
+            message,
+        }),
+        rootless::Verdict::Warn(warning) => {
+            let recorded = rootless::record(&args.runtime_dir, state.id(), &args.environment, why);
+            Ok(Outcome::Unsupervised(rootless::warning_with_record(
+                &format!("{warning} (container {})", state.id()),
+                &recorded,
+            )))
+        }
+    }
 }
 
 /// Everything the hook does before it talks to the supervisor: it reads the
@@ -181,7 +230,18 @@ fn registration(args: &HookArgs, state: &State) -> Registration {
     let pid = (*state.pid())
         .and_then(|p| u32::try_from(p).ok())
         .filter(|p| *p > 1);
-    let annotations = sniffguard_common::wire::annotation_map(state.annotations().as_ref());
+    let mut annotations = sniffguard_common::wire::annotation_map(state.annotations().as_ref());
+    // Without the shim (hooks.d) nothing else gives a Podman container its name.
+    match podman::name_from_storage(state.bundle(), Some(state.id())) {
+        Ok(Some(name)) => {
+            annotations.insert(podman::NAME_ANNOTATION.to_string(), name);
+        }
+        Ok(None) => {}
+        Err(err) => eprintln!(
+            "{MESSAGE_PREFIX}: warning: {err}; container {} has no name in alerts",
+            state.id()
+        ),
+    }
     Registration {
         id: state.id().to_string(),
         bundle: state.bundle().display().to_string(),

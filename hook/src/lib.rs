@@ -9,6 +9,8 @@ pub mod capabilities;
 pub mod hook;
 pub mod inject;
 pub mod inspect;
+pub mod podman;
+pub mod rootless;
 pub mod sandbox;
 pub mod shim;
 pub mod state;

@@ -23,7 +23,7 @@ use sniffguard_common::wire::{Request, Response};
 
 use crate::capabilities;
 use crate::inject::{self, Attachment, InjectError};
-use crate::MESSAGE_PREFIX;
+use crate::{podman, rootless, MESSAGE_PREFIX};
 use sniffguard_common::client::{self, ClientError};
 
 /// Where an installed policy lives.
@@ -91,6 +91,10 @@ pub enum ShimError {
     /// `restore` of a container whose environment enforces.
     #[error("{MESSAGE_PREFIX}-runtime: restore refused: environment {0:?} enforces, and a process restored from a checkpoint would not be attached to the supervisor's seccomp listener; create the container afresh")]
     Restore(String),
+    /// The runtime runs where the supervisor cannot take its containers
+    /// (rootless), and the environment enforces.
+    #[error("{0}")]
+    Unsupervisable(String),
     /// The confined child that prepares the bundle could not run or died.
     #[error(
         "{MESSAGE_PREFIX}-runtime: preparing the bundle failed: {0}; the container is refused"
@@ -249,6 +253,8 @@ pub fn prepare_bundle_confined(
 ) -> Result<bool, ShimError> {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, ForkResult};
+    // Asked before the fork: the child's filter refuses the uid syscalls.
+    let unsupervisable = rootless::check();
     // SAFETY: the shim starts no thread before this point, so the child is a
     // copy of a single-threaded process and may allocate and run any code.
     match unsafe { fork() } {
@@ -258,11 +264,7 @@ pub fn prepare_bundle_confined(
                     "{MESSAGE_PREFIX}-runtime: warning: preparing the bundle unconfined: {err}"
                 );
             }
-            let prepared = if restore {
-                prepare_restore(bundle, config)
-            } else {
-                prepare_bundle(bundle, config)
-            };
+            let prepared = prepare(bundle, config, restore, unsupervisable.as_ref());
             let code = match prepared {
                 Ok(Some(warning)) => {
                     eprintln!("{warning}");
@@ -298,16 +300,23 @@ pub fn prepare_bundle_confined(
 /// Prepares the bundle of a `create`/`run` invocation. Returns a warning to print
 /// when the container will start unsupervised.
 pub fn prepare_bundle(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
-    prepare(bundle, config, false)
+    prepare(bundle, config, false, rootless::check().as_ref())
 }
 
 /// [`prepare_bundle`] for `restore`: the same injection (hooks, the
 /// capability floor) where the environment audits; refused where it enforces.
 pub fn prepare_restore(bundle: &Path, config: &ShimConfig) -> Result<Option<String>, ShimError> {
-    prepare(bundle, config, true)
+    prepare(bundle, config, true, rootless::check().as_ref())
 }
 
-fn prepare(bundle: &Path, config: &ShimConfig, restore: bool) -> Result<Option<String>, ShimError> {
+/// Prepares the bundle; `unsupervisable` is [`rootless::check`]'s answer for
+/// this process, asked by the caller (a confined child cannot ask).
+fn prepare(
+    bundle: &Path,
+    config: &ShimConfig,
+    restore: bool,
+    unsupervisable: Option<&rootless::Unsupervisable>,
+) -> Result<Option<String>, ShimError> {
     let inject_err = |source| ShimError::Inject {
         bundle: bundle.to_path_buf(),
         source,
@@ -315,10 +324,38 @@ fn prepare(bundle: &Path, config: &ShimConfig, restore: bool) -> Result<Option<S
     let policy = Policy::load(config.policy.as_deref())?;
     let bytes = inject::read_config(bundle).map_err(inject_err)?;
     let mut spec = inject::parse_config(&bytes).map_err(inject_err)?;
+    // Podman passes no name to the runtime; its store beside the bundle has it.
+    match podman::name_from_storage(bundle, None) {
+        Ok(Some(name)) => podman::set_name(&mut spec, &name),
+        Ok(None) => {}
+        Err(err) => eprintln!(
+            "{MESSAGE_PREFIX}-runtime: warning: {err}; the container has no name in rules and alerts"
+        ),
+    }
     let resolved = policy.resolve_environment(&inject::annotations(&spec))?;
     let (environment, settings) = (resolved.name, resolved.environment);
     if restore && settings.mode == Mode::Enforce {
         return Err(ShimError::Restore(environment.to_string()));
+    }
+    if let Some(why) = unsupervisable {
+        // Nothing is injected: the hook could not register the container and
+        // the runtime could not hand its notify fd over.
+        return match rootless::decide(
+            &format!("{MESSAGE_PREFIX}-runtime"),
+            why,
+            environment,
+            settings.mode,
+        ) {
+            rootless::Verdict::Refuse(message) => Err(ShimError::Unsupervisable(message)),
+            rootless::Verdict::Warn(warning) => {
+                let name = podman::podman_bundle_id(bundle)
+                    .map(str::to_string)
+                    .or_else(|| bundle_name(bundle));
+                let name = name.unwrap_or_else(|| "bundle".into());
+                let recorded = rootless::record(&config.runtime_dir, &name, environment, why);
+                Ok(Some(rootless::warning_with_record(&warning, &recorded)))
+            }
+        };
     }
     if !config.hook.is_file() {
         return Err(ShimError::MissingHook(config.hook.clone()));
@@ -446,6 +483,11 @@ fn bundle_of(runtime: &Path, globals: &[OsString], container: &str) -> Option<Pa
         .get("bundle")
         .and_then(serde_json::Value::as_str)
         .map(PathBuf::from)
+}
+
+/// The bundle directory's own name, for notes about it.
+fn bundle_name(bundle: &Path) -> Option<String> {
+    bundle.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
 /// Leaves a note that a container started without supervision, so that the

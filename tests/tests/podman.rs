@@ -19,6 +19,7 @@
 mod wiring;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ use sniffguard_tests::{
     CmdOutput, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT,
     ENVIRONMENT_ANNOTATION,
 };
-use wiring::podman::Podman;
+use wiring::podman::{HooksDirs, Podman};
 use wiring::{shipped, ShimWrapper};
 
 /// podman.rs's containers: the environment annotation and NET_RAW plus NET_ADMIN.
@@ -287,6 +288,362 @@ fn hooks_dir_ci_tcpdump_is_alerted_without_the_shim() {
     let (id, out) = podman.run(&["--runtime", &runc], &[], "ci", CAPTURE_SCRIPT);
     assert_ci_alerted(&sup, &id, &out);
     assert_deregistered(&sup, &id);
+}
+
+/// Where Podman as installed reads OCI hooks (containers-common's built-in `hooks_dir`).
+const ENGINE_HOOKS_DIR: &str = "/usr/share/containers/oci/hooks.d";
+
+/// Where administrators expect hooks, read only with `config/podman/hooks-dirs.conf`.
+const ETC_HOOKS_DIR: &str = "/etc/containers/oci/hooks.d";
+
+/// The annotation that selects a test's own containers for the hooks it installs.
+const TEST_RUN_ANNOTATION: &str = "sniffguard-test.io/run";
+
+/// Serialises the tests that install hooks on the host, so that one never removes a
+/// hooks directory another has just written to.
+static HOST_HOOKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The shipped hooks.d files installed in a host directory that Podman reads on its own,
+/// changed the way the walk-through says (the hook's path, `/run/sniffguard` replaced by
+/// the supervisor's runtime directory in every file) plus one more `when` condition:
+/// [`TEST_RUN_ANNOTATION`] must carry this test's unique value, so that no other
+/// container on the host gets these hooks. File names are unique too. On drop (a failed
+/// test too) the files are removed, and the directory if the test created them.
+struct HostHooks {
+    files: Vec<std::path::PathBuf>,
+    /// The directories the test created, deepest first.
+    created_dirs: Vec<std::path::PathBuf>,
+    run: String,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl HostHooks {
+    fn install(dir: &Path, sup: &Supervisor) -> HostHooks {
+        let serial = HOST_HOOKS.lock().unwrap_or_else(|p| p.into_inner());
+        let created_dirs: Vec<_> = dir
+            .ancestors()
+            .take_while(|d| !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let run = format!("{}-{nanos}", std::process::id());
+        let mut hooks = HostHooks {
+            files: Vec::new(),
+            created_dirs,
+            run,
+            _serial: serial,
+        };
+        let shipped_dir = repo_root().join("config/podman/hooks.d");
+        let runtime_dir = sup.runtime_dir().display().to_string();
+        let mut names: Vec<_> = fs::read_dir(&shipped_dir)
+            .expect("read config/podman/hooks.d")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        for path in names {
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains("\"--runtime-dir\", \"/run/sniffguard\""),
+                "{}: the walk-through's sed needs --runtime-dir /run/sniffguard",
+                path.display()
+            );
+            let text = text.replace("/run/sniffguard", &runtime_dir).replace(
+                "/usr/local/bin/sniffguard-hook",
+                &hook_bin().display().to_string(),
+            );
+            let mut hook: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let when = hook["when"]["annotations"]
+                .as_object_mut()
+                .unwrap_or_else(|| panic!("{}: no when.annotations", path.display()));
+            when.insert(
+                format!("^{}$", TEST_RUN_ANNOTATION.replace('.', "\\.")),
+                json!(format!("^{}$", hooks.run)),
+            );
+            let name = format!(
+                "sniffguard-test-{}-{}",
+                hooks.run,
+                path.file_name().unwrap().to_string_lossy()
+            );
+            let target = dir.join(name);
+            fs::write(&target, hook.to_string())
+                .unwrap_or_else(|e| panic!("write {}: {e}", target.display()));
+            hooks.files.push(target);
+        }
+        assert!(
+            hooks.files.len() >= 2,
+            "no hooks in {}",
+            shipped_dir.display()
+        );
+        hooks
+    }
+
+    /// The `--annotation` that gives a container these hooks.
+    fn annotation(&self) -> String {
+        format!("{TEST_RUN_ANNOTATION}={}", self.run)
+    }
+}
+
+impl Drop for HostHooks {
+    fn drop(&mut self) {
+        for file in &self.files {
+            let _ = fs::remove_file(file);
+        }
+        for dir in &self.created_dirs {
+            // Only if empty: a hook someone else installed meanwhile stays.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The shipped seccomp profile pointed at `sup`, written into `podman`'s directory;
+/// returns the `--security-opt` value.
+fn staging_profile(sup: &Supervisor, podman: &Podman) -> String {
+    let mut profile: Value =
+        serde_json::from_str(&shipped("config/podman/seccomp-staging.json")).unwrap();
+    profile["listenerPath"] = json!(sup.runtime_dir().join("seccomp.sock"));
+    let path = podman.path("seccomp.json");
+    fs::write(&path, profile.to_string()).expect("write the profile");
+    format!("seccomp={}", path.display())
+}
+
+/// Podman as installed, no `--hooks-dir` and no `hooks_dir`: the hooks in
+/// /usr/share/containers/oci/hooks.d register a ci container (alerted) and, with the
+/// shipped seccomp profile, a staging one (tcpdump refused, the alert from a registered
+/// container).
+#[test]
+fn default_hooks_dir_is_read_by_podman_as_installed() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let hooks = HostHooks::install(Path::new(ENGINE_HOOKS_DIR), &sup);
+    let podman = Podman::with(None, HooksDirs::EngineDefault, None);
+    let runc = Runtime::Runc.path().display().to_string();
+    let run = hooks.annotation();
+    let (id, out) = podman.run(
+        &["--runtime", &runc],
+        &["--annotation", &run],
+        "ci",
+        CAPTURE_SCRIPT,
+    );
+    assert_ci_alerted(&sup, &id, &out);
+    assert_deregistered(&sup, &id);
+
+    let opt = staging_profile(&sup, &podman);
+    let (id, out) = podman.run(
+        &["--runtime", &runc],
+        &["--annotation", &run, "--security-opt", &opt],
+        "staging",
+        STAGING_SCRIPT,
+    );
+    assert_staging_denied(&sup, &id, &out, true);
+    assert_deregistered(&sup, &id);
+}
+
+/// Hooks in /etc/containers/oci/hooks.d are read once `config/podman/hooks-dirs.conf`
+/// sets `hooks_dir`.
+#[test]
+fn etc_hooks_dir_is_read_with_the_shipped_drop_in() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let hooks = HostHooks::install(Path::new(ETC_HOOKS_DIR), &sup);
+    let dropin = shipped("config/podman/hooks-dirs.conf");
+    assert!(dropin.contains(ENGINE_HOOKS_DIR) && dropin.contains(ETC_HOOKS_DIR));
+    let podman = Podman::with(None, HooksDirs::FromConf(dropin), None);
+    let runc = Runtime::Runc.path().display().to_string();
+    let (id, out) = podman.run(
+        &["--runtime", &runc],
+        &["--annotation", &hooks.annotation()],
+        "ci",
+        CAPTURE_SCRIPT,
+    );
+    assert_ci_alerted(&sup, &id, &out);
+    assert_deregistered(&sup, &id);
+}
+
+/// `podman run --name`: the name Podman recorded is the container's name for the policy's
+/// `container` rules and in alerts; a caller's `io.podman.annotations.name` does not
+/// replace it.
+#[test]
+fn podman_name_is_the_container_name_in_rules_and_alerts() {
+    if !require_root() {
+        return;
+    }
+    let policy = "default_environment = \"ci\"\n\n\
+                  [[rules]]\nenvironment = \"staging\"\ncontainer = \"web-*\"\n\n\
+                  [environments.ci]\nmode = \"audit\"\n\n\
+                  [environments.staging]\nmode = \"enforce\"\n";
+    let sup = Supervisor::start(Some(policy));
+    let wrapper = ShimWrapper::new(&sup);
+    let podman = Podman::new(Some(&wrapper), None);
+    let unique = std::process::id();
+    let forged = format!("io.podman.annotations.name=web-{unique}-forged");
+    // (the --name, other options, what tcpdump gets, the alert's action and environment)
+    // The second container's caller writes a name annotation that the rule would match;
+    // Podman's own name stands, and the default decides.
+    for (name, options, rc, action, environment) in [
+        (format!("web-{unique}"), vec![], "126", "denied", "staging"),
+        (
+            format!("job-{unique}"),
+            vec!["--annotation", forged.as_str(), "--cap-add", "NET_RAW"],
+            "0",
+            "allowed",
+            "ci",
+        ),
+    ] {
+        let mut args = vec!["--name", name.as_str()];
+        args.extend(options);
+        let (id, out) = podman.run_container(
+            &["--runtime", "sniffguard"],
+            &args,
+            "tcpdump -D >/dev/null; echo tcpdump_rc=$?",
+        );
+        assert!(
+            out.stdout.contains(&format!("tcpdump_rc={rc}")),
+            "{name}: {out}\n{}",
+            sup.report()
+        );
+        let alert = wait_alert(&sup, &id, action, |a| str_at(a, "/action") == Some(action));
+        assert_eq!(
+            str_at(&alert, "/container/name"),
+            Some(name.as_str()),
+            "{alert}"
+        );
+        assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
+    }
+}
+
+/// The uid a rootless test runs Podman as: no account has it, and it differs per test
+/// process (a rootless Podman keeps per-uid state in its pause process).
+fn rootless_uid() -> u32 {
+    3_000_000 + std::process::id() % 1_000_000
+}
+
+/// Rootless Podman through the shim: a staging container is refused with the reason
+/// (nothing could enforce it); a ci one starts, and the start is recorded in the user's
+/// `$XDG_RUNTIME_DIR/sniffguard/unsupervised/` (the supervisor's directory is root's).
+/// Before: both started silently unwatched, tcpdump running in staging.
+#[test]
+fn rootless_podman_refuses_enforced_and_records_audited_containers() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let wrapper = ShimWrapper::new(&sup);
+    // The rootless user must run the wrapper and read its settings.
+    let wrapper_dir = wrapper.path().parent().unwrap().to_path_buf();
+    fs::set_permissions(&wrapper_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        wrapper_dir.join("runtime.env"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let uid = rootless_uid();
+    let podman = Podman::with(Some(&wrapper), HooksDirs::Only(None), Some(uid));
+    let runtime = wrapper.path().display().to_string();
+
+    let (_, out) = podman.run(&["--runtime", &runtime], &[], "staging", STAGING_SCRIPT);
+    assert!(
+        !out.success(),
+        "a rootless staging container started: {out}"
+    );
+    assert!(!out.stdout.contains("started"), "{out}");
+    for needle in [
+        "sniffguard-runtime: container refused",
+        "user namespace",
+        &format!("uid {uid} on the host"),
+        "\"staging\" enforces",
+    ] {
+        assert!(out.stderr_mentions(needle), "no {needle:?}: {out}");
+    }
+
+    let (id, out) = podman.run(&["--runtime", &runtime], &[], "ci", "echo started");
+    assert!(out.success() && out.stdout.contains("started"), "{out}");
+    let notes = podman.path("xdg/sniffguard/unsupervised");
+    let entries: Vec<_> = fs::read_dir(&notes)
+        .unwrap_or_else(|e| panic!("no note in {}: {e}\n{out}", notes.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&id))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let note: Value = serde_json::from_str(&fs::read_to_string(&entries[0]).unwrap()).unwrap();
+    assert_eq!(note["environment"], "ci", "{note}");
+    assert!(
+        note["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("user namespace")),
+        "{note}"
+    );
+    // Nothing reached the supervisor.
+    assert!(
+        !sup.status()["containers"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|c| c["id"] == id.as_str())),
+        "{}",
+        sup.report()
+    );
+}
+
+/// The hook as rootless Podman runs it from a hooks.d file (not root, or root of a user
+/// namespace), fed the state a runtime writes: a staging container is refused, a ci one
+/// warned about, and poststop says nothing.
+#[test]
+fn hook_without_root_refuses_enforced_and_warns_for_audited() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle = temp_dir("sniffguard-rootless-hook-");
+    fs::set_permissions(bundle.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let uid = rootless_uid().to_string();
+    let hook = |stage: &str, environment: &str| {
+        let state = json!({
+            "ociVersion": "1.0.2-dev", "id": format!("rootless-{environment}"),
+            "status": "creating", "pid": std::process::id(),
+            "bundle": bundle.path(), "annotations": {ENVIRONMENT_ANNOTATION: environment},
+        });
+        let script = format!(
+            "printf '%s' '{state}' | \"$0\" hook --stage {stage} --runtime-dir \"$1\" \
+             --environment {environment} --fail open"
+        );
+        run_command(
+            Command::new("setpriv")
+                .args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={uid}"),
+                    "--clear-groups",
+                ])
+                .args(["sh", "-c", &script])
+                .arg(hook_bin())
+                .arg(sup.runtime_dir())
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin"),
+            Duration::from_secs(30),
+        )
+    };
+    let out = hook("create-runtime", "staging");
+    assert!(!out.success(), "{out}");
+    for needle in [
+        "sniffguard-hook: container refused",
+        &format!("runs as uid {uid}"),
+        "rootless-staging",
+    ] {
+        assert!(out.stderr_mentions(needle), "no {needle:?}: {out}");
+    }
+    let out = hook("create-runtime", "ci");
+    assert!(out.success(), "{out}");
+    assert!(out.stderr_mentions("is NOT watched for sniffing"), "{out}");
+    assert!(out.stderr_mentions("could not be recorded"), "{out}");
+    let out = hook("poststop", "ci");
+    assert!(out.success() && out.stderr.trim().is_empty(), "{out}");
 }
 
 /// `config/podman/seccomp-profile.sh` on small base profiles: what it changes, what it

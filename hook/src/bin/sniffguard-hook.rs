@@ -10,7 +10,7 @@ use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
 use sniffguard_common::policy::FailPolicy;
 use sniffguard_hook::hook::{self, HookArgs, Outcome, Stage};
 use sniffguard_hook::shim::{self, ShimConfig};
-use sniffguard_hook::{sandbox, state};
+use sniffguard_hook::{rootless, sandbox, state};
 
 #[derive(Parser)]
 #[command(version, about = "OCI hook and bundle injector for sniffguard")]
@@ -93,10 +93,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let config = config.or_else(|| ShimConfig::from_env().policy);
             let (environment, fail) = match (environment, fail) {
                 (Some(environment), Some(fail)) => (environment, fail.into()),
                 (environment, fail) => {
-                    let config = config.or_else(|| ShimConfig::from_env().policy);
                     match hook::resolve(config.as_deref(), &state, environment.as_deref()) {
                         Ok((name, policy_fail)) => {
                             (name, fail.map_or(policy_fail, FailPolicy::from))
@@ -120,22 +120,16 @@ fn main() -> ExitCode {
                 fail,
                 runtime,
             };
+            if let Some(why) = rootless::check() {
+                let mode = hook::mode_of(config.as_deref(), &args.environment);
+                return report(hook::run_unsupervisable(&args, &state, mode, &why));
+            }
             let request = hook::prepare(&args, &state);
             // From here on the hook only talks to the supervisor.
             if let Err(err) = sandbox::confine() {
                 eprintln!("sniffguard-hook: warning: running unconfined: {err}");
             }
-            match hook::send(&args, &state, &request) {
-                Ok(Outcome::Done) => ExitCode::SUCCESS,
-                Ok(Outcome::Unsupervised(warning)) => {
-                    eprintln!("{warning}");
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("{err}");
-                    ExitCode::FAILURE
-                }
-            }
+            report(hook::send(&args, &state, &request))
         }
         Command::Inject { bundle } => {
             match shim::prepare_bundle(&bundle, &ShimConfig::from_env()) {
@@ -150,6 +144,21 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints what a hook run has to say and gives its exit status.
+fn report(outcome: Result<Outcome, hook::HookError>) -> ExitCode {
+    match outcome {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Unsupervised(warning)) => {
+            eprintln!("{warning}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -28,9 +28,24 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The runtime entry of the shipped containers.conf.
 const RUNTIME_ENTRY: &str = "sniffguard = [\"/usr/local/bin/sniffguard-runc\"]";
 
+/// Where a private Podman looks for OCI hooks (containers.conf `hooks_dir`).
+pub enum HooksDirs<'a> {
+    /// Only this directory (an empty one for `None`, so that hooks installed on the host
+    /// stay out of the test).
+    Only(Option<&'a Path>),
+    /// `hooks_dir` left unset, as Debian ships containers.conf: Podman's compiled-in
+    /// default, which is what Podman as installed reads.
+    EngineDefault,
+    /// The `hooks_dir` line of this containers.conf text (a shipped drop-in, which sets
+    /// it on one line).
+    FromConf(String),
+}
+
 /// A private Podman: configuration, storage and a rootfs copy in one temporary directory.
 pub struct Podman {
     dir: TempDir,
+    /// The unprivileged uid that runs this Podman (rootless), if any.
+    uid: Option<u32>,
 }
 
 impl Podman {
@@ -38,6 +53,14 @@ impl Podman {
     /// replaced by `wrapper`'s) and `hooks` as its only hooks directory (an empty one when
     /// `None`, so that hooks installed on the host stay out of the test).
     pub fn new(wrapper: Option<&ShimWrapper>, hooks: Option<&Path>) -> Podman {
+        Podman::with(wrapper, HooksDirs::Only(hooks), None)
+    }
+
+    /// As [`Podman::new`], with its hooks directories chosen by `hooks`, run as root, or
+    /// as `uid` (rootless Podman: a user without an account or subordinate ids gets a
+    /// single-uid user namespace; the instance's directory is given to that uid, and
+    /// `wrapper`, if any, must be executable by it).
+    pub fn with(wrapper: Option<&ShimWrapper>, hooks: HooksDirs, uid: Option<u32>) -> Podman {
         assert!(
             find_in_path("podman").is_some(),
             "podman not in PATH (apt-get install podman)"
@@ -54,7 +77,21 @@ impl Podman {
         assert!(copy.success(), "copy the rootfs: {copy}");
         let empty_hooks = root.join("no-hooks");
         fs::create_dir(&empty_hooks).expect("create the empty hooks dir");
-        let hooks = hooks.unwrap_or(&empty_hooks);
+        let hooks_line = match hooks {
+            HooksDirs::Only(dir) => format!(
+                "hooks_dir = [\"{}\"]\n",
+                dir.unwrap_or(&empty_hooks).display()
+            ),
+            HooksDirs::EngineDefault => String::new(),
+            HooksDirs::FromConf(text) => {
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("hooks_dir"))
+                    .collect();
+                assert_eq!(lines.len(), 1, "one hooks_dir line expected in:\n{text}");
+                format!("{}\n", lines[0])
+            }
+        };
 
         let wrapper_path = wrapper.map_or_else(
             || root.join("no-wrapper").display().to_string(),
@@ -74,9 +111,8 @@ impl Podman {
              tmp_dir = \"{r}/libpod-tmp\"\n\
              static_dir = \"{r}/storage/libpod\"\n\
              volume_path = \"{r}/storage/volumes\"\n\
-             hooks_dir = [\"{h}\"]\n",
+             {hooks_line}",
             r = root.display(),
-            h = hooks.display(),
         );
         let engine = replace_once(
             &entry,
@@ -103,17 +139,43 @@ impl Podman {
             ),
         )
         .expect("write storage.conf");
-        Podman { dir }
+        if let Some(uid) = uid {
+            for sub in ["home", "xdg"] {
+                fs::create_dir(root.join(sub)).expect("create a rootless user's directory");
+            }
+            let chown = run_command(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg(format!("{uid}:{uid}"))
+                    .arg(root),
+                PODMAN_TIMEOUT,
+            );
+            assert!(chown.success(), "give the instance to uid {uid}: {chown}");
+        }
+        Podman { dir, uid }
     }
 
-    /// `podman` with this instance's configuration.
+    /// `podman` with this instance's configuration (as its uid when rootless, with only
+    /// the environment a login would give it).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
-            .env(
-                "CONTAINERS_STORAGE_CONF",
-                self.dir.path().join("storage.conf"),
-            );
+        let root = self.dir.path();
+        let mut cmd = match self.uid {
+            None => Command::new("podman"),
+            Some(uid) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .args(["--clear-groups", "podman"])
+                    .env_clear()
+                    .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                    .env("HOME", root.join("home"))
+                    .env("XDG_RUNTIME_DIR", root.join("xdg"))
+                    .current_dir(root);
+                cmd
+            }
+        };
+        cmd.env("CONTAINERS_CONF", root.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"));
         cmd
     }
 
@@ -162,6 +224,39 @@ impl Drop for Podman {
         })) {
             eprintln!("sniffguard-tests: podman rm --all failed: {panic:?}");
         }
+        if let Some(uid) = self.uid {
+            self.stop_pause_process(uid);
+        }
         unmount_under(self.dir.path());
+    }
+}
+
+impl Podman {
+    /// Rootless Podman leaves a pause process holding its user namespace: stops the one
+    /// this instance started (named in its pid file, and checked to run as `uid`, so that
+    /// a reused pid is left alone).
+    fn stop_pause_process(&self, uid: u32) {
+        for pid_file in ["libpod-tmp/pause.pid", "xdg/libpod/tmp/pause.pid"] {
+            let Some(pid) = fs::read_to_string(self.dir.path().join(pid_file))
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let owner = fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|status| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|ids| ids.split_whitespace().next()?.parse::<u32>().ok())
+                });
+            if owner == Some(uid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
     }
 }
