@@ -51,6 +51,10 @@ pub const EVENT_SOCKET: u32 = 2;
 pub const EVENT_SETSOCKOPT: u32 = 3;
 /// Event kind: `ioctl(SIOCSIFFLAGS)` setting `IFF_PROMISC`.
 pub const EVENT_IOCTL: u32 = 4;
+/// Event kind: a netlink message configuring an NFLOG group or an NFQUEUE
+/// queue (`optname`: its `nlmsg_type`; `level`: 1 if sent by `sendmsg`, 0 by
+/// `sendto`).
+pub const EVENT_NETFILTER: u32 = 5;
 
 /// Header flag: the exec probe sent `SIGKILL`.
 pub const FLAG_KILLED: u32 = 1;
@@ -76,6 +80,25 @@ pub mod linux {
     pub const AF_INET6: u64 = 10;
     /// `AF_PACKET`.
     pub const AF_PACKET: u64 = 17;
+    /// `AF_NETLINK`.
+    pub const AF_NETLINK: u64 = 16;
+    /// `AF_XDP`.
+    pub const AF_XDP: u64 = 44;
+    /// `NETLINK_NFLOG`: the legacy ULOG netlink family (removed from Linux
+    /// 3.17, refused anyway).
+    pub const NETLINK_NFLOG: u64 = 5;
+    /// `NETLINK_NETFILTER`: netfilter management, and NFLOG/NFQUEUE capture.
+    pub const NETLINK_NETFILTER: u64 = 12;
+    /// `nlmsg_type` of an NFLOG configuration message (`NFNL_SUBSYS_ULOG << 8 |
+    /// NFULNL_MSG_CONFIG`): binding a log group, setting its copy mode.
+    pub const NFULNL_CONFIG_TYPE: u16 = 0x0401;
+    /// `nlmsg_type` of an NFQUEUE configuration message (`NFNL_SUBSYS_QUEUE << 8
+    /// | NFQNL_MSG_CONFIG`): binding a queue, setting its copy mode.
+    pub const NFQNL_CONFIG_TYPE: u16 = 0x0302;
+    /// Offset of `nlmsg_type` in `struct nlmsghdr`.
+    pub const NLMSG_TYPE_OFFSET: u64 = 4;
+    /// Size of `struct nlmsghdr`.
+    pub const NLMSG_HDRLEN: u32 = 16;
     /// `SOCK_RAW`.
     pub const SOCK_RAW: u64 = 3;
     /// `SOCK_PACKET` (obsolete; `AF_INET` + `SOCK_PACKET` is a packet socket).
@@ -156,7 +179,7 @@ pub struct ExecEvent {
     pub argv: [u8; ARGV_SLOTS * ARG_LEN],
 }
 
-/// `EVENT_SOCKET`, `EVENT_SETSOCKOPT`, `EVENT_IOCTL`.
+/// `EVENT_SOCKET`, `EVENT_SETSOCKOPT`, `EVENT_IOCTL`, `EVENT_NETFILTER`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetEvent {
@@ -242,7 +265,9 @@ impl Event {
         let header: EventHeader = read(bytes)?;
         match header.kind {
             EVENT_EXEC => read(bytes).map(|e| Event::Exec(Box::new(e))),
-            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL => read(bytes).map(Event::Net),
+            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL | EVENT_NETFILTER => {
+                read(bytes).map(Event::Net)
+            }
             other => Err(DecodeError::UnknownKind(other)),
         }
     }

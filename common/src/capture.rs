@@ -1,78 +1,124 @@
-//! The capture rule as data: which `socket(2)` calls open a channel that reads
-//! other processes' traffic. One table, read by every party that enforces or
-//! observes it — the eBPF socket probe (`no_std`), the seccomp filter the shim
-//! merges into a container's profile, and both decision paths of the
+//! The capture rule as data: which `socket(2)` calls open a channel that can
+//! read other processes' traffic. One table, read by every party that enforces
+//! or observes it — the eBPF socket probe (`no_std`), the seccomp filter the
+//! shim merges into a container's profile, and both decision paths of the
 //! supervisor — so that a new channel is one new row, and the kernel filter,
 //! the probe and the alert can never disagree on what counts.
 
-use crate::abi::linux::{AF_INET, AF_INET6, AF_PACKET, SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK};
+use crate::abi::linux::{
+    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_XDP, NETLINK_NETFILTER, NETLINK_NFLOG,
+    SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK,
+};
 
 /// `IPPROTO_ICMP`.
 pub const IPPROTO_ICMP: u64 = 1;
 /// `IPPROTO_ICMPV6`.
 pub const IPPROTO_ICMPV6: u64 = 58;
 
-/// What a capture socket reads.
+/// The channel a socket opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketKind {
     /// A packet socket: whole frames of every protocol on an interface.
     Packet,
     /// A raw IP socket: every packet of one IP protocol the host receives.
     Raw,
+    /// An `AF_XDP` socket: frames an XDP program redirects to it.
+    Xdp,
+    /// The legacy ULOG netlink family: packets a `ULOG` rule copies.
+    NetfilterLegacyLog,
+    /// Netfilter's netlink family. It manages rules (`nft`, `iptables-nft`)
+    /// and also delivers the packets of NFLOG groups and NFQUEUE queues: the
+    /// environment decides whether the socket itself is allowed
+    /// (`netfilter_management`), and binding a group or a queue on it is
+    /// capture wherever it is seen.
+    Netfilter,
 }
 
-/// One row of the capture rule: a socket family, and the type within it
-/// (`None`: every type).
+impl SocketKind {
+    /// Whether the socket reads traffic as soon as it exists. A netfilter
+    /// socket does only once a group or queue is bound on it, which the
+    /// socket call cannot show.
+    pub const fn captures_by_itself(self) -> bool {
+        !matches!(self, SocketKind::Netfilter)
+    }
+}
+
+/// One row of the capture rule: a socket family, and within it the type and
+/// protocol (`None`: any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CaptureSocket {
     /// `AF_*` (the first argument of `socket(2)`).
     pub family: u64,
-    /// `SOCK_*` (the second argument without `SOCK_NONBLOCK`/`SOCK_CLOEXEC`),
-    /// or `None` for every type of the family.
+    /// `SOCK_*` (the second argument without `SOCK_NONBLOCK`/`SOCK_CLOEXEC`).
     pub socket_type: Option<u64>,
-    /// What it reads.
+    /// The protocol (the third argument).
+    pub protocol: Option<u64>,
+    /// The channel it opens.
     pub kind: SocketKind,
     /// The family's name, for alerts.
     pub family_name: &'static str,
 }
 
-/// Every socket that captures: `AF_PACKET` of any type, `SOCK_RAW` on
-/// `AF_INET` and `AF_INET6`, and the obsolete `(AF_INET, SOCK_PACKET)` that the
-/// kernel turns into a packet socket.
-pub const CAPTURE_SOCKETS: [CaptureSocket; 4] = [
+const fn row(
+    family: u64,
+    socket_type: Option<u64>,
+    protocol: Option<u64>,
+    kind: SocketKind,
+    family_name: &'static str,
+) -> CaptureSocket {
     CaptureSocket {
-        family: AF_PACKET,
-        socket_type: None,
-        kind: SocketKind::Packet,
-        family_name: "AF_PACKET",
-    },
-    CaptureSocket {
-        family: AF_INET,
-        socket_type: Some(SOCK_PACKET),
-        kind: SocketKind::Packet,
-        family_name: "AF_INET",
-    },
-    CaptureSocket {
-        family: AF_INET,
-        socket_type: Some(SOCK_RAW),
-        kind: SocketKind::Raw,
-        family_name: "AF_INET",
-    },
-    CaptureSocket {
-        family: AF_INET6,
-        socket_type: Some(SOCK_RAW),
-        kind: SocketKind::Raw,
-        family_name: "AF_INET6",
-    },
+        family,
+        socket_type,
+        protocol,
+        kind,
+        family_name,
+    }
+}
+
+/// Every socket that opens a capture channel: `AF_PACKET` of any type, the
+/// obsolete `(AF_INET, SOCK_PACKET)` that the kernel turns into a packet
+/// socket, `SOCK_RAW` on `AF_INET` and `AF_INET6`, `AF_XDP`, and netlink's
+/// ULOG and netfilter families.
+pub const CAPTURE_SOCKETS: [CaptureSocket; 7] = [
+    row(AF_PACKET, None, None, SocketKind::Packet, "AF_PACKET"),
+    row(
+        AF_INET,
+        Some(SOCK_PACKET),
+        None,
+        SocketKind::Packet,
+        "AF_INET",
+    ),
+    row(AF_INET, Some(SOCK_RAW), None, SocketKind::Raw, "AF_INET"),
+    row(AF_INET6, Some(SOCK_RAW), None, SocketKind::Raw, "AF_INET6"),
+    row(AF_XDP, None, None, SocketKind::Xdp, "AF_XDP"),
+    row(
+        AF_NETLINK,
+        None,
+        Some(NETLINK_NFLOG),
+        SocketKind::NetfilterLegacyLog,
+        "AF_NETLINK",
+    ),
+    row(
+        AF_NETLINK,
+        None,
+        Some(NETLINK_NETFILTER),
+        SocketKind::Netfilter,
+        "AF_NETLINK",
+    ),
 ];
 
-/// The row `socket(family, socket_type, …)` matches, if it opens a capture
-/// channel. Both arguments are taken as the kernel reads them: `int`s (the
-/// low 32 bits of the register), the type without its flags.
+/// The row `socket(family, socket_type, protocol)` matches, if it opens a
+/// capture channel. The arguments are taken as the kernel reads them: `int`s
+/// (the low 32 bits of the register), the type without its flags.
 #[inline(always)]
-pub fn capture_socket(family: u64, socket_type: u64) -> Option<&'static CaptureSocket> {
+pub fn capture_socket(
+    family: u64,
+    socket_type: u64,
+    protocol: u64,
+) -> Option<&'static CaptureSocket> {
     let family = family & 0xffff_ffff;
     let socket_type = socket_type & SOCK_TYPE_MASK;
+    let protocol = protocol & 0xffff_ffff;
     // A plain loop over a constant array: bounded, which the eBPF verifier
     // accepts.
     let mut i = 0;
@@ -82,7 +128,11 @@ pub fn capture_socket(family: u64, socket_type: u64) -> Option<&'static CaptureS
             Some(wanted) => wanted == socket_type,
             None => true,
         };
-        if rule.family == family && type_matches {
+        let protocol_matches = match rule.protocol {
+            Some(wanted) => wanted == protocol,
+            None => true,
+        };
+        if rule.family == family && type_matches && protocol_matches {
             return Some(rule);
         }
         i += 1;
@@ -106,38 +156,48 @@ pub fn is_raw_icmp(rule: &CaptureSocket, protocol: u64) -> bool {
 mod tests {
     use super::*;
 
+    fn kind(family: u64, socket_type: u64, protocol: u64) -> Option<SocketKind> {
+        capture_socket(family, socket_type, protocol).map(|r| r.kind)
+    }
+
     #[test]
     fn the_rule_matches_what_the_kernel_would_create() {
+        assert_eq!(kind(AF_PACKET, 2, 0x300), Some(SocketKind::Packet));
         assert_eq!(
-            capture_socket(AF_PACKET, 2).map(|r| r.kind),
-            Some(SocketKind::Packet)
-        );
-        assert_eq!(
-            capture_socket(AF_INET, SOCK_RAW | 0x80000).map(|r| r.kind),
+            kind(AF_INET, SOCK_RAW | 0x80000, 6),
             Some(SocketKind::Raw),
             "SOCK_CLOEXEC does not hide a raw socket"
         );
         assert_eq!(
-            capture_socket(AF_INET | (1 << 32), SOCK_PACKET).map(|r| r.kind),
+            kind(AF_INET | (1 << 32), SOCK_PACKET, 0),
             Some(SocketKind::Packet),
             "the upper half of the register is not part of the int"
         );
         assert_eq!(
-            capture_socket(AF_INET6, SOCK_RAW).map(|r| r.family_name),
+            capture_socket(AF_INET6, SOCK_RAW, 0).map(|r| r.family_name),
             Some("AF_INET6")
         );
-        assert!(capture_socket(AF_INET, 2).is_none(), "UDP");
-        assert!(
-            capture_socket(AF_INET6, SOCK_PACKET).is_none(),
-            "no such socket"
+        assert_eq!(kind(AF_XDP, SOCK_RAW, 0), Some(SocketKind::Xdp));
+        assert_eq!(
+            kind(AF_NETLINK, SOCK_RAW, NETLINK_NFLOG),
+            Some(SocketKind::NetfilterLegacyLog)
         );
-        assert!(capture_socket(1, SOCK_RAW).is_none(), "AF_UNIX");
+        assert_eq!(
+            kind(AF_NETLINK, 2, NETLINK_NETFILTER | (7 << 32)),
+            Some(SocketKind::Netfilter)
+        );
+        assert!(kind(AF_NETLINK, SOCK_RAW, 0).is_none(), "NETLINK_ROUTE");
+        assert!(kind(AF_INET, 2, 17).is_none(), "UDP");
+        assert!(kind(AF_INET6, SOCK_PACKET, 0).is_none(), "no such socket");
+        assert!(kind(1, SOCK_RAW, 0).is_none(), "AF_UNIX");
+        assert!(SocketKind::Packet.captures_by_itself());
+        assert!(!SocketKind::Netfilter.captures_by_itself());
     }
 
     #[test]
     fn icmp_is_told_by_family_and_protocol() {
-        let v4 = capture_socket(AF_INET, SOCK_RAW).unwrap();
-        let v6 = capture_socket(AF_INET6, SOCK_RAW).unwrap();
+        let v4 = capture_socket(AF_INET, SOCK_RAW, IPPROTO_ICMP).unwrap();
+        let v6 = capture_socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6).unwrap();
         assert!(is_raw_icmp(v4, IPPROTO_ICMP));
         assert!(is_raw_icmp(v6, IPPROTO_ICMPV6));
         assert!(
@@ -146,7 +206,7 @@ mod tests {
         );
         assert!(!is_raw_icmp(v4, 6), "TCP");
         assert!(!is_raw_icmp(v4, 255), "IPPROTO_RAW");
-        let packet = capture_socket(AF_PACKET, SOCK_RAW).unwrap();
+        let packet = capture_socket(AF_PACKET, SOCK_RAW, 0).unwrap();
         assert!(!is_raw_icmp(packet, IPPROTO_ICMP));
     }
 }

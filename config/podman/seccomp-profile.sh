@@ -83,10 +83,13 @@ def carried: {"action": base_action(.errnoRet // 1),
   "args": [(.args // [])[] | {"index": .index, "op": (.op | op_name), "value": .value,
   "value_two": (.valueTwo // 0)}]};
 def names_of: (.names // []) + (if .name then [.name] else [] end);
-# AF_PACKET=17, AF_INET=2, AF_INET6=10; SOCK_RAW=3, SOCK_PACKET=10. int arguments are
+# The rows of common/src/capture.rs (CAPTURE_SOCKETS; keep them alike): AF_PACKET=17,
+# AF_INET=2, AF_INET6=10, AF_XDP=44, AF_NETLINK=16 with NETLINK_NFLOG=5 or
+# NETLINK_NETFILTER=12; SOCK_RAW=3, SOCK_PACKET=10. int arguments are
 # compared on their low 32 bits, the socket type without SOCK_NONBLOCK/SOCK_CLOEXEC.
 def family(f): {"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295, "valueTwo": f};
 def kind(t): {"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 15, "valueTwo": t};
+def proto(p): {"index": 2, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295, "valueTwo": p};
 def notify(names): {"names": names, "action": "SCMP_ACT_NOTIFY"};
 def uring: ["io_uring_setup", "io_uring_enter", "io_uring_register", "pidfd_getfd"];
 
@@ -126,9 +129,12 @@ if (.listenerPath // "") != "" then fail("the base profile already has listenerP
   + (if $carried then [notify(["socket"]) + {"comment": "sniffguard: every socket call; the base rules are in listenerMetadata"}]
      elif ($socket_rules | length) == 0 and $default_permissive then [
       [family(17)],
-      [family(2), kind(3)],
       [family(2), kind(10)],
-      [family(10), kind(3)]
+      [family(2), kind(3)],
+      [family(10), kind(3)],
+      [family(44)],
+      [family(16), proto(5)],
+      [family(16), proto(12)]
     | notify(["socket"]) + {"args": ., "comment": "sniffguard: capture sockets"}
     ] else [] end)
   + (if ($uring | length) > 0

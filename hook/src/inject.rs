@@ -471,6 +471,9 @@ fn capture_socket_rules() -> Vec<LinuxSyscall> {
             if let Some(socket_type) = rule.socket_type {
                 args.push(masked(1, SOCK_TYPE_MASK, socket_type));
             }
+            if let Some(protocol) = rule.protocol {
+                args.push(masked(2, INT_MASK, protocol));
+            }
             notify_rule(vec![SOCKET.to_string()], Some(args))
         })
         .collect()

@@ -15,8 +15,8 @@ use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
     linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
     COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_BYTES, EVENT_EXEC, EVENT_IOCTL,
-    EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NO_ARGV, MAX_KILL_NAMES,
-    MAX_MONITORED, MAX_PENDING_ARGV, MONITOR_ENFORCE,
+    EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED,
+    FLAG_NO_ARGV, MAX_KILL_NAMES, MAX_MONITORED, MAX_PENDING_ARGV, MONITOR_ENFORCE,
 };
 use sniffguard_common::capture;
 
@@ -306,11 +306,14 @@ fn report_socket(ctx: &TracePointContext) -> Res {
     // The kernel reads these as int: compare the low 32 bits only.
     let family = syscall_arg(ctx, 0)? & 0xffff_ffff;
     let sock_type = syscall_arg(ctx, 1)? & linux::SOCK_TYPE_MASK;
-    if capture::capture_socket(family, sock_type).is_none() {
-        return Ok(());
+    let protocol = syscall_arg(ctx, 2)? & 0xffff_ffff;
+    // A netfilter socket captures only once a group or queue is bound on it:
+    // the configuration message is reported (`report_netlink_send`).
+    match capture::capture_socket(family, sock_type, protocol) {
+        Some(rule) if rule.kind.captures_by_itself() => {}
+        _ => return Ok(()),
     }
     let (_, cgroup) = monitored().ok_or(0)?;
-    let protocol = syscall_arg(ctx, 2)?;
     emit_net(EVENT_SOCKET, cgroup, |e| {
         e.family = family as u32;
         e.sock_type = sock_type as u32;
@@ -379,6 +382,103 @@ fn report_ioctl(ctx: &TracePointContext) -> Res {
         e.value = u32::from(flags);
         e.fd = fd as u32;
     })
+}
+
+/// Netlink messages looked at per send: a configuration message hidden behind
+/// this many others is not seen.
+const NETLINK_MESSAGES_SCANNED: u32 = 4;
+/// `struct user_msghdr`: `msg_iov` at 16.
+const MSGHDR_IOV_OFFSET: u64 = 16;
+
+#[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
+pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
+    let _ = report_netlink_send(&ctx, false);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]
+pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
+    let _ = report_netlink_send(&ctx, true);
+    0
+}
+
+/// Reports an NFLOG or NFQUEUE configuration message (binding a log group or
+/// a queue: what turns netfilter capture on) sent from a monitored container.
+/// The bytes are the sender's, read as the call enters; user space checks the
+/// socket is netfilter's while the sender lives.
+fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
+    let (flags, cgroup) = monitored().ok_or(0)?;
+    let fd = syscall_arg(ctx, 0)?;
+    // The destination: `sendto`'s address, `sendmsg`'s `msg_name`.
+    let (mut at, len, destination) = if msghdr {
+        let msg = syscall_arg(ctx, 1)?;
+        // SAFETY: fault-tolerant read of the caller's msghdr.
+        let name = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
+        // SAFETY: fault-tolerant reads of the caller's msghdr and first iovec.
+        let iov = unsafe { bpf_probe_read_user((msg + MSGHDR_IOV_OFFSET) as *const u64) }
+            .map_err(|_| 0)?;
+        // SAFETY: as above.
+        let base = unsafe { bpf_probe_read_user(iov as *const u64) }.map_err(|_| 0)?;
+        // SAFETY: as above.
+        let len = unsafe { bpf_probe_read_user((iov + 8) as *const u64) }.map_err(|_| 0)?;
+        (base, len, name)
+    } else {
+        (
+            syscall_arg(ctx, 1)?,
+            syscall_arg(ctx, 2)?,
+            syscall_arg(ctx, 4)?,
+        )
+    };
+    let end = at.saturating_add(len);
+    let mut scanned = 0;
+    while scanned < NETLINK_MESSAGES_SCANNED {
+        if at.saturating_add(u64::from(linux::NLMSG_HDRLEN)) > end {
+            return Ok(());
+        }
+        // SAFETY: fault-tolerant reads of the caller's buffer.
+        let msg_len = unsafe { bpf_probe_read_user(at as *const u32) }.map_err(|_| 0)?;
+        // SAFETY: as above.
+        let msg_type =
+            unsafe { bpf_probe_read_user((at + linux::NLMSG_TYPE_OFFSET) as *const u16) }
+                .map_err(|_| 0)?;
+        if msg_len < linux::NLMSG_HDRLEN {
+            return Ok(());
+        }
+        if msg_type == linux::NFULNL_CONFIG_TYPE || msg_type == linux::NFQNL_CONFIG_TYPE {
+            // Where the kill is armed, a message addressed to the kernel's
+            // netlink (what libmnl and libnfnetlink send) ends the sender as
+            // the call returns, before it can read one packet. Without an
+            // address the bytes might be another protocol's: user space
+            // checks the socket first.
+            let mut killed = false;
+            if flags & MONITOR_ENFORCE != 0 && destination != 0 {
+                // SAFETY: fault-tolerant read of the caller's sockaddr.
+                let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+                // SAFETY: plain helper call; signals the current task.
+                if u64::from(family) == linux::AF_NETLINK
+                    && unsafe { bpf_send_signal(SIGKILL) } == 0
+                {
+                    killed = true;
+                    count(COUNTER_KILLS);
+                }
+            }
+            return emit_net(EVENT_NETFILTER, cgroup, |e| {
+                if killed {
+                    e.header.flags |= FLAG_KILLED;
+                }
+                e.family = linux::AF_NETLINK as u32;
+                // Which call: 1 for sendmsg, 0 for sendto.
+                e.level = u32::from(msghdr);
+                e.protocol = linux::NETLINK_NETFILTER as u32;
+                e.optname = u32::from(msg_type);
+                e.fd = fd as u32;
+            });
+        }
+        // NLMSG_ALIGN: messages start on 4-byte boundaries.
+        at = at.saturating_add((u64::from(msg_len) + 3) & !3);
+        scanned += 1;
+    }
+    Ok(())
 }
 
 #[panic_handler]

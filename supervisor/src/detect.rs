@@ -297,6 +297,8 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                 Event::Net(net) => match net.header.kind {
                     abi::EVENT_SETSOCKOPT => "setsockopt",
                     abi::EVENT_IOCTL => "ioctl",
+                    abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
+                    abi::EVENT_NETFILTER => "sendto",
                     _ => "socket",
                 },
             },
@@ -426,12 +428,14 @@ fn bundle_rootfs(bundle: &str) -> Option<std::path::PathBuf> {
 /// on the syscall arguments; filters are only sniffing on packet sockets.
 fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
     match net.header.kind {
-        abi::EVENT_SOCKET => capture::capture_socket(net.family.into(), net.sock_type.into())
-            .filter(|rule| {
-                policy.catalogue.raw_icmp_is_capture
-                    || !capture::is_raw_icmp(rule, net.protocol.into())
-            })
-            .map(|rule| finding::capture_socket_evidence(rule, net.sock_type)),
+        abi::EVENT_SOCKET => {
+            capture::capture_socket(net.family.into(), net.sock_type.into(), net.protocol.into())
+                .filter(|rule| {
+                    policy.catalogue.raw_icmp_is_capture
+                        || !capture::is_raw_icmp(rule, net.protocol.into())
+                })
+                .map(|rule| finding::capture_socket_evidence(rule, net.sock_type))
+        }
         abi::EVENT_SETSOCKOPT if u64::from(net.level) == linux::SOL_PACKET => {
             Some(Evidence::Promiscuous {
                 method: "PACKET_ADD_MEMBERSHIP".into(),
@@ -446,6 +450,7 @@ fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
                 },
             })
         }
+        abi::EVENT_NETFILTER => netfilter_binding(net),
         abi::EVENT_IOCTL => Some(Evidence::Promiscuous {
             method: "SIOCSIFFLAGS".into(),
         }),
@@ -453,27 +458,57 @@ fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
     }
 }
 
-/// Whether fd `fd` of `tgid` is a packet socket: its inode is listed in the
-/// process's `/proc/PID/net/packet`.
-fn is_packet_socket(tgid: u32, fd: u32) -> bool {
-    let Ok(link) = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")) else {
-        return false;
-    };
+/// An NFLOG or NFQUEUE configuration message the probe saw sent. Its bytes
+/// were read from the sender's memory: what the socket is, is checked here
+/// while the sender lives (a netfilter netlink socket, `/proc/PID/net/netlink`
+/// protocol 12); one that is gone already, or that the probe killed, is taken
+/// as the probe saw it.
+fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
+    // A sender the probe killed is reported whatever its socket was.
+    if net.header.flags & FLAG_KILLED == 0
+        && !socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
+            fields.get(1) == Some(&"12")
+        })
+        .unwrap_or(true)
+    {
+        return None;
+    }
+    let method = format!("nlmsg_type {:#06x} on NETLINK_NETFILTER", net.optname);
+    match u16::try_from(net.optname).ok()? {
+        linux::NFULNL_CONFIG_TYPE => Some(Evidence::NetfilterLog { method }),
+        linux::NFQNL_CONFIG_TYPE => Some(Evidence::NetfilterQueue { method }),
+        _ => None,
+    }
+}
+
+/// Whether fd `fd` of `tgid` is a socket listed in `/proc/PID/net/TABLE` on a
+/// line whose fields `select` accepts; `None` when the process or its fd is
+/// gone.
+fn socket_in_table(
+    tgid: u32,
+    fd: u32,
+    table: &str,
+    select: impl Fn(&[&str]) -> bool,
+) -> Option<bool> {
+    let link = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
     let link = link.to_string_lossy();
     let Some(inode) = link
         .strip_prefix("socket:[")
         .and_then(|s| s.strip_suffix(']'))
     else {
-        return false;
+        return Some(false);
     };
-    std::fs::read_to_string(format!("/proc/{tgid}/net/packet"))
-        .map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .any(|line| line.split_whitespace().last() == Some(inode))
-        })
-        .unwrap_or(false)
+    let text = std::fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
+    Some(text.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.last() == Some(&inode) && select(&fields)
+    }))
+}
+
+/// Whether fd `fd` of `tgid` is a packet socket: its inode is listed in the
+/// process's `/proc/PID/net/packet`.
+fn is_packet_socket(tgid: u32, fd: u32) -> bool {
+    socket_in_table(tgid, fd, "packet", |_| true).unwrap_or(false)
 }
 
 /// Ends every process of the container of `init` that holds a capture

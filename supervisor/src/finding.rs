@@ -75,6 +75,11 @@ pub fn capture_socket_evidence(rule: &CaptureSocket, socket_type: u32) -> Eviden
             family,
             socket_type,
         },
+        SocketKind::Xdp => Evidence::XdpSocket {},
+        SocketKind::NetfilterLegacyLog => Evidence::NetfilterLog {
+            method: "NETLINK_NFLOG socket".into(),
+        },
+        SocketKind::Netfilter => Evidence::NetfilterSocket {},
     }
 }
 

@@ -38,7 +38,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
 use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
-use sniffguard_common::capture;
+use sniffguard_common::capture::{self, SocketKind};
 use sniffguard_common::listener::{BaseAction, SocketRules, ROOT_CHANGING_SYSCALLS};
 use sniffguard_common::policy::{Mode, Policy};
 
@@ -472,7 +472,9 @@ fn handle(
             context,
             kept_root,
         ),
-        Some(Watched::Socket) if policy.catalogue.behaviour => decide_socket(&request, &policy),
+        Some(Watched::Socket) if policy.catalogue.behaviour => {
+            decide_socket(&request, &policy, &context.environment)
+        }
         Some(Watched::Socketcall) => decide_socketcall(&request),
         Some(Watched::Socket) => Outcome::Continue,
         // Anything else the filter sends may change what `/` means to the
@@ -826,11 +828,22 @@ fn decide_socketcall(request: &Notification) -> Outcome {
 
 /// Classifies a `socket(family, type, protocol)` call. Only register arguments
 /// are involved, so this decision cannot be raced.
-fn decide_socket(request: &Notification, policy: &Policy) -> Outcome {
-    let Some(capture) = capture::capture_socket(request.args[0], request.args[1]) else {
+fn decide_socket(request: &Notification, policy: &Policy, environment: &str) -> Outcome {
+    let Some(capture) = capture::capture_socket(request.args[0], request.args[1], request.args[2])
+    else {
         return Outcome::Continue;
     };
     if !policy.catalogue.raw_icmp_is_capture && capture::is_raw_icmp(capture, request.args[2]) {
+        return Outcome::Continue;
+    }
+    // Netfilter management is the environment's to allow; the NFLOG or
+    // NFQUEUE binding that would capture through it is then the probes' to
+    // stop. An environment gone from a reloaded policy allows nothing.
+    if capture.kind == SocketKind::Netfilter
+        && policy
+            .environment(environment)
+            .is_ok_and(|(_, env)| env.netfilter_management)
+    {
         return Outcome::Continue;
     }
     let evidence =

@@ -1,5 +1,8 @@
 //! Ending every holder of a capture socket in a container.
 //!
+//! A capture socket here is one that reads others' traffic: packet, raw IP,
+//! and netfilter netlink (NFLOG groups, NFQUEUE queues).
+//!
 //! Killing the process that created a packet or raw socket does not close the
 //! socket: a process sharing its file table (`clone(CLONE_FILES)`), a child
 //! forked after the socket was made, or a process it was passed to
@@ -30,13 +33,21 @@ const MAX_PROCESSES: usize = 65_536;
 /// Cgroup directories walked below the container's own.
 const MAX_CGROUPS: usize = 4096;
 
-/// The inodes of the capture sockets (packet, raw IPv4, raw IPv6) of the
-/// network namespace `pid` lives in.
+/// The inodes of the capture sockets (packet, raw IPv4, raw IPv6, netfilter
+/// netlink) of the network namespace `pid` lives in.
 pub fn capture_socket_inodes(pid: u32) -> HashSet<u64> {
     let mut inodes = HashSet::new();
     // /proc/net/packet: "sk RefCnt Type Proto Iface R Rmem User Inode".
     // /proc/net/raw{,6}: the tenth column of the socket table is the inode.
-    for (table, column) in [("packet", 8), ("raw", 9), ("raw6", 9)] {
+    // /proc/net/netlink: "sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode",
+    // netfilter's family (Eth 12) only: NFLOG groups and NFQUEUE queues are
+    // read through it.
+    for (table, column, family) in [
+        ("packet", 8, None),
+        ("raw", 9, None),
+        ("raw6", 9, None),
+        ("netlink", 9, Some("12")),
+    ] {
         let path = format!("/proc/{pid}/net/{table}");
         let Ok(file) = fs::File::open(&path) else {
             continue;
@@ -50,7 +61,13 @@ pub fn capture_socket_inodes(pid: u32) -> HashSet<u64> {
             continue;
         }
         inodes.extend(text.lines().skip(1).filter_map(|line| {
-            line.split_whitespace()
+            let mut fields = line.split_whitespace();
+            if let Some(family) = family {
+                if fields.clone().nth(1) != Some(family) {
+                    return None;
+                }
+            }
+            fields
                 .nth(column)
                 .and_then(|inode| inode.parse::<u64>().ok())
                 .filter(|inode| *inode != 0)

@@ -76,6 +76,13 @@ pub struct Environment {
     /// to start the container.
     #[serde(default)]
     pub capability_requests: CapabilityRequests,
+    /// Whether the container's processes may open netfilter's netlink socket
+    /// (`nft`, `iptables-nft`, VPN and mesh sidecars that manage their rules)
+    /// in an enforce environment. Binding an NFLOG group or an NFQUEUE queue on
+    /// it is capture either way; without this the socket itself is refused,
+    /// before anything can be bound. Audit environments never refuse it.
+    #[serde(default)]
+    pub netfilter_management: bool,
 }
 
 /// What happens to a container that asks for a capability its environment drops.

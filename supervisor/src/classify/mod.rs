@@ -90,6 +90,23 @@ pub enum Evidence {
         /// The socket type.
         socket_type: u32,
     },
+    /// An `AF_XDP` socket: frames an XDP program redirects to it.
+    XdpSocket {},
+    /// An NFLOG group configured (`NFULNL_MSG_CONFIG`) on a netfilter netlink
+    /// socket, or the legacy ULOG netlink family opened.
+    NetfilterLog {
+        /// What was seen.
+        method: String,
+    },
+    /// An NFQUEUE queue configured (`NFQNL_MSG_CONFIG`) on a netfilter netlink
+    /// socket.
+    NetfilterQueue {
+        /// What was seen.
+        method: String,
+    },
+    /// A netfilter netlink socket in an environment that does not allow
+    /// netfilter management: it could bind NFLOG groups and NFQUEUE queues.
+    NetfilterSocket {},
     /// An interface put into promiscuous mode.
     Promiscuous {
         /// How: `PACKET_ADD_MEMBERSHIP` or `SIOCSIFFLAGS`.
