@@ -821,6 +821,11 @@ fn serve_client(stream: &UnixStream, state: &mut Served<'_>) -> std::io::Result<
                             "sniffguard keeper: cannot forward container {}'s fd to the keeper that took over: {err}",
                             kept.container()
                         );
+                        // A successor that died before it took the socket: this
+                        // keeper serves on, alone.
+                        if inode(state.path) == state.own_inode {
+                            *state.successor = None;
+                        }
                     }
                 }
                 state.held.push(kept);

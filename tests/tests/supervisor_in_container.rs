@@ -565,7 +565,10 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
     let tag = std::process::id();
     let mut supervisor_id = format!("sg-agent-{tag}-supervisor-1");
     let mut supervisor_pid = 0;
-    // As the DaemonSets come up on a node: in the manifests' order.
+    let mut keeper = None;
+    // As the DaemonSets come up on a node: in the manifests' order. When the
+    // supervisor comes first, it spawns a keeper of its own, and the keeper's pod
+    // takes over from it.
     for (i, agent) in agents.iter().enumerate() {
         if agent.is_supervisor() {
             supervisor_pid = node.start(agent, &supervisor_id);
@@ -580,6 +583,7 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
                 agent.name,
                 node.report()
             );
+            keeper = Some((agent.clone(), id, pid));
         }
     }
     // The supervisor holds what its pod spec grants, nothing more.
@@ -629,7 +633,44 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
         nix::sys::signal::Signal::SIGTERM,
     );
     supervisor_id = format!("sg-agent-{tag}-supervisor-3");
-    node.start(&supervisor, &supervisor_id);
+    supervisor_pid = node.start(&supervisor, &supervisor_id);
     node.wait_supervisor(&supervisor_id);
     check(&node, &loops, "after the supervisor container was replaced");
+
+    // The keeper's own rollout (maxSurge 1): the new pod starts beside the old one and
+    // takes every fd over before the old pod is stopped. A supervisor restart after
+    // that finds everything with the new keeper.
+    let Some((keeper, old_id, old_pid)) = keeper else {
+        return;
+    };
+    let new_pid = node.start(&keeper, &format!("sg-agent-{tag}-keeper-2"));
+    assert!(
+        poll_until(AGENT_START_TIMEOUT, || keeper_pid(node.runtime_dir.path())
+            == Some(new_pid)),
+        "the new keeper (pid {new_pid}) does not answer\n{}",
+        node.report()
+    );
+    assert!(
+        poll_until(Duration::from_secs(10), || notify_fds(new_pid)
+            >= loops.len()
+            && notify_fds(old_pid) == 0),
+        "no handover: the new keeper holds {} notify fds, the old one {}\n{}",
+        notify_fds(new_pid),
+        notify_fds(old_pid),
+        node.report()
+    );
+    node.stop(&old_id, old_pid, nix::sys::signal::Signal::SIGTERM);
+    node.stop(
+        &supervisor_id,
+        supervisor_pid,
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    supervisor_id = format!("sg-agent-{tag}-supervisor-4");
+    node.start(&supervisor, &supervisor_id);
+    node.wait_supervisor(&supervisor_id);
+    check(
+        &node,
+        &loops,
+        "after the keeper's rollout and another supervisor restart",
+    );
 }
