@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde::Deserialize;
 use serde_yaml::Value as Yaml;
 use sniffguard_tests::{
@@ -350,7 +351,7 @@ impl Node {
     /// Stops container `id` by `signal` to its init (from the host, by the pid
     /// containerd reported), waits (bounded) until its task stopped, and removes it
     /// as the kubelet removes a container it replaces.
-    fn stop(&self, id: &str, pid: u32, signal: nix::sys::signal::Signal) {
+    fn stop(&self, id: &str, pid: u32, signal: Signal) {
         // The pid is the init of a task that has not been deleted: containerd's
         // shim has not reaped it, so it cannot have been reused.
         let _ = nix::sys::signal::kill(
@@ -374,6 +375,22 @@ impl Node {
             CTR_TIMEOUT,
         );
         assert!(out.success(), "ctr container delete {id}: {out}");
+    }
+
+    /// Stops the supervisor container `(id, pid)` by `signal` and starts its
+    /// replacement, `sg-agent-SUFFIX` (bounded waits); returns the new `(id, pid)`.
+    fn replace(
+        &self,
+        supervisor: &AgentContainer,
+        (id, pid): (String, u32),
+        signal: Signal,
+        suffix: &str,
+    ) -> (String, u32) {
+        self.stop(&id, pid, signal);
+        let id = format!("sg-agent-{suffix}");
+        let pid = self.start(supervisor, &id);
+        self.wait_supervisor(&id);
+        (id, pid)
     }
 
     /// Waits (bounded) until the supervisor's sockets answer.
@@ -563,7 +580,7 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
         .clone();
     let node = Node::new();
     let tag = std::process::id();
-    let mut supervisor_id = format!("sg-agent-{tag}-supervisor-1");
+    let supervisor_id = format!("sg-agent-{tag}-supervisor-1");
     let mut supervisor_pid = 0;
     let mut keeper = None;
     // As the DaemonSets come up on a node: in the manifests' order. When the
@@ -607,15 +624,9 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
 
     // A crash, an OOM kill or a failed liveness probe: the init dies at once, and the
     // kubelet starts a new container in the pod.
+    let mut current = (supervisor_id, supervisor_pid);
     let started = Instant::now();
-    node.stop(
-        &supervisor_id,
-        supervisor_pid,
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    supervisor_id = format!("sg-agent-{tag}-supervisor-2");
-    supervisor_pid = node.start(&supervisor, &supervisor_id);
-    node.wait_supervisor(&supervisor_id);
+    current = node.replace(&supervisor, current, Signal::SIGKILL, &format!("{tag}-2"));
     eprintln!(
         "restart: new supervisor answering {:?} after the kill",
         started.elapsed()
@@ -627,14 +638,7 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
     );
 
     // A rollout: the old pod is stopped (SIGTERM) and a new one created.
-    node.stop(
-        &supervisor_id,
-        supervisor_pid,
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    supervisor_id = format!("sg-agent-{tag}-supervisor-3");
-    supervisor_pid = node.start(&supervisor, &supervisor_id);
-    node.wait_supervisor(&supervisor_id);
+    current = node.replace(&supervisor, current, Signal::SIGTERM, &format!("{tag}-3"));
     check(&node, &loops, "after the supervisor container was replaced");
 
     // The keeper's own rollout (maxSurge 1): the new pod starts beside the old one and
@@ -659,15 +663,8 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
         notify_fds(old_pid),
         node.report()
     );
-    node.stop(&old_id, old_pid, nix::sys::signal::Signal::SIGTERM);
-    node.stop(
-        &supervisor_id,
-        supervisor_pid,
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    supervisor_id = format!("sg-agent-{tag}-supervisor-4");
-    node.start(&supervisor, &supervisor_id);
-    node.wait_supervisor(&supervisor_id);
+    node.stop(&old_id, old_pid, Signal::SIGTERM);
+    node.replace(&supervisor, current, Signal::SIGKILL, &format!("{tag}-4"));
     check(
         &node,
         &loops,
