@@ -110,7 +110,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         "policy loaded"
     );
     prepare_runtime_dir(&config.runtime_dir)?;
-    start_keeper(&config.runtime_dir);
+    let keeper_pid = start_keeper(&config.runtime_dir);
     let api_path = paths::api_socket(&config.runtime_dir);
     let seccomp_path = paths::seccomp_socket(&config.runtime_dir);
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -193,6 +193,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // would leave a held exec unanswered.
     privileges::drop_and_log(&privileges::SUPERVISOR_KEEPS, "supervisor");
     restore(&shared);
+    keeper::watch(config.runtime_dir.clone(), keeper_pid);
     tokio::spawn(reap_dead_registrations(shared.clone()));
     tokio::spawn(listener::serve(seccomp, shared.clone()));
     tokio::spawn(api::serve(api_listener, shared.clone()));
@@ -234,13 +235,15 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
 /// that answers is adopted, whatever its version: the protocol is versioned
 /// ([`keeper::PROTOCOL`]) and a keeper hands back each listener's description
 /// as it was given; a keeper that takes over later (the keeper DaemonSet's
-/// rollout) does so without dropping an fd ([`keeper::run`]).
-fn start_keeper(runtime_dir: &Path) {
+/// rollout) does so without dropping an fd ([`keeper::run`]). Returns the
+/// keeper's pid, for [`keeper::watch`].
+fn start_keeper(runtime_dir: &Path) -> Option<u32> {
     if let Err(err) = keeper::ensure_running(runtime_dir) {
         tracing::error!(%err, "no fd keeper: a restart of this supervisor will fail enforced containers' watched syscalls");
-        return;
+        return None;
     }
-    match keeper::hello(runtime_dir) {
+    let facts = keeper::hello(runtime_dir);
+    match &facts {
         Ok(facts) if facts.resident => tracing::info!(
             pid = facts.pid,
             protocol = facts.protocol,
@@ -259,6 +262,7 @@ fn start_keeper(runtime_dir: &Path) {
         ),
         Err(err) => tracing::warn!(%err, "the fd keeper does not say who it is"),
     }
+    facts.ok().and_then(|f| f.pid)
 }
 
 /// Whether this process runs in a mount namespace other than the host's init's

@@ -56,6 +56,8 @@
 //!   public socket is no longer its own.
 //! - Any other op is refused (logged, connection closed).
 
+mod handed;
+
 use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -299,10 +301,12 @@ pub fn keep(
             connect(runtime_dir)?
         }
     };
-    let listener = serde_json::to_value(listener).map_err(|e| KeeperError::Protocol {
+    let mut listener = serde_json::to_value(listener).map_err(|e| KeeperError::Protocol {
         path: socket(runtime_dir),
         what: e.to_string(),
     })?;
+    listener["key"] = Value::String(handed::next_key());
+    handed::remember(&listener, fd, ledger);
     send(
         &stream,
         &Message::Keep { listener },
@@ -314,10 +318,37 @@ pub fn keep(
     })
 }
 
+/// Sends one `keep` (a listener this supervisor handed over before) to the
+/// keeper of `runtime_dir`, without starting one.
+fn send_keep(
+    runtime_dir: &Path,
+    listener: &Value,
+    fd: &OwnedFd,
+    ledger: Option<&OwnedFd>,
+) -> Result<(), KeeperError> {
+    let stream = connect(runtime_dir)?;
+    send(
+        &stream,
+        &Message::Keep {
+            listener: listener.clone(),
+        },
+        &listener_fds(fd, ledger),
+    )
+    .map_err(|source| KeeperError::Io {
+        path: socket(runtime_dir),
+        source,
+    })
+}
+
+pub use handed::{watch, WATCH_INTERVAL};
+
 /// Takes back (copies of) every listener the keeper holds. A description this
 /// build cannot read is left with the keeper (and logged).
 pub fn restore(runtime_dir: &Path) -> Result<Vec<HeldListener>, KeeperError> {
     let kept = ask_for_all(&socket(runtime_dir), &Message::Restore)?;
+    for k in &kept {
+        handed::remember(&k.listener, &k.notify, k.ledger.as_ref());
+    }
     Ok(kept
         .into_iter()
         .filter_map(|k| match serde_json::from_value(k.listener.clone()) {
@@ -610,7 +641,6 @@ pub fn run(runtime_dir: &Path, lifecycle: Lifecycle) -> Result<(), KeeperError> 
         let replaced = inode(&path) != own_inode;
         if accept || replaced {
             while let Ok((stream, _)) = listener.accept() {
-                idle_since = Instant::now();
                 let mut served = Served {
                     path: &path,
                     own_inode,
@@ -618,8 +648,13 @@ pub fn run(runtime_dir: &Path, lifecycle: Lifecycle) -> Result<(), KeeperError> 
                     successor: &mut successor,
                     lifecycle,
                 };
-                if let Err(err) = serve_client(&stream, &mut served) {
-                    eprintln!("sniffguard keeper: {err}");
+                match serve_client(&stream, &mut served) {
+                    Ok(Activity::Some) => idle_since = Instant::now(),
+                    Ok(Activity::Hello) => {}
+                    Err(err) => {
+                        idle_since = Instant::now();
+                        eprintln!("sniffguard keeper: {err}");
+                    }
                 }
             }
         }
@@ -749,7 +784,15 @@ struct Served<'a> {
     lifecycle: Lifecycle,
 }
 
-fn serve_client(stream: &UnixStream, state: &mut Served<'_>) -> std::io::Result<()> {
+/// Whether a client's request keeps a spawned keeper from leaving idle: a
+/// supervisor asks `hello` every few seconds (keeper/handed.rs), which must
+/// not keep an empty keeper alive for ever.
+enum Activity {
+    Some,
+    Hello,
+}
+
+fn serve_client(stream: &UnixStream, state: &mut Served<'_>) -> std::io::Result<Activity> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
@@ -778,15 +821,18 @@ fn serve_client(stream: &UnixStream, state: &mut Served<'_>) -> std::io::Result<
     }
     match receive(stream)? {
         Some((Message::Restore, _)) => send_all(stream, state.held)?,
-        Some((Message::Hello, _)) => send(
-            stream,
-            &Message::Welcome {
-                protocol: PROTOCOL,
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                resident: state.lifecycle == Lifecycle::Resident,
-            },
-            &[],
-        )?,
+        Some((Message::Hello, _)) => {
+            send(
+                stream,
+                &Message::Welcome {
+                    protocol: PROTOCOL,
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    resident: state.lifecycle == Lifecycle::Resident,
+                },
+                &[],
+            )?;
+            return Ok(Activity::Hello);
+        }
         Some((Message::Handover { to }, _)) => {
             // The successor's socket sits beside ours (`keeper.sock.PID`, see
             // take_over): never forward fds anywhere else.
@@ -815,6 +861,17 @@ fn serve_client(stream: &UnixStream, state: &mut Served<'_>) -> std::io::Result<
         }
         Some((message @ Message::Keep { .. }, fds)) => {
             if let Some(kept) = kept_listener(message, fds) {
+                // A supervisor gives a keeper that changed every listener again
+                // (keeper/handed.rs): one copy per key is enough.
+                if let Some(key) = handed::key_of(&kept.listener) {
+                    if state
+                        .held
+                        .iter()
+                        .any(|h| handed::key_of(&h.listener) == Some(key))
+                    {
+                        return Ok(Activity::Some);
+                    }
+                }
                 if let Some(to) = state.successor.as_deref() {
                     if let Err(err) = forward(state.path, state.own_inode, Some(to), &kept) {
                         eprintln!(
@@ -839,7 +896,7 @@ fn serve_client(stream: &UnixStream, state: &mut Served<'_>) -> std::io::Result<
         }
         _ => {}
     }
-    Ok(())
+    Ok(Activity::Some)
 }
 
 /// Answers `restore` and `handover`: one `held` message per listener.

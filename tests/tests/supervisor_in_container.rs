@@ -664,10 +664,34 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
         node.report()
     );
     node.stop(&old_id, old_pid, Signal::SIGTERM);
-    node.replace(&supervisor, current, Signal::SIGKILL, &format!("{tag}-4"));
+    current = node.replace(&supervisor, current, Signal::SIGKILL, &format!("{tag}-4"));
     check(
         &node,
         &loops,
         "after the keeper's rollout and another supervisor restart",
+    );
+
+    // The keeper's pod restarted (a crash, an OOM kill): the new keeper starts empty,
+    // and the supervisor, which still serves every fd, gives it each listener again.
+    // Only then may the supervisor restart too.
+    node.stop(
+        &format!("sg-agent-{tag}-keeper-2"),
+        new_pid,
+        Signal::SIGKILL,
+    );
+    let restarted = node.start(&keeper, &format!("sg-agent-{tag}-keeper-3"));
+    assert!(
+        poll_until(AGENT_START_TIMEOUT, || keeper_pid(node.runtime_dir.path())
+            == Some(restarted)
+            && notify_fds(restarted) >= loops.len()),
+        "the restarted keeper (pid {restarted}) was not given the listeners again: it holds {}\n{}",
+        notify_fds(restarted),
+        node.report()
+    );
+    node.replace(&supervisor, current, Signal::SIGKILL, &format!("{tag}-5"));
+    check(
+        &node,
+        &loops,
+        "after the keeper's pod restarted empty and the supervisor restarted",
     );
 }
