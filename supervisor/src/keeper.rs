@@ -13,7 +13,7 @@
 //! Two lifecycles (see the README's "Restarts"):
 //! - *spawned* ([`ensure_running`]): `sniffguard run` starts the keeper as its
 //!   own child in a session of its own, and it exits once it has held nothing
-//!   for [`IDLE_EXIT`]. That survives a restart wherever only the supervisor's
+//!   for `IDLE_EXIT` (10 s). That survives a restart wherever only the supervisor's
 //!   process is stopped (systemd with `KillMode=process`, a shell).
 //! - *resident* (`sniffguard keeper --resident`): a process of its own, started
 //!   by whatever runs the node's services, that never exits when idle. On
@@ -29,7 +29,7 @@
 //!   scope would need the node's D-Bus and a systemd that not every node runs.
 //!
 //! A keeper that starts while another answers on the socket takes over from it
-//! without dropping an fd ([`take_over`]): it binds a socket of its own beside
+//! without dropping an fd (`take_over`): it binds a socket of its own beside
 //! the public one, asks the old keeper to hand over (`handover`: the old keeper
 //! sends what it holds and forwards whatever it is given later), and only then
 //! renames its socket over the public path. The old keeper notices that the
@@ -43,7 +43,9 @@
 //! [`PROTOCOL`]; a keeper keeps each listener's description verbatim, so a
 //! supervisor newer than its keeper gets back every field it handed in.
 //! - `{"op":"keep", "listener": {...}}` + the notify fd, then the listener's
-//!   in-flight ledger ([`crate::inflight`]) when it has one: hold them.
+//!   in-flight ledger ([`crate::inflight`]) when it has one: hold them. A
+//!   listener whose `key` the keeper holds already is dropped (a supervisor
+//!   gives a keeper that changed every listener again: `keeper/handed.rs`).
 //! - `{"op":"restore"}`: the keeper answers with one `{"op":"held", "listener":
 //!   {...}}` message per listener it holds, with the same fds, then closes the
 //!   connection.
@@ -277,7 +279,7 @@ fn connect(runtime_dir: &Path) -> Result<UnixStream, KeeperError> {
 }
 
 /// Hands a copy of `fd` (and of its in-flight ledger) to the keeper, starting
-/// a keeper first when none answers: one that held nothing for [`IDLE_EXIT`]
+/// a keeper first when none answers: one that held nothing for `IDLE_EXIT`
 /// has gone (a supervisor idle since start-up, or whose containers all went),
 /// and without this the next container's fd would be held by nobody but the
 /// supervisor.
@@ -571,9 +573,9 @@ fn take_over(path: &Path) -> Result<(UnixListener, Vec<Kept>), KeeperError> {
     Ok((listener, held))
 }
 
-/// Runs the keeper: until it has held nothing for [`IDLE_EXIT`] when it was
+/// Runs the keeper: until it has held nothing for `IDLE_EXIT` when it was
 /// spawned, until it is stopped when it is resident. It takes over from a
-/// keeper already serving `runtime_dir` ([`take_over`]) and gives way to one
+/// keeper already serving `runtime_dir` (`take_over`) and gives way to one
 /// that takes over from it.
 pub fn run(runtime_dir: &Path, lifecycle: Lifecycle) -> Result<(), KeeperError> {
     let path = socket(runtime_dir);
