@@ -108,9 +108,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         "policy loaded"
     );
     prepare_runtime_dir(&config.runtime_dir)?;
-    if let Err(err) = keeper::ensure_running(&config.runtime_dir) {
-        tracing::error!(%err, "no fd keeper: a restart of this supervisor will fail enforced containers' watched syscalls");
-    }
+    let keeper_pid = start_keeper(&config.runtime_dir);
     let api_path = paths::api_socket(&config.runtime_dir);
     let seccomp_path = paths::seccomp_socket(&config.runtime_dir);
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -193,6 +191,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // would leave a held exec unanswered.
     privileges::drop_and_log(&privileges::SUPERVISOR_KEEPS, "supervisor");
     restore(&shared);
+    keeper::watch(config.runtime_dir.clone(), keeper_pid);
     tokio::spawn(reap_dead_registrations(shared.clone()));
     tokio::spawn(listener::serve(seccomp, shared.clone()));
     tokio::spawn(api::serve(api_listener, shared.clone()));
@@ -222,6 +221,59 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let _ = fs::remove_file(&api_path);
     let _ = fs::remove_file(&seccomp_path);
     Ok(())
+}
+
+/// Finds the fd keeper, or starts one, and says whether it outlives this
+/// supervisor. A resident keeper (its own service or pod) does; one this
+/// supervisor spawns does only where the service manager stops the
+/// supervisor's process alone (systemd `KillMode=process`). In a container
+/// sharing the host's pid namespace (the DaemonSet) it does not: the runtime
+/// kills every process of such a container when its init exits, and every
+/// enforced container's watched syscalls then fail with ENOSYS. Any keeper
+/// that answers is adopted, whatever its version: the protocol is versioned
+/// ([`keeper::PROTOCOL`]) and a keeper hands back each listener's description
+/// as it was given; a keeper that takes over later (the keeper DaemonSet's
+/// rollout) does so without dropping an fd ([`keeper::run`]). Returns the
+/// keeper's pid, for [`keeper::watch`].
+fn start_keeper(runtime_dir: &Path) -> Option<u32> {
+    if let Err(err) = keeper::ensure_running(runtime_dir) {
+        tracing::error!(%err, "no fd keeper: a restart of this supervisor will fail enforced containers' watched syscalls");
+        return None;
+    }
+    let facts = keeper::hello(runtime_dir);
+    match &facts {
+        Ok(facts) if facts.resident => tracing::info!(
+            pid = facts.pid,
+            protocol = facts.protocol,
+            version = facts.version,
+            "fd keeper found: resident, it outlives this supervisor"
+        ),
+        Ok(facts) if in_own_container() => tracing::warn!(
+            pid = facts.pid,
+            protocol = facts.protocol,
+            "the fd keeper was started by a supervisor in a container: it dies with the container (a restart or a rollout fails every enforced container's watched syscalls with ENOSYS); run the keeper as its own pod (examples/kubernetes/keeper.yaml)"
+        ),
+        Ok(facts) => tracing::info!(
+            pid = facts.pid,
+            protocol = facts.protocol,
+            "fd keeper found: started by a supervisor, it outlives this one where only the supervisor's process is stopped (systemd KillMode=process)"
+        ),
+        Err(err) => tracing::warn!(%err, "the fd keeper does not say who it is"),
+    }
+    facts.ok().and_then(|f| f.pid)
+}
+
+/// Whether this process runs in a mount namespace other than the host's init's
+/// (a container; read while CAP_SYS_PTRACE still reaches pid 1's links). Unknown
+/// counts as yes: the warning it leads to names what to check.
+fn in_own_container() -> bool {
+    match (
+        fs::read_link("/proc/self/ns/mnt"),
+        fs::read_link("/proc/1/ns/mnt"),
+    ) {
+        (Ok(own), Ok(host)) => own != host,
+        _ => true,
+    }
 }
 
 /// The policy file (or the built-in one), with command-line overrides applied.

@@ -94,12 +94,16 @@ enum Command {
         #[arg(long)]
         no_ebpf: bool,
     },
-    /// Hold seccomp notify fds across supervisor restarts (started by `run`).
-    #[command(hide = true)]
+    /// Hold seccomp notify fds across supervisor restarts (started by `run`,
+    /// or on its own with --resident).
     Keeper {
         /// The supervisor's runtime directory.
         #[arg(long, default_value = DEFAULT_RUNTIME_DIR)]
         runtime_dir: PathBuf,
+        /// Run as a service of its own (the keeper DaemonSet): never exit
+        /// when idle; take over from a keeper already running.
+        #[arg(long)]
+        resident: bool,
     },
     /// Check a policy file and print what it defines.
     CheckConfig {
@@ -190,7 +194,17 @@ fn execute(command: Command) -> Result<(), Failure> {
                 print!("{}", status::render(&report));
             }
         }
-        Command::Keeper { runtime_dir } => sniffguard::keeper::run(&runtime_dir)?,
+        Command::Keeper {
+            runtime_dir,
+            resident,
+        } => {
+            let lifecycle = if resident {
+                sniffguard::keeper::Lifecycle::Resident
+            } else {
+                sniffguard::keeper::Lifecycle::Spawned
+            };
+            sniffguard::keeper::run(&runtime_dir, lifecycle)?;
+        }
         Command::Events {
             follow,
             runtime_dir,

@@ -1153,3 +1153,62 @@ fn systemd_unit_verifies() {
         "{out}"
     );
 }
+
+/// Issue 20: the fd keeper is a DaemonSet of its own (a keeper in the supervisor's
+/// host-pid pod dies with its container): resident, in the host's pid namespace (it
+/// hands fds only to processes of its own), on the supervisor's runtime directory,
+/// with no capability, no liveness probe, and a rolling update that starts the new
+/// keeper before the old one goes (the handover).
+#[test]
+fn keeper_daemonset_lives_apart_from_the_supervisor() {
+    let keeper = find("DaemonSet", "sniffguard-keeper");
+    let pod = &keeper["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true, "{pod}");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(
+        containers.len(),
+        1,
+        "the keeper's pod runs the keeper alone"
+    );
+    let container = &containers[0];
+    let command: Vec<String> = strings(&container["command"])
+        .into_iter()
+        .chain(strings(&container["args"]))
+        .collect();
+    assert_eq!(
+        command.get(1).map(String::as_str),
+        Some("keeper"),
+        "{command:?}"
+    );
+    assert!(command.iter().any(|a| a == "--resident"), "{command:?}");
+    let runtime_dir = command
+        .iter()
+        .position(|a| a == "--runtime-dir")
+        .and_then(|i| command.get(i + 1))
+        .expect("--runtime-dir");
+    let (supervisor_pod, supervisor) = supervisor_pod();
+    assert_eq!(
+        host_path_at(pod, container, runtime_dir),
+        host_path_at(&supervisor_pod, &supervisor, "/run/sniffguard"),
+        "the keeper and the supervisor must share the runtime directory"
+    );
+    let context = &container["securityContext"];
+    assert_eq!(
+        strings(&context["capabilities"]["drop"]),
+        ["ALL"],
+        "{context}"
+    );
+    assert!(context["capabilities"].get("add").is_none(), "{context}");
+    assert!(
+        context.get("privileged").is_none_or(|v| v == false),
+        "{context}"
+    );
+    assert!(
+        container.get("livenessProbe").is_none(),
+        "a restart loses nothing only while the supervisor runs"
+    );
+    let rolling = &keeper["spec"]["updateStrategy"]["rollingUpdate"];
+    assert_eq!(rolling["maxSurge"], 1, "{rolling}");
+    assert_eq!(rolling["maxUnavailable"], 0, "{rolling}");
+}
