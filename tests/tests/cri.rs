@@ -52,7 +52,7 @@ use k8s_cri::v1::{
 };
 use serde_json::{json, Value};
 use sniffguard_tests::{
-    is_alert_for, require_root, str_at, strip_ansi, Supervisor, ALERT_TIMEOUT,
+    is_alert_for, require_root, str_at, strip_ansi, Runtime, Supervisor, ALERT_TIMEOUT,
     ENVIRONMENT_ANNOTATION,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -271,7 +271,13 @@ impl Node {
     /// wrapper, imports the images, connects a CRI client and waits (bounded) until the
     /// CRI plugin reports the runtime ready and sees both images.
     fn start(sup: &Supervisor, tag: &str) -> Node {
-        let wrapper = ShimWrapper::new(sup);
+        Node::start_with_runtime(sup, tag, Runtime::Runc)
+    }
+
+    /// [`Node::start`] with `runtime` as the real runtime behind the shim (the wrapper's
+    /// `SNIFFGUARD_REAL_RUNTIME`).
+    fn start_with_runtime(sup: &Supervisor, tag: &str, runtime: Runtime) -> Node {
+        let wrapper = ShimWrapper::with_runtime(sup, runtime);
         let wrapper_path = wrapper.path();
         let containerd = Containerd::start_with(
             K8S_NAMESPACE,
@@ -628,6 +634,7 @@ fn assert_pod(alert: &Value, namespace: &str, pod: &str, environment: &str, chos
         "{alert}"
     );
     assert_eq!(str_at(alert, "/container/pod"), Some(pod), "{alert}");
+    assert_eq!(str_at(alert, "/container/name"), Some("shell"), "{alert}");
     assert_eq!(str_at(alert, "/environment"), Some(environment), "{alert}");
     assert_eq!(
         alert.pointer("/container/registered"),
@@ -659,8 +666,25 @@ fn cri_staging_pod_refuses_tcpdump_in_its_container_and_in_exec_sync() {
     if !require_root() {
         return;
     }
+    staging_pod(Runtime::Runc);
+}
+
+/// The same pod with crun behind the shim: containerd's runc v2 shim drives crun through
+/// the wrapper (create, start, exec, kill, delete).
+#[test]
+fn cri_staging_pod_under_crun() {
+    if !require_root() {
+        return;
+    }
+    staging_pod(Runtime::Crun);
+}
+
+/// A pod in a `stg-` namespace with `runtime` behind the shim: tcpdump is refused in its
+/// container and in an `ExecSync`, anything else runs, and the pause container is
+/// attached without an alert or an error.
+fn staging_pod(runtime: Runtime) {
     let sup = Supervisor::start(Some(&policy()));
-    let mut node = Node::start(&sup, "staging");
+    let mut node = Node::start_with_runtime(&sup, runtime.name(), runtime);
     let ns = namespace("stg-");
     let pod = node.run_pod(&ns, "sniff-test", &[]);
     let id = node.start_container(&pod, "shell", TCPDUMP_ONCE);
@@ -675,16 +699,21 @@ fn cri_staging_pod_refuses_tcpdump_in_its_container_and_in_exec_sync() {
     assert_pod(&alert, &ns, "sniff-test", "staging", STG_RULE);
     assert_eq!(str_at(&alert, "/mode"), Some("enforce"), "{alert}");
     assert_eq!(str_at(&alert, "/mechanism"), Some("seccomp"), "{alert}");
+    // The runtime's file name: crun is run through scripts/crun-hybrid here.
+    let used = str_at(&alert, "/container/runtime").unwrap_or_default();
+    assert!(used.starts_with(runtime.name()), "{alert}");
 
     // kubectl exec: the exec'd process is under the same filter.
-    // runc exec's own execve is refused: exit 1 and the errno on the exec's stderr.
+    // The runtime's own execve in `exec` is refused: exit 1 and the errno on the exec's
+    // stderr (runc: "exec /usr/bin/tcpdump: operation not permitted", crun: "exec:
+    // Operation not permitted").
     let refused = node
         .exec_sync(&id, &["tcpdump", "-D"])
         .expect("ExecSync tcpdump");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_ne!(refused.exit_code, 0, "tcpdump ran in an ExecSync: {stderr}");
     assert!(
-        stderr.contains("operation not permitted"),
+        stderr.to_lowercase().contains("operation not permitted"),
         "ExecSync of tcpdump failed otherwise ({}): {stderr}",
         refused.exit_code
     );

@@ -57,14 +57,20 @@ pub fn replace_once(text: &str, from: &str, to: &str, what: &str) -> String {
 }
 
 /// `config/sniffguard-runc` installed in a temporary directory, with its settings file
-/// beside it sending the shim to `target`'s supervisor and the real runc.
+/// beside it sending the shim to `target`'s supervisor and a real runtime.
 pub struct ShimWrapper {
     dir: TempDir,
 }
 
 impl ShimWrapper {
-    /// Installs the wrapper and writes its `runtime.env` for `target`.
+    /// Installs the wrapper and writes its `runtime.env` for `target`, handing over to
+    /// runc.
     pub fn new(target: &dyn ShimTarget) -> ShimWrapper {
+        ShimWrapper::with_runtime(target, Runtime::Runc)
+    }
+
+    /// [`ShimWrapper::new`], handing over to `runtime` (`SNIFFGUARD_REAL_RUNTIME`).
+    pub fn with_runtime(target: &dyn ShimTarget, runtime: Runtime) -> ShimWrapper {
         let dir = temp_dir("sniffguard-wrapper-");
         let env_file = dir.path().join("runtime.env");
         let script = replace_once(
@@ -81,7 +87,7 @@ impl ShimWrapper {
             "# written by the sniffguard tests\nSNIFFGUARD_SHIM={}\nSNIFFGUARD_REAL_RUNTIME={}\n\
              SNIFFGUARD_RUNTIME_DIR={}\nSNIFFGUARD_HOOK={}\n",
             runtime_shim_bin().display(),
-            Runtime::Runc.path().display(),
+            runtime.path().display(),
             target.runtime_dir().display(),
             hook_bin().display(),
         );
