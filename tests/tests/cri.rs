@@ -57,7 +57,7 @@ use sniffguard_tests::{
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 use wiring::containerd::{private_keys, private_tables, Containerd};
-use wiring::{remove_empty_cgroups, replace_once, shipped, ShimWrapper};
+use wiring::{remove_empty_cgroups, replace_once, shipped, wait_alert, ShimWrapper};
 
 /// The namespace containerd's CRI plugin keeps its containers and images in.
 const K8S_NAMESPACE: &str = "k8s.io";
@@ -612,16 +612,6 @@ fn namespace(prefix: &str) -> String {
     format!("{prefix}sgcri-{}", std::process::id())
 }
 
-fn wait_alert(sup: &Supervisor, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    sup.wait_alert(|a| is_alert_for(a, id) && pred(a), ALERT_TIMEOUT)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {what} alert for container {id} within {ALERT_TIMEOUT:?}\n{}",
-                sup.report()
-            )
-        })
-}
-
 fn is_tcpdump(alert: &Value) -> bool {
     str_at(alert, "/process/exe") == Some("/usr/bin/tcpdump")
 }
@@ -645,6 +635,33 @@ fn assert_pod(alert: &Value, namespace: &str, pod: &str, environment: &str, chos
     assert!(
         said.starts_with(chosen_by),
         "chosen by {chosen_by:?}? {alert}"
+    );
+}
+
+/// The pause container went through the shim like every container of the pod: it is
+/// attached in the pod's `environment`, and made no noise (no alert about it, no log line
+/// at ERROR, none at WARN that names it).
+fn assert_sandbox_quiet(sup: &Supervisor, pod: &Pod, environment: &str) {
+    let (record, status) = sup.container_status(&pod.id);
+    assert!(
+        !record.is_null(),
+        "sandbox {} not attached: {status}",
+        pod.id
+    );
+    assert_eq!(record["environment"], environment, "{record}");
+    let settled = sup.alerts_settled(Duration::from_millis(500), ALERT_TIMEOUT);
+    let about_pause: Vec<&Value> = settled
+        .iter()
+        .filter(|a| is_alert_for(a, &pod.id))
+        .collect();
+    assert!(
+        about_pause.is_empty(),
+        "alerts about the sandbox: {about_pause:?}"
+    );
+    let noise = errors_and_warnings_about(sup, &pod.id);
+    assert!(
+        noise.is_empty(),
+        "supervisor log at ERROR, or at WARN about the sandbox: {noise:#?}"
     );
 }
 
@@ -717,49 +734,17 @@ fn staging_pod(runtime: Runtime) {
         "ExecSync of tcpdump failed otherwise ({}): {stderr}",
         refused.exit_code
     );
-    let exec_alerts = |sup: &Supervisor| {
-        sup.alerts_so_far()
-            .into_iter()
-            .filter(|a| is_alert_for(a, &id) && is_tcpdump(a))
-            .filter(|a| str_at(a, "/action") == Some("denied"))
-            .count()
-    };
-    let deadline = Instant::now() + ALERT_TIMEOUT;
-    while exec_alerts(&sup) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no denied alert for the ExecSync's tcpdump ({stderr})\n{}",
-            sup.report()
-        );
-        std::thread::sleep(POLL);
-    }
+    let first = alert.pointer("/process/pid").cloned();
+    wait_alert(&sup, &id, "denied ExecSync tcpdump", |a| {
+        is_tcpdump(a)
+            && str_at(a, "/action") == Some("denied")
+            && a.pointer("/process/pid").cloned() != first
+    });
     // Anything else still runs through ExecSync.
     let ls = node.exec_sync(&id, &["ls", "/"]).expect("ExecSync ls");
     assert_eq!(ls.exit_code, 0, "{ls:?}");
 
-    // The pause container went through the shim like every container of the pod: it is
-    // attached, in the pod's environment, and made no noise.
-    let (record, status) = sup.container_status(&pod.id);
-    assert!(
-        !record.is_null(),
-        "sandbox {} not attached: {status}",
-        pod.id
-    );
-    assert_eq!(record["environment"], "staging", "{record}");
-    let settled = sup.alerts_settled(Duration::from_millis(500), ALERT_TIMEOUT);
-    let about_pause: Vec<&Value> = settled
-        .iter()
-        .filter(|a| is_alert_for(a, &pod.id))
-        .collect();
-    assert!(
-        about_pause.is_empty(),
-        "alerts about the sandbox: {about_pause:?}"
-    );
-    let noise = errors_and_warnings_about(&sup, &pod.id);
-    assert!(
-        noise.is_empty(),
-        "supervisor log at ERROR, or at WARN about the sandbox: {noise:#?}"
-    );
+    assert_sandbox_quiet(&sup, &pod, "staging");
 }
 
 #[test]
@@ -784,26 +769,11 @@ fn cri_ci_pod_runs_tcpdump_and_is_alerted() {
         .exec_sync(&id, &["tcpdump", "-D"])
         .expect("ExecSync tcpdump");
     assert_eq!(exec.exit_code, 0, "{exec:?}");
-    let deadline = Instant::now() + ALERT_TIMEOUT;
-    while sup
-        .alerts_so_far()
-        .iter()
-        .filter(|a| is_alert_for(a, &id) && is_tcpdump(a))
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no alert for the ExecSync's tcpdump\n{}",
-            sup.report()
-        );
-        std::thread::sleep(POLL);
-    }
-    let noise = errors_and_warnings_about(&sup, &pod.id);
-    assert!(
-        noise.is_empty(),
-        "supervisor log at ERROR, or at WARN about the sandbox: {noise:#?}"
-    );
+    let first = alert.pointer("/process/pid").cloned();
+    wait_alert(&sup, &id, "ExecSync tcpdump", |a| {
+        is_tcpdump(a) && a.pointer("/process/pid").cloned() != first
+    });
+    assert_sandbox_quiet(&sup, &pod, "ci");
 }
 
 /// A pod's `sniffguard.io/environment` annotation reaches its containers (the snippet's

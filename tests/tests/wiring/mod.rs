@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde_json::Value;
 use sniffguard_tests::{
-    hook_bin, repo_root, run_command, runtime_shim_bin, temp_dir, CmdOutput, Runtime, ShimTarget,
-    COMMAND_TIMEOUT,
+    hook_bin, is_alert_for, repo_root, run_command, runtime_shim_bin, temp_dir, CmdOutput, Runtime,
+    ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
 };
 use tempfile::TempDir;
 
@@ -231,6 +232,18 @@ fn unescape_mountinfo(field: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first alert about container `id` that matches `pred`, waiting at most
+/// [`ALERT_TIMEOUT`]; panics with the supervisor's output, naming `what` was awaited.
+pub fn wait_alert(sup: &Supervisor, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    sup.wait_alert(|a| is_alert_for(a, id) && pred(a), ALERT_TIMEOUT)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {what} alert for container {id} within {ALERT_TIMEOUT:?}\n{}",
+                sup.report()
+            )
+        })
 }
 
 /// Runs `cmd` bounded by [`COMMAND_TIMEOUT`] (see [`run_command`]).
