@@ -9,10 +9,11 @@
 # test root filesystem's ingredients (busybox-static, tcpdump), libseccomp's
 # headers for the `libseccomp` crate, gcc for static test helpers, jq for the
 # demo's table, podman, containerd and docker.io (dockerd, started by the tests
-# themselves with a private data root) for the integration tests.
+# themselves with a private data root) for the integration tests, protobuf-compiler
+# for the CRI client the CRI test builds (k8s-cri compiles the CRI protobuf files).
 set -euo pipefail
 
-packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io)
+packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io protobuf-compiler)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup.sh: run as root (it installs packages and the tests start containers)" >&2

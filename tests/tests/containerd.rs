@@ -18,13 +18,13 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sniffguard_tests::{
-    find_in_path, is_alert_for, require_root, run_command, str_at, temp_dir, CmdOutput, Supervisor,
-    ALERT_TIMEOUT, CAPTURE_SCRIPT, ENVIRONMENT_ANNOTATION,
+    find_in_path, require_root, run_command, str_at, temp_dir, CmdOutput, Supervisor,
+    CAPTURE_SCRIPT, ENVIRONMENT_ANNOTATION,
 };
 use wiring::containerd::{Containerd, CTR_TIMEOUT};
-use wiring::{shipped, ShimWrapper};
+use wiring::{shipped, wait_alert, ShimWrapper};
 
 /// containerd.rs's containers: the environment annotation and NET_ADMIN.
 impl Containerd {
@@ -44,16 +44,6 @@ impl Containerd {
 /// A container id unique to this test process.
 fn container_id(name: &str) -> String {
     format!("sg-ctr-{}-{name}", std::process::id())
-}
-
-fn wait_alert(sup: &Supervisor, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    sup.wait_alert(|a| is_alert_for(a, id) && pred(a), ALERT_TIMEOUT)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {what} alert for container {id} within {ALERT_TIMEOUT:?}\n{}",
-                sup.report()
-            )
-        })
 }
 
 #[test]

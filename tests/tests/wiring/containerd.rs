@@ -1,13 +1,15 @@
-//! A private containerd 1.6 for one test (`containerd.rs`, `base_profiles.rs`): config,
-//! root, state and gRPC/ttrpc sockets under a temporary directory, the CRI plugin
-//! disabled. The image is built in the test: the test rootfs (busybox + tcpdump) as one
-//! layer of a hand-made OCI image layout, loaded with `ctr image import` and unpacked with
-//! the `native` snapshotter (plain copies, no overlay mounts). runc's state goes to
-//! `--runc-root` in the same directory. On drop the guard kills and deletes the test's
-//! tasks and containers, stops containerd by its PID, SIGKILLs any runc shim still serving
-//! this test's private socket (found by that socket's path in its arguments), and unmounts
-//! what is left under the directory. containerd 1.6 keeps its shims' sockets in the fixed
-//! `/run/containerd/s/` (removed as each shim exits).
+//! A private containerd 1.6 for one test (`containerd.rs`, `base_profiles.rs`, `cri.rs`):
+//! config, root, state and gRPC/ttrpc sockets under a temporary directory. The engine
+//! tests run it with the CRI plugin disabled ([`Containerd::start`]); `cri.rs` runs it
+//! with the CRI plugin and a config of its own ([`Containerd::start_with`]). Images are
+//! built in the test: the test rootfs (busybox + tcpdump) as one layer of a hand-made OCI
+//! image layout, one manifest per image name (each with its own command), loaded with
+//! `ctr image import` and unpacked with the `native` snapshotter (plain copies, no overlay
+//! mounts). runc's state goes to `--runc-root` in the same directory. On drop the guard
+//! kills and deletes the test's tasks and containers, stops containerd by its PID, SIGKILLs
+//! any runc shim still serving this test's private socket (found by that socket's path in
+//! its arguments), and unmounts what is left under the directory. containerd 1.6 keeps its
+//! shims' sockets in the fixed `/run/containerd/s/` (removed as each shim exits).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,15 +39,67 @@ pub const CTR_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound for each clean-up command.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A private containerd with the test image imported.
+/// The command of [`IMAGE`]'s config.
+const IMAGE_COMMAND: &[&str] = &["sh"];
+
+/// A private containerd with the test images imported.
 pub struct Containerd {
     daemon: Option<Daemon>,
+    namespace: &'static str,
     dir: TempDir,
 }
 
+/// The settings that keep a containerd private to its directory `root`: its own root and
+/// state, sockets, and no debug or metrics listener. Top-level keys first, then tables,
+/// so that a caller can put its own top-level keys between [`private_keys`] and
+/// [`private_tables`].
+pub fn private_keys(root: &Path) -> String {
+    format!(
+        "root = \"{r}/root\"\nstate = \"{r}/state\"\n",
+        r = root.display()
+    )
+}
+
+/// The tables of [`private_keys`]: sockets, no debug or metrics listener, and the `opt`
+/// plugin's directory (by default under `/opt/containerd`).
+pub fn private_tables(root: &Path) -> String {
+    format!(
+        "[grpc]\n  address = \"{r}/containerd.sock\"\n\
+         [ttrpc]\n  address = \"{r}/containerd.sock.ttrpc\"\n\
+         [debug]\n  address = \"\"\n\
+         [metrics]\n  address = \"\"\n\
+         [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{r}/opt\"\n",
+        r = root.display()
+    )
+}
+
 impl Containerd {
-    /// Starts containerd and imports the test image; panics with its log when it fails.
+    /// Starts containerd without the CRI plugin and imports [`IMAGE`] into [`NAMESPACE`];
+    /// panics with its log when it fails.
     pub fn start() -> Containerd {
+        Containerd::start_with(
+            NAMESPACE,
+            |root| {
+                format!(
+                    "# private containerd of a sniffguard test\nversion = 2\n{}\
+                     disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n{}",
+                    private_keys(root),
+                    private_tables(root)
+                )
+            },
+            &[(IMAGE, IMAGE_COMMAND)],
+        )
+    }
+
+    /// Starts containerd with the config `config` writes for the directory it is given
+    /// (use [`private_keys`] and [`private_tables`] in it), then imports each
+    /// `(name, command)` of `images` into `namespace` (the test rootfs, with `command` as
+    /// its image config's `Cmd`); panics with containerd's log when it fails.
+    pub fn start_with(
+        namespace: &'static str,
+        config: impl FnOnce(&Path) -> String,
+        images: &[(&str, &[&str])],
+    ) -> Containerd {
         for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
             assert!(
                 find_in_path(tool).is_some(),
@@ -54,20 +108,7 @@ impl Containerd {
         }
         let dir = temp_dir("sniffguard-containerd-");
         let root = dir.path();
-        let config = format!(
-            "# private containerd of a sniffguard test\n\
-             version = 2\n\
-             root = \"{r}/root\"\n\
-             state = \"{r}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{r}/containerd.sock\"\n\
-             [ttrpc]\n  address = \"{r}/containerd.sock.ttrpc\"\n\
-             [debug]\n  address = \"\"\n\
-             [metrics]\n  address = \"\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{r}/opt\"\n",
-            r = root.display()
-        );
-        fs::write(root.join("config.toml"), config).expect("write config.toml");
+        fs::write(root.join("config.toml"), config(root)).expect("write config.toml");
         let mut daemon = Daemon::spawn(
             "containerd",
             Command::new("containerd")
@@ -75,7 +116,11 @@ impl Containerd {
                 .arg(root.join("config.toml")),
             &root.join("containerd.log"),
         );
-        let mut containerd = Containerd { daemon: None, dir };
+        let mut containerd = Containerd {
+            daemon: None,
+            namespace,
+            dir,
+        };
         let socket = containerd.socket();
         daemon.wait_until(START_TIMEOUT, || {
             socket.exists()
@@ -87,26 +132,29 @@ impl Containerd {
                     .is_ok_and(|o| o.status.success())
         });
         containerd.daemon = Some(daemon);
-        containerd.import_image();
+        containerd.import_images(images);
         containerd
     }
 
-    fn socket(&self) -> PathBuf {
+    /// containerd's gRPC socket (the CRI services listen on it too).
+    pub fn socket(&self) -> PathBuf {
         self.dir.path().join("containerd.sock")
     }
 
-    /// `ctr --address SOCK --namespace sniffguard-test`.
+    /// `ctr --address SOCK --namespace NAMESPACE`, in the namespace this containerd was
+    /// started for.
     pub fn ctr(&self) -> Command {
         let mut cmd = Command::new("ctr");
         cmd.arg("--address")
             .arg(self.socket())
             .arg("--namespace")
-            .arg(NAMESPACE);
+            .arg(self.namespace);
         cmd
     }
 
-    /// Builds an OCI image layout from the test rootfs and imports it as [`IMAGE`].
-    fn import_image(&self) {
+    /// Builds an OCI image layout from the test rootfs, one manifest per entry of
+    /// `images` (all sharing the one layer), and imports it.
+    fn import_images(&self, images: &[(&str, &[&str])]) {
         let layout = self.dir.path().join("image");
         let blobs = layout.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).expect("create the image layout");
@@ -123,39 +171,44 @@ impl Containerd {
         );
         assert!(tar.success(), "tar the rootfs: {tar}");
         let layer = add_blob(&blobs, &fs::read(&layer).expect("read layer.tar"));
-        let config = add_blob(
-            &blobs,
-            json!({
-                "architecture": oci_architecture(),
-                "os": "linux",
-                "config": {
-                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                    "Cmd": ["sh"],
-                },
-                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
-            })
-            .to_string()
-            .as_bytes(),
-        );
-        let manifest = add_blob(
-            &blobs,
-            json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config.descriptor("application/vnd.oci.image.config.v1+json"),
-                "layers": [layer.descriptor("application/vnd.oci.image.layer.v1.tar")],
-            })
-            .to_string()
-            .as_bytes(),
-        );
-        let mut index_entry = manifest.descriptor("application/vnd.oci.image.manifest.v1+json");
-        index_entry["annotations"] = json!({
-            "io.containerd.image.name": IMAGE,
-            "org.opencontainers.image.ref.name": "latest",
-        });
+        let mut index_entries = Vec::new();
+        for (name, command) in images {
+            let config = add_blob(
+                &blobs,
+                json!({
+                    "architecture": oci_architecture(),
+                    "os": "linux",
+                    "config": {
+                        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                        "Cmd": command,
+                    },
+                    "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+                })
+                .to_string()
+                .as_bytes(),
+            );
+            let manifest = add_blob(
+                &blobs,
+                json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": config.descriptor("application/vnd.oci.image.config.v1+json"),
+                    "layers": [layer.descriptor("application/vnd.oci.image.layer.v1.tar")],
+                })
+                .to_string()
+                .as_bytes(),
+            );
+            let mut entry = manifest.descriptor("application/vnd.oci.image.manifest.v1+json");
+            let tag = name.rsplit_once(':').map_or("latest", |(_, tag)| tag);
+            entry["annotations"] = json!({
+                "io.containerd.image.name": name,
+                "org.opencontainers.image.ref.name": tag,
+            });
+            index_entries.push(entry);
+        }
         fs::write(
             layout.join("index.json"),
-            json!({"schemaVersion": 2, "manifests": [index_entry]}).to_string(),
+            json!({"schemaVersion": 2, "manifests": index_entries}).to_string(),
         )
         .unwrap();
         fs::write(
@@ -182,7 +235,9 @@ impl Containerd {
         );
         assert!(out.success(), "ctr image import: {out}\n{}", self.log());
         let list = run_command(self.ctr().args(["image", "ls", "-q"]), CTR_TIMEOUT);
-        assert!(list.stdout.lines().any(|l| l == IMAGE), "{list}");
+        for (name, _) in images {
+            assert!(list.stdout.lines().any(|l| l == *name), "{name}: {list}");
+        }
     }
 
     /// `ctr run --rm --snapshotter native --runc-binary RUNC --runc-root R --fifo-dir F
@@ -219,7 +274,7 @@ impl Containerd {
         self.daemon.as_ref().map(Daemon::log).unwrap_or_default()
     }
 
-    /// Kills and deletes every task and container in the test namespace (bounded; errors
+    /// Kills and deletes every task and container in its namespace (bounded; errors
     /// ignored: this is clean-up).
     fn remove_containers(&self) {
         let quiet = |cmd: &mut Command| {
@@ -256,15 +311,11 @@ impl Drop for Containerd {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         unmount_under(self.dir.path());
-        remove_namespace_cgroups();
+        // containerd makes a cgroup for its namespace in every hierarchy (`ctr run`'s
+        // default cgroups path) and leaves it behind: remove it once empty. One still in
+        // use (another run of this test) refuses, and stays.
+        remove_empty_cgroups(self.namespace);
     }
-}
-
-/// containerd makes a cgroup for its namespace in every hierarchy and leaves it behind:
-/// remove the (by now empty) `NAMESPACE` cgroups. One still in use (another run of this
-/// test) refuses, and stays.
-fn remove_namespace_cgroups() {
-    remove_empty_cgroups(NAMESPACE);
 }
 
 /// A content-addressed blob of an image layout.

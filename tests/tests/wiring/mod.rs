@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde_json::Value;
 use sniffguard_tests::{
-    hook_bin, repo_root, run_command, runtime_shim_bin, temp_dir, CmdOutput, Runtime, ShimTarget,
-    COMMAND_TIMEOUT,
+    hook_bin, is_alert_for, repo_root, run_command, runtime_shim_bin, temp_dir, CmdOutput, Runtime,
+    ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
 };
 use tempfile::TempDir;
 
@@ -57,14 +58,20 @@ pub fn replace_once(text: &str, from: &str, to: &str, what: &str) -> String {
 }
 
 /// `config/sniffguard-runc` installed in a temporary directory, with its settings file
-/// beside it sending the shim to `target`'s supervisor and the real runc.
+/// beside it sending the shim to `target`'s supervisor and a real runtime.
 pub struct ShimWrapper {
     dir: TempDir,
 }
 
 impl ShimWrapper {
-    /// Installs the wrapper and writes its `runtime.env` for `target`.
+    /// Installs the wrapper and writes its `runtime.env` for `target`, handing over to
+    /// runc.
     pub fn new(target: &dyn ShimTarget) -> ShimWrapper {
+        ShimWrapper::with_runtime(target, Runtime::Runc)
+    }
+
+    /// [`ShimWrapper::new`], handing over to `runtime` (`SNIFFGUARD_REAL_RUNTIME`).
+    pub fn with_runtime(target: &dyn ShimTarget, runtime: Runtime) -> ShimWrapper {
         let dir = temp_dir("sniffguard-wrapper-");
         let env_file = dir.path().join("runtime.env");
         let script = replace_once(
@@ -81,7 +88,7 @@ impl ShimWrapper {
             "# written by the sniffguard tests\nSNIFFGUARD_SHIM={}\nSNIFFGUARD_REAL_RUNTIME={}\n\
              SNIFFGUARD_RUNTIME_DIR={}\nSNIFFGUARD_HOOK={}\n",
             runtime_shim_bin().display(),
-            Runtime::Runc.path().display(),
+            runtime.path().display(),
             target.runtime_dir().display(),
             hook_bin().display(),
         );
@@ -225,6 +232,18 @@ fn unescape_mountinfo(field: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first alert about container `id` that matches `pred`, waiting at most
+/// [`ALERT_TIMEOUT`]; panics with the supervisor's output, naming `what` was awaited.
+pub fn wait_alert(sup: &Supervisor, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    sup.wait_alert(|a| is_alert_for(a, id) && pred(a), ALERT_TIMEOUT)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {what} alert for container {id} within {ALERT_TIMEOUT:?}\n{}",
+                sup.report()
+            )
+        })
 }
 
 /// Runs `cmd` bounded by [`COMMAND_TIMEOUT`] (see [`run_command`]).
