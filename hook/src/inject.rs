@@ -2,8 +2,8 @@
 //! supervisor.
 //!
 //! Two additions:
-//! - the `sniffguard-hook` as a `createRuntime` hook (registration) and a
-//!   `poststop` hook (deregistration);
+//! - the `sniffguard-hook` as the first `createRuntime` hook (registration)
+//!   and the first `poststop` hook (deregistration);
 //! - in an enforce environment, seccomp rules that hand `execve`, `execveat` and
 //!   packet/raw `socket` calls to the supervisor (`SCMP_ACT_NOTIFY`), merged into
 //!   whatever profile the bundle already has, with `listenerPath` pointing at the
@@ -293,7 +293,7 @@ fn object_entry<'a>(
 fn add_hooks(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
     let hooks = object_entry(config, "hooks")?;
     let ours = attachment.hook_path.display().to_string();
-    for (stage, first) in [("createRuntime", true), ("poststop", false)] {
+    for stage in ["createRuntime", "poststop"] {
         let entry = hooks
             .entry(stage.to_string())
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -312,12 +312,14 @@ fn add_hooks(config: &mut Map<String, Value>, attachment: &Attachment) -> Result
             "poststop"
         };
         let hook = attachment.hook_entry(hook_stage);
-        // Register before any other createRuntime hook runs; deregister last.
-        if first {
-            list.insert(0, hook);
-        } else {
-            list.push(hook);
-        }
+        // First in both stages. createRuntime: detection is live before any
+        // other hook runs. poststop: runc and crun stop running a stage's
+        // hooks at the first one that fails, so a failing poststop hook of
+        // the bundle placed before ours would leave the container registered
+        // for the supervisor's reaper to find, logged as a runtime killed
+        // mid-create; deregistering first cannot be skipped that way, and
+        // nothing another poststop hook does needs the registration.
+        list.insert(0, hook);
     }
     Ok(())
 }

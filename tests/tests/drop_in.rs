@@ -20,10 +20,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use sniffguard_tests::{
-    require_root, rootfs, Bundle, CmdOutput, Container, NoSupervisor, Runtime, ShimTarget,
-    Supervisor,
+    poll_until, require_root, rootfs, Bundle, CmdOutput, Container, NoSupervisor, Runtime,
+    ShimTarget, Supervisor,
 };
 
 /// runc's answer, comparable between runs: exit code, stdout, and runc's own
@@ -161,4 +163,52 @@ fn unknown_capability_and_fields_get_runcs_answer() {
 #[test]
 fn unknown_seccomp_flag_gets_runcs_answer() {
     same_answer_as_runc("unknown seccomp flag", future_seccomp_flag);
+}
+
+/// How long the supervisor's reaper needs to find a registration whose init
+/// is gone: two checks five seconds apart (`REAP_INTERVAL` in
+/// supervisor/src/daemon.rs), plus a margin.
+const REAPER_WINDOW: Duration = Duration::from_secs(12);
+
+/// The reaper's log line for a registration no poststop hook removed.
+const REAPER_LINE: &str = "no poststop hook came";
+
+#[test]
+fn a_failing_poststop_hook_of_the_bundle_does_not_skip_deregistration() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let bundle =
+        Bundle::new(rootfs(), &["sh", "-c", "echo container-ran"], Some("ci")).edit(|spec| {
+            spec["hooks"] = json!({"poststop": [{"path": "/bin/false", "args": ["false"]}]});
+        });
+    let container = Container::new(Runtime::Runc);
+    let out = container.run_via_shim(&sup, &bundle);
+    assert!(
+        out.mentions("container-ran"),
+        "the container did not run:\n{out}"
+    );
+    // `run` returned after the poststop hooks ran: deregistered by then.
+    let (record, status) = sup.container_status(container.id());
+    assert!(
+        record.is_null(),
+        "still registered after poststop (the failing hook skipped ours): {status}\n{}",
+        sup.report()
+    );
+    // Nothing left for the reaper: its line never comes in its whole window.
+    let reaped = poll_until(REAPER_WINDOW, || {
+        sup.stderr_log().contains(REAPER_LINE) && sup.stderr_log().contains(container.id())
+    });
+    assert!(
+        !reaped,
+        "the reaper logged a misleading line:\n{}",
+        sup.stderr_log()
+    );
+    // Ours runs first; the bundle's own hook is still there, after it.
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.config_path()).unwrap()).unwrap();
+    let poststop = written["hooks"]["poststop"].as_array().unwrap();
+    assert_eq!(poststop.len(), 2, "{written}");
+    assert_eq!(poststop[1]["path"], "/bin/false", "the bundle's hook moved");
 }
