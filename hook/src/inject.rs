@@ -130,6 +130,9 @@ pub struct Attachment {
     pub fail: FailPolicy,
     /// The real runtime's name, for alerts.
     pub runtime_name: Option<String>,
+    /// How the environment was chosen, when the wiring named it (the shim's
+    /// `--environment`): passed to the hook for alerts.
+    pub environment_chosen_by: Option<String>,
     /// Whether to install the seccomp listener (enforce environments with a
     /// reachable supervisor).
     pub seccomp_listener: bool,
@@ -158,6 +161,10 @@ impl Attachment {
         if let Some(runtime) = &self.runtime_name {
             args.push("--runtime".to_string());
             args.push(runtime.clone());
+        }
+        if let Some(chosen_by) = &self.environment_chosen_by {
+            args.push("--environment-chosen-by".to_string());
+            args.push(chosen_by.clone());
         }
         json!({
             "path": self.hook_path.display().to_string(),

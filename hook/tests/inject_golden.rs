@@ -27,6 +27,7 @@ fn rewrite(bytes: &[u8]) -> Result<Value, InjectError> {
         environment: environment.to_string(),
         fail: settings.fail,
         runtime_name: Some("runc".into()),
+        environment_chosen_by: None,
         seccomp_listener: settings.mode == Mode::Enforce,
         drop_capabilities: settings.dropped_capabilities(),
         refuse_capability_requests: false,
