@@ -15,6 +15,9 @@
 //! Failed before the change: the shim took `--environment` for the subcommand and runc
 //! refused every call ("flag provided but not defined").
 //!
+//! A second test pins down why the seccomp-profile wiring (`--security-opt seccomp=`
+//! with `listenerPath`) cannot work with Docker 20.10: dockerd drops the field.
+//!
 //! Needs root, the built workspace, docker.io, runc, busybox-static and tcpdump. The
 //! Docker guard removes containers and stops dockerd even when the test fails.
 
@@ -24,7 +27,8 @@ mod wiring;
 
 use serde_json::Value;
 use sniffguard_tests::{
-    is_alert_for, require_root, run_command, str_at, Supervisor, ALERT_TIMEOUT, CAPTURE_SCRIPT,
+    is_alert_for, require_root, run_command, str_at, ShimTarget, Supervisor, ALERT_TIMEOUT,
+    CAPTURE_SCRIPT,
 };
 use wiring::docker::{Docker, DOCKER_TIMEOUT};
 use wiring::ShimWrapper;
@@ -127,5 +131,53 @@ fn docker_runtime_entries_choose_the_environment() {
             .as_str()
             .is_some_and(|c| c.contains(CHOSEN_BY_RUNTIME_ARGUMENT)),
         "status does not say how the environment was chosen: {status}"
+    );
+}
+
+/// Why the seccomp-profile wiring (`--security-opt seccomp=PROFILE` with a
+/// `listenerPath`, enforcement without the shim) cannot work with Docker 20.10:
+/// dockerd decodes a profile into its own type, which has no `listenerPath`,
+/// `listenerMetadata` or `flags` (moby `profiles/seccomp/seccomp.go` before
+/// 23.0), so the runtime gets `SCMP_ACT_NOTIFY` rules and no listener and refuses
+/// the container. If this starts passing, a newer Docker keeps the fields and the
+/// README's Docker section should say so.
+#[test]
+fn docker_20_10_drops_a_profiles_listener_path() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let wrapper = ShimWrapper::new(&sup);
+    let docker = Docker::start(&wrapper);
+    let profile = sniffguard_tests::temp_dir("sniffguard-profile-");
+    let path = profile.path().join("profile.json");
+    let listener = sup.runtime_dir().join("seccomp.sock");
+    let document = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": listener,
+        "listenerMetadata": "staging",
+        "syscalls": [{"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    std::fs::write(&path, document.to_string()).expect("write the profile");
+    let option = format!("seccomp={}", path.display());
+    let out = run_command(
+        docker.docker().args([
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--security-opt",
+            &option,
+            wiring::docker::IMAGE,
+            "true",
+        ]),
+        DOCKER_TIMEOUT,
+    );
+    eprintln!("DOCKER| profile with listenerPath: {}", out.stderr.trim());
+    assert!(
+        !out.success() && out.mentions("listenerPath is not set"),
+        "Docker ran a container with a listenerPath profile (does it keep the field now?):\n{out}"
     );
 }
