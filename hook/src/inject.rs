@@ -192,16 +192,98 @@ pub fn read_config(bundle: &Path) -> Result<Vec<u8>, InjectError> {
     Ok(bytes)
 }
 
-/// Parses `config.json` as a JSON object. Nothing else is checked here: the
-/// parts sniffguard changes are checked where they are changed ([`attach`]),
-/// and the rest is the runtime's to judge (see the module documentation).
+/// Parses `config.json` as a JSON object whose objects have no key twice.
+/// Nothing else is checked here: the parts sniffguard changes are checked
+/// where they are changed ([`attach`]), and the rest is the runtime's to judge
+/// (see the module documentation).
+///
+/// A repeated key is refused because the two readers would part ways: serde
+/// keeps the last `"process"`, while Go's decoder (runc) decodes every
+/// occurrence into the same struct, so capabilities given in a first
+/// `"process"` reach the container although sniffguard, reading the second,
+/// saw none to drop (measured with runc 1.1.5).
 pub fn parse_config(bytes: &[u8]) -> Result<Map<String, Value>, InjectError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(InjectError::Spec)?;
+    let UniqueKeys(value) = serde_json::from_slice(bytes).map_err(InjectError::Spec)?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(InjectError::Shape(
             "the document is not a JSON object".into(),
         )),
+    }
+}
+
+/// A JSON value read with every object checked for a repeated key.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            list.push(item);
+        }
+        Ok(Value::Array(list))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key {key:?} appears twice in one object; runc would merge the two and sniffguard would read only the last"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -220,6 +302,7 @@ pub fn annotations(config: &Map<String, Value>) -> std::collections::BTreeMap<St
 
 /// Applies `attachment` to a parsed `config.json`.
 pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
+    check_spelling(config, attachment.seccomp_listener)?;
     capabilities::apply_to_config(
         config,
         &attachment.drop_capabilities,
@@ -233,6 +316,60 @@ pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Resul
         let listener = paths::seccomp_socket(&attachment.runtime_dir);
         let merged = merge_seccomp(existing, &listener, &attachment.environment)?;
         linux.insert("seccomp".to_string(), merged);
+    }
+    Ok(())
+}
+
+/// A key as Go's `encoding/json` (runc's parser) compares it with a field
+/// name: without regard to ASCII case, and with `ſ` (U+017F) taken for `s` and
+/// the Kelvin sign (U+212A) for `k`, the two non-ASCII letters that fold to
+/// ASCII ones.
+fn go_fold(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '\u{17f}' => 's',
+            '\u{212a}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Refuses a key that the runtime would read as one of `fields` but that is
+/// not spelt as it: runc would take `"Process"` for `process`, while
+/// sniffguard edits only `process`, so its edit (the capability floor, its
+/// hooks) and the runtime's reading would part ways.
+fn check_fields_spelling(
+    object: &Map<String, Value>,
+    fields: &[&str],
+    at: &str,
+) -> Result<(), InjectError> {
+    for key in object.keys() {
+        let folded = go_fold(key);
+        if let Some(field) = fields.iter().find(|f| **f != key && **f == folded) {
+            return Err(InjectError::Shape(format!(
+                "{at}{key:?} would be read by the runtime as {field:?} (Go matches JSON keys regardless of case), but sniffguard edits {field:?} only; spell it {field:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_fields_spelling`] for every object sniffguard edits.
+fn check_spelling(config: &Map<String, Value>, seccomp: bool) -> Result<(), InjectError> {
+    check_fields_spelling(config, &["process", "hooks", "annotations", "linux"], "")?;
+    if let Some(process) = config.get("process").and_then(Value::as_object) {
+        check_fields_spelling(process, &["capabilities"], "process.")?;
+        if let Some(sets) = process.get("capabilities").and_then(Value::as_object) {
+            check_fields_spelling(sets, &capabilities::SETS, "process.capabilities.")?;
+        }
+    }
+    if let Some(hooks) = config.get("hooks").and_then(Value::as_object) {
+        check_fields_spelling(hooks, &["createRuntime", "poststop"], "hooks.")?;
+    }
+    if seccomp {
+        if let Some(linux) = config.get("linux").and_then(Value::as_object) {
+            check_fields_spelling(linux, &["seccomp"], "linux.")?;
+        }
     }
     Ok(())
 }

@@ -139,6 +139,11 @@ fn bad_config_json_is_a_clear_error() {
     let staging = r#""annotations":{"sniffguard.io/environment":"staging"}"#;
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "JSON"),
+        (
+            r#"{"process":{"capabilities":{"bounding":["CAP_NET_RAW"]}},"process":{"args":["sh"]}}"#
+                .into(),
+            "the key \"process\" appears twice",
+        ),
         ("{not json".into(), "JSON"),
         ("[1,2]".into(), "not a JSON object"),
         (r#"{"ociVersion":"1.0.2","hooks":"yes"}"#.into(), "hooks"),
@@ -149,6 +154,21 @@ fn bad_config_json_is_a_clear_error() {
         (
             r#"{"process":{"capabilities":{"bounding":"CAP_NET_RAW"}}}"#.into(),
             "process.capabilities.bounding",
+        ),
+        // runc (Go) reads keys regardless of case: a key it would take for one
+        // sniffguard edits is refused, not left for the runtime to read alone.
+        (
+            r#"{"Process":{"capabilities":{"bounding":["CAP_NET_RAW"]}}}"#.into(),
+            "\"Process\" would be read by the runtime as \"process\"",
+        ),
+        (
+            "{\"process\":{\"capabilitie\u{17f}\":{}}}".into(),
+            "process.\"capabilitie\u{17f}\"",
+        ),
+        (r#"{"hooks":{"PostStop":[]}}"#.into(), "hooks.\"PostStop\""),
+        (
+            format!(r#"{{"linux":{{"SECCOMP":{{}}}},{staging}}}"#),
+            "linux.\"SECCOMP\"",
         ),
         (
             format!(
