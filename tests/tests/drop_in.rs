@@ -28,6 +28,15 @@ use sniffguard_tests::{
     ShimTarget, Supervisor,
 };
 
+/// The capability sets of an OCI process.
+const CAPABILITY_SETS: [&str; 5] = [
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+];
+
 /// runc's answer, comparable between runs: exit code, stdout, and runc's own
 /// stderr lines without their time stamps, with the container id replaced.
 fn runtime_answer(out: &CmdOutput, id: &str) -> (Option<i32>, String, Vec<String>) {
@@ -51,13 +60,7 @@ fn runtime_answer(out: &CmdOutput, id: &str) -> (Option<i32>, String, Vec<String
 /// capability name in every set, an unknown top-level field, an unknown
 /// `linux` field and an unknown `process` field.
 fn future_fields(spec: &mut Value) {
-    for set in [
-        "bounding",
-        "effective",
-        "inheritable",
-        "permitted",
-        "ambient",
-    ] {
+    for set in CAPABILITY_SETS {
         let caps = &mut spec["process"]["capabilities"][set];
         if !caps.is_array() {
             *caps = json!([]);
@@ -140,13 +143,7 @@ fn same_answer_as_runc(case: &str, edit: fn(&mut Value)) {
             "{case}, {label}: a field the shim does not change came out different"
         );
         let caps = &after["process"]["capabilities"];
-        for set in [
-            "bounding",
-            "effective",
-            "inheritable",
-            "permitted",
-            "ambient",
-        ] {
+        for set in CAPABILITY_SETS {
             assert!(
                 caps[set].as_array().unwrap().contains(&json!("CAP_TEST")),
                 "{case}, {label}: CAP_TEST left {set}"
