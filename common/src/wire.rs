@@ -111,6 +111,12 @@ pub struct Registration {
     /// CI pipeline identifiers found in the container's process environment.
     #[serde(default)]
     pub pipeline: BTreeMap<String, String>,
+    /// How the shim chose `environment` when its wiring named it
+    /// (`sniffguard-runtime --environment`, e.g. a Docker runtime entry): the
+    /// policy cannot tell that from the annotations, so the words travel with
+    /// the registration for alerts and `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_chosen_by: Option<String>,
 }
 
 /// The supervisor's answer.
@@ -271,6 +277,7 @@ mod tests {
             environment: "staging".into(),
             runtime: Some("runc".into()),
             pipeline: BTreeMap::new(),
+            environment_chosen_by: None,
         }
     }
 

@@ -79,6 +79,7 @@ fn attachment(seccomp_listener: bool) -> Attachment {
         environment: if seccomp_listener { "staging" } else { "ci" }.to_string(),
         fail: FailPolicy::Closed,
         runtime_name: Some("runc".into()),
+        environment_chosen_by: None,
         seccomp_listener,
         drop_capabilities: if seccomp_listener {
             vec!["CAP_NET_RAW".to_string()]

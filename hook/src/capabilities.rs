@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 /// The capability sets of an OCI process.
-const SETS: [&str; 5] = [
+pub const SETS: [&str; 5] = [
     "bounding",
     "effective",
     "inheritable",

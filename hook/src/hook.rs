@@ -41,6 +41,8 @@ pub struct HookArgs {
     pub fail: FailPolicy,
     /// The real runtime's name, for alerts.
     pub runtime: Option<String>,
+    /// How the shim chose the environment when its wiring named it.
+    pub environment_chosen_by: Option<String>,
 }
 
 /// Errors that make the hook fail (and so the runtime refuse the container).
@@ -252,6 +254,7 @@ fn registration(args: &HookArgs, state: &State) -> Registration {
         environment: args.environment.clone(),
         runtime: args.runtime.clone(),
         pipeline: pipeline_from_bundle(state.bundle()),
+        environment_chosen_by: args.environment_chosen_by.clone(),
     }
 }
 

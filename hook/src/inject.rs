@@ -2,16 +2,35 @@
 //! supervisor.
 //!
 //! Two additions:
-//! - the `sniffguard-hook` as a `createRuntime` hook (registration) and a
-//!   `poststop` hook (deregistration);
+//! - the `sniffguard-hook` as the first `createRuntime` hook (registration)
+//!   and the first `poststop` hook (deregistration);
 //! - in an enforce environment, seccomp rules that hand `execve`, `execveat` and
 //!   packet/raw `socket` calls to the supervisor (`SCMP_ACT_NOTIFY`), merged into
 //!   whatever profile the bundle already has, with `listenerPath` pointing at the
 //!   supervisor and `listenerMetadata` naming the environment.
 //!
-//! The document is edited as JSON so that fields this crate does not model survive
-//! untouched; it is also parsed as an [`oci_spec::runtime::Spec`] first so that a
-//! malformed bundle is refused before anything is written.
+//! The shim is a drop-in for the real runtime, so it must never refuse a
+//! `config.json` the runtime would accept, or accept one it would refuse: a
+//! capability, seccomp flag, architecture or field that a newer runtime knows
+//! and `oci-spec` does not is the runtime's to judge. The document is therefore
+//! edited as JSON, and only the parts sniffguard changes are read at all —
+//! `hooks.createRuntime` and `hooks.poststop`, `process.capabilities`,
+//! `annotations`, and in an enforce environment `linux.seccomp`. Everything else
+//! is written back value for value (object keys come out sorted; no value
+//! changes). A part sniffguard must change and cannot read is refused with the
+//! field's name:
+//!
+//! - a wrong JSON type where sniffguard edits (`hooks` not an object,
+//!   `process.capabilities.bounding` not a list of names) in every environment;
+//! - in an enforce environment, whatever of `linux.seccomp` decides what the
+//!   merge must hold: an unknown `defaultAction`, an unknown field of the
+//!   profile, and an unknown action, operator or field in a rule naming a
+//!   syscall sniffguard adds rules for. Guessing there could let a sniffer
+//!   through, so enforce refuses and says why (the trust model: unknown in
+//!   enforce means refuse). Rules for other syscalls, `flags` and
+//!   `architectures` are not sniffguard's to judge and pass through to the
+//!   runtime as they are. In an audit environment `linux.seccomp` is never
+//!   read.
 //!
 //! Merging with an existing profile must hold whatever the profile says (its
 //! author is the workload's): sniffguard's rule for a syscall is never placed
@@ -25,8 +44,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
-    LinuxSeccompOperator, LinuxSyscall,
+    Arch, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator,
+    LinuxSyscall,
 };
 use serde_json::{json, Map, Value};
 use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
@@ -67,9 +86,17 @@ pub enum InjectError {
     /// `config.json` is larger than [`MAX_CONFIG_BYTES`].
     #[error("{0}: larger than {MAX_CONFIG_BYTES} bytes")]
     TooLarge(PathBuf),
-    /// `config.json` is not a valid OCI runtime spec.
-    #[error("config.json is not a valid OCI runtime spec: {0}")]
+    /// `config.json` is not JSON.
+    #[error("config.json is not valid JSON: {0}")]
     Spec(#[source] serde_json::Error),
+    /// A part of `linux.seccomp` the merge must understand cannot be read.
+    #[error("config.json: {field}: {problem}; the environment enforces, so sniffguard must merge its rules into this profile and refuses what it cannot read rather than guess (an audit environment passes the profile to the runtime untouched)")]
+    Seccomp {
+        /// The field, as a path into `config.json`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A part of `config.json` has the wrong JSON type.
     #[error("config.json: {0}")]
     Shape(String),
@@ -97,6 +124,9 @@ pub struct Attachment {
     pub fail: FailPolicy,
     /// The real runtime's name, for alerts.
     pub runtime_name: Option<String>,
+    /// How the environment was chosen, when the wiring named it (the shim's
+    /// `--environment`): passed to the hook for alerts.
+    pub environment_chosen_by: Option<String>,
     /// Whether to install the seccomp listener (enforce environments with a
     /// reachable supervisor).
     pub seccomp_listener: bool,
@@ -126,6 +156,10 @@ impl Attachment {
             args.push("--runtime".to_string());
             args.push(runtime.clone());
         }
+        if let Some(chosen_by) = &self.environment_chosen_by {
+            args.push("--environment-chosen-by".to_string());
+            args.push(chosen_by.clone());
+        }
         json!({
             "path": self.hook_path.display().to_string(),
             "args": args,
@@ -152,17 +186,98 @@ pub fn read_config(bundle: &Path) -> Result<Vec<u8>, InjectError> {
     Ok(bytes)
 }
 
-/// Parses `config.json` strictly and returns it as a JSON object.
+/// Parses `config.json` as a JSON object whose objects have no key twice.
+/// Nothing else is checked here: the parts sniffguard changes are checked
+/// where they are changed ([`attach`]), and the rest is the runtime's to judge
+/// (see the module documentation).
+///
+/// A repeated key is refused because the two readers would part ways: serde
+/// keeps the last `"process"`, while Go's decoder (runc) decodes every
+/// occurrence into the same struct, so capabilities given in a first
+/// `"process"` reach the container although sniffguard, reading the second,
+/// saw none to drop (measured with runc 1.1.5).
 pub fn parse_config(bytes: &[u8]) -> Result<Map<String, Value>, InjectError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(InjectError::Spec)?;
-    // Validate against the OCI schema, then keep the untyped document so that
-    // fields oci-spec does not model are written back as they were.
-    serde_json::from_value::<oci_spec::runtime::Spec>(value.clone()).map_err(InjectError::Spec)?;
+    let UniqueKeys(value) = serde_json::from_slice(bytes).map_err(InjectError::Spec)?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(InjectError::Shape(
             "the document is not a JSON object".into(),
         )),
+    }
+}
+
+/// A JSON value read with every object checked for a repeated key.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            list.push(item);
+        }
+        Ok(Value::Array(list))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key {key:?} appears twice in one object; runc would merge the two and sniffguard would read only the last"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -181,6 +296,7 @@ pub fn annotations(config: &Map<String, Value>) -> std::collections::BTreeMap<St
 
 /// Applies `attachment` to a parsed `config.json`.
 pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
+    check_spelling(config, attachment.seccomp_listener)?;
     capabilities::apply_to_config(
         config,
         &attachment.drop_capabilities,
@@ -190,16 +306,64 @@ pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Resul
     add_hooks(config, attachment)?;
     if attachment.seccomp_listener {
         let linux = object_entry(config, "linux")?;
-        let existing = match linux.remove("seccomp") {
-            None | Some(Value::Null) => None,
-            Some(value) => {
-                Some(serde_json::from_value::<LinuxSeccomp>(value).map_err(InjectError::Spec)?)
-            }
-        };
+        let existing = linux.remove("seccomp");
         let listener = paths::seccomp_socket(&attachment.runtime_dir);
         let merged = merge_seccomp(existing, &listener, &attachment.environment)?;
-        let merged = serde_json::to_value(merged).map_err(InjectError::Spec)?;
         linux.insert("seccomp".to_string(), merged);
+    }
+    Ok(())
+}
+
+/// A key as Go's `encoding/json` (runc's parser) compares it with a field
+/// name: without regard to ASCII case, and with `ſ` (U+017F) taken for `s` and
+/// the Kelvin sign (U+212A) for `k`, the two non-ASCII letters that fold to
+/// ASCII ones.
+fn go_fold(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '\u{17f}' => 's',
+            '\u{212a}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Refuses a key that the runtime would read as one of `fields` but that is
+/// not spelt as it: runc would take `"Process"` for `process`, while
+/// sniffguard edits only `process`, so its edit (the capability floor, its
+/// hooks) and the runtime's reading would part ways.
+fn check_fields_spelling(
+    object: &Map<String, Value>,
+    fields: &[&str],
+    at: &str,
+) -> Result<(), InjectError> {
+    for key in object.keys() {
+        let folded = go_fold(key);
+        if let Some(field) = fields.iter().find(|f| **f != key && **f == folded) {
+            return Err(InjectError::Shape(format!(
+                "{at}{key:?} would be read by the runtime as {field:?} (Go matches JSON keys regardless of case), but sniffguard edits {field:?} only; spell it {field:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_fields_spelling`] for every object sniffguard edits.
+fn check_spelling(config: &Map<String, Value>, seccomp: bool) -> Result<(), InjectError> {
+    check_fields_spelling(config, &["process", "hooks", "annotations", "linux"], "")?;
+    if let Some(process) = config.get("process").and_then(Value::as_object) {
+        check_fields_spelling(process, &["capabilities"], "process.")?;
+        if let Some(sets) = process.get("capabilities").and_then(Value::as_object) {
+            check_fields_spelling(sets, &capabilities::SETS, "process.capabilities.")?;
+        }
+    }
+    if let Some(hooks) = config.get("hooks").and_then(Value::as_object) {
+        check_fields_spelling(hooks, &["createRuntime", "poststop"], "hooks.")?;
+    }
+    if seccomp {
+        if let Some(linux) = config.get("linux").and_then(Value::as_object) {
+            check_fields_spelling(linux, &["seccomp"], "linux.")?;
+        }
     }
     Ok(())
 }
@@ -267,7 +431,7 @@ fn object_entry<'a>(
 fn add_hooks(config: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), InjectError> {
     let hooks = object_entry(config, "hooks")?;
     let ours = attachment.hook_path.display().to_string();
-    for (stage, first) in [("createRuntime", true), ("poststop", false)] {
+    for stage in ["createRuntime", "poststop"] {
         let entry = hooks
             .entry(stage.to_string())
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -286,12 +450,14 @@ fn add_hooks(config: &mut Map<String, Value>, attachment: &Attachment) -> Result
             "poststop"
         };
         let hook = attachment.hook_entry(hook_stage);
-        // Register before any other createRuntime hook runs; deregister last.
-        if first {
-            list.insert(0, hook);
-        } else {
-            list.push(hook);
-        }
+        // First in both stages. createRuntime: detection is live before any
+        // other hook runs. poststop: runc and crun stop running a stage's
+        // hooks at the first one that fails, so a failing poststop hook of
+        // the bundle placed before ours would leave the container registered
+        // for the supervisor's reaper to find, logged as a runtime killed
+        // mid-create; deregistering first cannot be skipped that way, and
+        // nothing another poststop hook does needs the registration.
+        list.insert(0, hook);
     }
     Ok(())
 }
@@ -313,6 +479,197 @@ const EPERM: u32 = 1;
 /// The syscalls whose every call the supervisor must see in enforce mode.
 const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
 const SOCKET: &str = "socket";
+
+/// The fields of an OCI `linux.seccomp` object (runtime-spec
+/// config-linux.md, "Seccomp"). Another one could change what the profile's
+/// rules mean, so an enforcing merge refuses it.
+const SECCOMP_FIELDS: [&str; 7] = [
+    "defaultAction",
+    "defaultErrnoRet",
+    "architectures",
+    "flags",
+    "listenerPath",
+    "listenerMetadata",
+    "syscalls",
+];
+
+/// The fields of one `linux.seccomp.syscalls` rule.
+const RULE_FIELDS: [&str; 4] = ["names", "action", "errnoRet", "args"];
+
+/// The fields of one condition of a rule's `args`.
+const ARG_FIELDS: [&str; 4] = ["index", "value", "valueTwo", "op"];
+
+/// Whether sniffguard adds, moves or reads rules for syscall `name`: a base
+/// rule naming one of these decides what the merge must hold, so it must be
+/// understood in full.
+fn is_ours(name: &str) -> bool {
+    EXEC_SYSCALLS.contains(&name)
+        || name == SOCKET
+        || ROOT_CHANGING_SYSCALLS.contains(&name)
+        || REFUSED_SYSCALLS.contains(&name)
+}
+
+fn unreadable(field: impl Into<String>, problem: impl Into<String>) -> InjectError {
+    InjectError::Seccomp {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The names of a rule (checked by [`check_profile`] before anything else).
+fn rule_names(rule: &Value) -> impl Iterator<Item = &str> {
+    rule.get("names")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+fn names_syscall(rule: &Value, name: &str) -> bool {
+    rule_names(rule).any(|n| n == name)
+}
+
+/// A rule's action, when it is one `oci-spec` knows.
+fn rule_action(rule: &Value) -> Option<LinuxSeccompAction> {
+    rule.get("action")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse().ok())
+}
+
+fn has_action(rule: &Value, action: LinuxSeccompAction) -> bool {
+    rule_action(rule) == Some(action)
+}
+
+/// Whether a rule applies to every call of its syscalls (no `args`).
+fn is_unconditional(rule: &Value) -> bool {
+    rule.get("args")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+}
+
+fn set_rule_names(rule: &mut Value, names: Vec<String>) {
+    if let Some(rule) = rule.as_object_mut() {
+        rule.insert(
+            "names".to_string(),
+            Value::Array(names.into_iter().map(Value::String).collect()),
+        );
+    }
+}
+
+fn set_rule_action(rule: &mut Value, action: &str) {
+    if let Some(rule) = rule.as_object_mut() {
+        rule.insert("action".to_string(), Value::String(action.to_string()));
+    }
+}
+
+/// A rule's argument conditions (checked by [`check_profile`] for every rule
+/// that names one of sniffguard's syscalls).
+fn rule_args(rule: &Value) -> Vec<LinuxSeccompArg> {
+    rule.get("args")
+        .filter(|a| !a.is_null())
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn rule_errno(rule: &Value) -> Option<u32> {
+    rule.get("errnoRet")
+        .and_then(Value::as_u64)
+        .and_then(|e| u32::try_from(e).ok())
+}
+
+fn parse_action(value: &Value, field: &str) -> Result<LinuxSeccompAction, InjectError> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| unreadable(field, "not a string"))?;
+    text.parse()
+        .map_err(|_| unreadable(field, format!("unknown action {text:?}")))
+}
+
+fn check_errno(value: Option<&Value>, field: &str) -> Result<(), InjectError> {
+    match value {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|e| u32::try_from(e).is_ok()) => Ok(()),
+        Some(_) => Err(unreadable(field, "not an errno number")),
+    }
+}
+
+fn check_fields(object: &Map<String, Value>, known: &[&str], at: &str) -> Result<(), InjectError> {
+    match object.keys().find(|k| !known.contains(&k.as_str())) {
+        // runc reads JSON keys case-insensitively, so "Action" would be read
+        // as "action": an unknown key is refused, not skipped.
+        Some(key) => Err(unreadable(
+            format!("{at}.{key}"),
+            "a field sniffguard does not know",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks what an enforcing merge reads of a `linux.seccomp` object: its
+/// fields, its default action, the names of every rule, and in full every rule
+/// that names one of sniffguard's syscalls. Rules for other syscalls are
+/// passed through unread (their actions are the runtime's to judge).
+fn check_profile(profile: &Map<String, Value>) -> Result<(), InjectError> {
+    const AT: &str = "linux.seccomp";
+    check_fields(profile, &SECCOMP_FIELDS, AT)?;
+    let default = profile
+        .get("defaultAction")
+        .ok_or_else(|| unreadable(format!("{AT}.defaultAction"), "missing"))?;
+    parse_action(default, &format!("{AT}.defaultAction"))?;
+    check_errno(
+        profile.get("defaultErrnoRet"),
+        &format!("{AT}.defaultErrnoRet"),
+    )?;
+    for key in ["listenerPath", "listenerMetadata"] {
+        if profile
+            .get(key)
+            .is_some_and(|v| !v.is_null() && !v.is_string())
+        {
+            return Err(unreadable(format!("{AT}.{key}"), "not a string"));
+        }
+    }
+    let rules = match profile.get("syscalls") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(rules)) => rules,
+        Some(_) => return Err(unreadable(format!("{AT}.syscalls"), "not an array")),
+    };
+    for (index, rule) in rules.iter().enumerate() {
+        let at = format!("{AT}.syscalls[{index}]");
+        let object = rule
+            .as_object()
+            .ok_or_else(|| unreadable(&at, "not an object"))?;
+        let names = object
+            .get("names")
+            .and_then(Value::as_array)
+            .filter(|names| names.iter().all(Value::is_string))
+            .ok_or_else(|| unreadable(format!("{at}.names"), "not an array of syscall names"))?;
+        if !names.iter().filter_map(Value::as_str).any(is_ours) {
+            continue;
+        }
+        check_fields(object, &RULE_FIELDS, &at)?;
+        let action = object
+            .get("action")
+            .ok_or_else(|| unreadable(format!("{at}.action"), "missing"))?;
+        parse_action(action, &format!("{at}.action"))?;
+        check_errno(object.get("errnoRet"), &format!("{at}.errnoRet"))?;
+        match object.get("args") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(args)) => {
+                for (arg_index, arg) in args.iter().enumerate() {
+                    let arg_at = format!("{at}.args[{arg_index}]");
+                    let arg_object = arg
+                        .as_object()
+                        .ok_or_else(|| unreadable(&arg_at, "not an object"))?;
+                    check_fields(arg_object, &ARG_FIELDS, &arg_at)?;
+                    serde_json::from_value::<LinuxSeccompArg>(arg.clone())
+                        .map_err(|err| unreadable(&arg_at, err.to_string()))?;
+                }
+            }
+            Some(_) => return Err(unreadable(format!("{at}.args"), "not an array")),
+        }
+    }
+    Ok(())
+}
 
 /// Whether `action` can let a call run. Only `ERRNO` and the kills are sure
 /// refusals: `TRACE` hands the call to a tracer that may continue it, `TRAP`
@@ -367,8 +724,13 @@ fn arg_condition(arg: &LinuxSeccompArg) -> Result<ArgCondition, InjectError> {
     })
 }
 
+/// A rule sniffguard writes, as JSON.
+fn rule_value(rule: &LinuxSyscall) -> Result<Value, InjectError> {
+    serde_json::to_value(rule).map_err(InjectError::Spec)
+}
+
 /// The rule a carried [`SocketRule`] came from, for undoing an injection.
-fn socket_syscall(rule: &SocketRule) -> Result<LinuxSyscall, InjectError> {
+fn socket_syscall(rule: &SocketRule) -> Result<Value, InjectError> {
     let mut syscall = LinuxSyscall::default();
     syscall.set_names(vec![SOCKET.to_string()]);
     let (action, errno) = match rule.action {
@@ -405,28 +767,25 @@ fn socket_syscall(rule: &SocketRule) -> Result<LinuxSyscall, InjectError> {
         .collect::<Result<_, _>>()
         .map_err(|err| InjectError::Unmergeable(format!("a carried socket rule: {err}")))?;
     syscall.set_args((!args.is_empty()).then_some(args));
-    Ok(syscall)
+    rule_value(&syscall)
 }
 
 /// Takes every rule for `socket` out of `rules` (a rule that also names other
 /// syscalls keeps them) and returns them as the supervisor will apply them.
 fn take_socket_rules(
-    rules: &mut Vec<LinuxSyscall>,
+    rules: &mut Vec<Value>,
     default: BaseAction,
 ) -> Result<SocketRules, InjectError> {
     let mut taken = Vec::new();
-    for rule in rules
-        .iter()
-        .filter(|r| r.names().iter().any(|n| n == SOCKET))
-    {
-        let args = rule
-            .args()
+    for rule in rules.iter().filter(|r| names_syscall(r, SOCKET)) {
+        let args = rule_args(rule)
             .iter()
-            .flatten()
             .map(arg_condition)
             .collect::<Result<Vec<_>, _>>()?;
+        // Checked: a rule naming socket has an action oci-spec knows.
+        let action = rule_action(rule).unwrap_or(LinuxSeccompAction::ScmpActAllow);
         taken.push(SocketRule {
-            action: base_action(rule.action(), rule.errno_ret()),
+            action: base_action(action, rule_errno(rule)),
             args,
         });
     }
@@ -453,17 +812,20 @@ fn masked(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
         .unwrap_or_default()
 }
 
-fn notify_rule(names: Vec<String>, args: Option<Vec<LinuxSeccompArg>>) -> LinuxSyscall {
+fn notify_rule(
+    names: Vec<String>,
+    args: Option<Vec<LinuxSeccompArg>>,
+) -> Result<Value, InjectError> {
     let mut rule = LinuxSyscall::default();
     rule.set_names(names);
     rule.set_action(LinuxSeccompAction::ScmpActNotify);
     rule.set_args(args);
-    rule
+    rule_value(&rule)
 }
 
 /// The conditional rules that catch capture sockets, one per row of
 /// [`CAPTURE_SOCKETS`].
-fn capture_socket_rules() -> Vec<LinuxSyscall> {
+fn capture_socket_rules() -> Result<Vec<Value>, InjectError> {
     CAPTURE_SOCKETS
         .iter()
         .map(|rule| {
@@ -505,11 +867,13 @@ enum Existing {
     Unmentioned,
 }
 
-fn existing_treatment(rules: &[LinuxSyscall], name: &str) -> Existing {
+fn existing_treatment(rules: &[Value], name: &str) -> Existing {
     let mut found = Existing::Unmentioned;
-    for rule in rules.iter().filter(|r| r.names().iter().any(|n| n == name)) {
-        let unconditional = rule.args().as_ref().is_none_or(Vec::is_empty);
-        match (unconditional, is_permissive(rule.action())) {
+    for rule in rules.iter().filter(|r| names_syscall(r, name)) {
+        // Checked: a rule naming one of sniffguard's syscalls has a known
+        // action; were it not, counting it permissive is the safe reading.
+        let permissive = rule_action(rule).is_none_or(is_permissive);
+        match (is_unconditional(rule), permissive) {
             (true, false) => return Existing::Refused,
             (true, true) => found = Existing::Allowed,
             (false, _) if found == Existing::Unmentioned => found = Existing::Conditional,
@@ -519,25 +883,30 @@ fn existing_treatment(rules: &[LinuxSyscall], name: &str) -> Existing {
     found
 }
 
-fn remove_name(rules: &mut Vec<LinuxSyscall>, name: &str, only_permissive_unconditional: bool) {
+fn remove_name(rules: &mut Vec<Value>, name: &str, only_permissive_unconditional: bool) {
     for rule in rules.iter_mut() {
-        let unconditional = rule.args().as_ref().is_none_or(Vec::is_empty);
-        if only_permissive_unconditional && !(unconditional && is_permissive(rule.action())) {
+        if !names_syscall(rule, name) {
             continue;
         }
-        let names: Vec<String> = rule
-            .names()
-            .iter()
+        let permissive = rule_action(rule).is_none_or(is_permissive);
+        if only_permissive_unconditional && !(is_unconditional(rule) && permissive) {
+            continue;
+        }
+        let names: Vec<String> = rule_names(rule)
             .filter(|n| *n != name)
-            .cloned()
+            .map(str::to_string)
             .collect();
-        rule.set_names(names);
+        set_rule_names(rule, names);
     }
-    rules.retain(|rule| !rule.names().is_empty());
+    rules.retain(|rule| rule_names(rule).next().is_some());
 }
 
-/// Merges sniffguard's notify rules into `existing` (or a fresh allow-all
-/// profile).
+/// Merges sniffguard's notify rules into `existing` (a `linux.seccomp` object,
+/// or none for a fresh allow-all profile) and returns the merged object. Only
+/// the rules for sniffguard's syscalls, `syscalls`' order around them,
+/// `listenerPath`, `listenerMetadata` and (when the profile lists none)
+/// `architectures` change; every other field and rule is passed through as it
+/// was (see [`check_profile`] for what must be readable).
 ///
 /// "Permissive" is every action but `ERRNO` and the kills (see
 /// [`is_permissive`]).
@@ -555,47 +924,60 @@ fn remove_name(rules: &mut Vec<LinuxSyscall>, name: &str, only_permissive_uncond
 /// supervisor, which refuses capture sockets and gives every other call the
 /// base profile's own answer.
 pub fn merge_seccomp(
-    existing: Option<LinuxSeccomp>,
+    existing: Option<Value>,
     listener: &Path,
     environment: &str,
-) -> Result<LinuxSeccomp, InjectError> {
+) -> Result<Value, InjectError> {
     let listener_text = listener.display().to_string();
     let mut profile = match existing {
-        Some(profile) => profile,
-        None => {
-            let mut profile = LinuxSeccomp::default();
-            profile.set_default_action(LinuxSeccompAction::ScmpActAllow);
+        Some(Value::Object(profile)) => profile,
+        None | Some(Value::Null) => {
+            let mut profile = Map::new();
+            profile.insert("defaultAction".to_string(), json!("SCMP_ACT_ALLOW"));
             profile
         }
+        Some(_) => return Err(unreadable("linux.seccomp", "not an object")),
     };
-    let ours_already = match profile.listener_path() {
-        Some(path) if path.as_os_str().is_empty() => false,
-        Some(path) if path == listener => true,
-        Some(path) => return Err(InjectError::ForeignListener(path.display().to_string())),
-        None => false,
+    check_profile(&profile)?;
+    // Checked: present and known.
+    let default_action = profile
+        .get("defaultAction")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(LinuxSeccompAction::ScmpActErrno);
+    let default_errno = profile
+        .get("defaultErrnoRet")
+        .and_then(Value::as_u64)
+        .and_then(|e| u32::try_from(e).ok());
+    let ours_already = match profile.get("listenerPath").and_then(Value::as_str) {
+        None | Some("") => false,
+        Some(path) if Path::new(path) == listener => true,
+        Some(path) => return Err(InjectError::ForeignListener(path.to_string())),
     };
-    let mut rules = profile.syscalls().clone().unwrap_or_default();
+    let mut rules = match profile.remove("syscalls") {
+        Some(Value::Array(rules)) => rules,
+        _ => Vec::new(),
+    };
+    let notify = LinuxSeccompAction::ScmpActNotify;
     if ours_already {
         // The socket rules a previous injection took out of the profile travel
         // in its metadata: put them back, in place of its socket notify rule.
         let carried = profile
-            .listener_metadata()
-            .as_deref()
+            .get("listenerMetadata")
+            .and_then(Value::as_str)
             .map(ListenerMetadata::parse)
             .and_then(|m| m.socket_rules);
         if let Some(carried) = carried {
             for rule in rules.iter_mut() {
-                if rule.action() == LinuxSeccompAction::ScmpActNotify {
-                    let names = rule
-                        .names()
-                        .iter()
+                if has_action(rule, notify) {
+                    let names = rule_names(rule)
                         .filter(|n| *n != SOCKET)
-                        .cloned()
+                        .map(str::to_string)
                         .collect();
-                    rule.set_names(names);
+                    set_rule_names(rule, names);
                 }
             }
-            rules.retain(|rule| !rule.names().is_empty());
+            rules.retain(|rule| rule_names(rule).next().is_some());
             for rule in &carried.rules {
                 rules.push(socket_syscall(rule)?);
             }
@@ -604,27 +986,21 @@ pub fn merge_seccomp(
         // our listener can have. Undo them before merging afresh: an unconditional
         // one replaced an unconditional allow (or a permissive default), so it
         // turns back into an allow; conditional ones were pure additions.
-        rules.retain(|rule| {
-            rule.action() != LinuxSeccompAction::ScmpActNotify
-                || rule.args().as_ref().is_none_or(Vec::is_empty)
-        });
+        rules.retain(|rule| !has_action(rule, notify) || is_unconditional(rule));
         // An io_uring refusal from a previous injection stays as it is: it
         // reads as "already refused" below, which keeps a second injection
         // from changing the document.
         for rule in rules.iter_mut() {
-            if rule.action() == LinuxSeccompAction::ScmpActNotify {
-                rule.set_action(LinuxSeccompAction::ScmpActAllow);
+            if has_action(rule, notify) {
+                set_rule_action(rule, "SCMP_ACT_ALLOW");
             }
         }
-    } else if rules
-        .iter()
-        .any(|rule| rule.action() == LinuxSeccompAction::ScmpActNotify)
-    {
+    } else if rules.iter().any(|rule| has_action(rule, notify)) {
         return Err(InjectError::Unmergeable(
             "linux.seccomp already has SCMP_ACT_NOTIFY rules but no listener".into(),
         ));
     }
-    let default_permissive = is_permissive(profile.default_action());
+    let default_permissive = is_permissive(default_action);
 
     let mut exec_names = Vec::new();
     for name in EXEC_SYSCALLS {
@@ -645,7 +1021,7 @@ pub fn merge_seccomp(
     }
     let mut added = Vec::new();
     if !exec_names.is_empty() {
-        added.push(notify_rule(exec_names, None));
+        added.push(notify_rule(exec_names, None)?);
     }
     // Capture sockets. The only sound way to share `socket` with the base
     // profile is to be its only rule there: libseccomp resolves several rules
@@ -658,7 +1034,7 @@ pub fn merge_seccomp(
     match existing_treatment(&rules, SOCKET) {
         Existing::Refused => {}
         Existing::Allowed | Existing::Conditional => {
-            let default = base_action(profile.default_action(), profile.default_errno_ret());
+            let default = base_action(default_action, default_errno);
             let taken = take_socket_rules(&mut rules, default)?;
             // Docker's default (one unconditional allow) needs no carrying:
             // "run" is what the supervisor gives a non-capture socket without
@@ -669,9 +1045,9 @@ pub fn merge_seccomp(
                 .any(|r| r.action == BaseAction::Allow && r.args.is_empty())
                 && taken.rules.iter().all(|r| r.action == BaseAction::Allow);
             socket_rules = (!always_runs).then_some(taken);
-            added.push(notify_rule(vec![SOCKET.to_string()], None));
+            added.push(notify_rule(vec![SOCKET.to_string()], None)?);
         }
-        Existing::Unmentioned if default_permissive => added.extend(capture_socket_rules()),
+        Existing::Unmentioned if default_permissive => added.extend(capture_socket_rules()?),
         Existing::Unmentioned => {}
     }
     // Syscalls that change what `/` means to a process (chroot, a mount over
@@ -694,7 +1070,7 @@ pub fn merge_seccomp(
         }
     }
     if !root_names.is_empty() {
-        added.push(notify_rule(root_names, None));
+        added.push(notify_rule(root_names, None)?);
     }
     // io_uring can create sockets (IORING_OP_SOCKET) without calling socket(2),
     // out of reach of both the filter and the syscall tracepoints, and
@@ -720,19 +1096,27 @@ pub fn merge_seccomp(
         // Before the notify rules: a second injection keeps this rule where it
         // is and appends the notify rules again, so the order must already be
         // that one for the rewrite to be idempotent.
-        rules.push(rule);
+        rules.push(rule_value(&rule)?);
     }
     rules.extend(added);
-    profile.set_syscalls(Some(rules));
-    if profile.architectures().as_ref().is_none_or(Vec::is_empty) {
-        profile.set_architectures(Some(host_architectures()));
+    profile.insert("syscalls".to_string(), Value::Array(rules));
+    let lists_architectures = profile
+        .get("architectures")
+        .is_some_and(|a| !a.is_null() && a.as_array().is_none_or(|a| !a.is_empty()));
+    if !lists_architectures {
+        let architectures =
+            serde_json::to_value(host_architectures()).map_err(InjectError::Spec)?;
+        profile.insert("architectures".to_string(), architectures);
     }
-    profile.set_listener_path(Some(PathBuf::from(listener_text)));
+    profile.insert("listenerPath".to_string(), Value::String(listener_text));
     let metadata = ListenerMetadata {
         environment: environment.to_string(),
         root_changes_notified,
         socket_rules,
     };
-    profile.set_listener_metadata(Some(metadata.render()));
-    Ok(profile)
+    profile.insert(
+        "listenerMetadata".to_string(),
+        Value::String(metadata.render()),
+    );
+    Ok(Value::Object(profile))
 }

@@ -11,6 +11,11 @@
 //! | `SNIFFGUARD_RUNTIME_DIR` | `/run/sniffguard` | the supervisor's sockets |
 //! | `SNIFFGUARD_CONFIG` | `/etc/sniffguard/sniffguard.toml` if present, else the built-in policy | the policy |
 //! | `SNIFFGUARD_HOOK` | `sniffguard-hook` beside this binary | the hook to inject |
+//!
+//! One flag of its own is taken out of the command line before the real
+//! runtime sees it: `--environment NAME` before the subcommand, which an engine
+//! that passes fixed arguments to a runtime (Docker's `runtimeArgs`) uses to
+//! give each runtime entry its environment (see [`take_environment`]).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -18,8 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sniffguard_common::paths::DEFAULT_RUNTIME_DIR;
-use sniffguard_common::policy::{CapabilityRequests, FailPolicy, Mode, Policy, PolicyError};
+use sniffguard_common::policy::{
+    CapabilityRequests, ChosenBy, FailPolicy, Mode, Policy, PolicyError, Resolution,
+};
 use sniffguard_common::wire::{Request, Response};
+use sniffguard_common::ENVIRONMENT_ANNOTATION;
 
 use crate::capabilities;
 use crate::inject::{self, Attachment, InjectError};
@@ -95,6 +103,9 @@ pub enum ShimError {
     /// (rootless), and the environment enforces.
     #[error("{0}")]
     Unsupervisable(String),
+    /// The shim's own `--environment` flag is malformed.
+    #[error("{MESSAGE_PREFIX}-runtime: {0}")]
+    Argument(String),
     /// The confined child that prepares the bundle could not run or died.
     #[error(
         "{MESSAGE_PREFIX}-runtime: preparing the bundle failed: {0}; the container is refused"
@@ -113,6 +124,11 @@ pub struct ShimConfig {
     pub policy: Option<PathBuf>,
     /// The hook binary to inject.
     pub hook: PathBuf,
+    /// The environment the wiring names (`--environment` before the
+    /// subcommand, see [`take_environment`]): the operator's choice in place
+    /// of the policy's rules and default; a container's annotation may still
+    /// make it stricter.
+    pub environment: Option<String>,
 }
 
 impl ShimConfig {
@@ -138,6 +154,7 @@ impl ShimConfig {
             hook: var("SNIFFGUARD_HOOK")
                 .map(PathBuf::from)
                 .unwrap_or(beside_us),
+            environment: None,
         }
     }
 
@@ -170,6 +187,131 @@ fn resolve_in_path(program: &Path) -> Option<PathBuf> {
             .map(|dir| dir.join(program))
             .find(|candidate| candidate.is_file())
     })
+}
+
+/// The shim's own flag: the environment a runtime entry stands for.
+const ENVIRONMENT_FLAG: &str = "--environment";
+
+/// Most bytes of an environment name on the command line (names are short
+/// policy keys; this only bounds what is echoed in errors).
+const MAX_ENVIRONMENT_NAME: usize = 64;
+
+/// Takes `--environment NAME` (or `--environment=NAME`) out of the global
+/// flags, the ones before the subcommand, and returns the name and the
+/// arguments to hand to the real runtime, which knows no such flag.
+///
+/// Docker (`runtimeArgs` of a `daemon.json` runtime entry) puts its fixed
+/// arguments first on every call of that runtime — `create`, `start`,
+/// `exec`, `delete`, `state` — so the flag is taken from every subcommand,
+/// and only `create`/`run`/`restore` use it. It is the operator's wiring,
+/// like a policy rule (the container's author cannot set it); a flag after
+/// the subcommand is the subcommand's and is left alone.
+pub fn take_environment(args: &[OsString]) -> Result<(Option<String>, Vec<OsString>), ShimError> {
+    let mut environment: Option<String> = None;
+    let mut kept = Vec::with_capacity(args.len());
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let bytes = arg.as_bytes();
+        if !bytes.starts_with(b"-") {
+            // The subcommand: everything from here on is the runtime's.
+            kept.push(arg.clone());
+            kept.extend(iter.cloned());
+            break;
+        }
+        let value = if arg == OsStr::new(ENVIRONMENT_FLAG) {
+            Some(
+                iter.next()
+                    .ok_or_else(|| {
+                        ShimError::Argument(format!("{ENVIRONMENT_FLAG} needs an environment name"))
+                    })?
+                    .as_os_str(),
+            )
+        } else {
+            bytes.strip_prefix(b"--environment=").map(OsStr::from_bytes)
+        };
+        let Some(value) = value else {
+            kept.push(arg.clone());
+            if GLOBAL_VALUE_FLAGS.contains(&arg.to_string_lossy().as_ref()) {
+                kept.extend(iter.next().cloned());
+            }
+            continue;
+        };
+        let name = value
+            .to_str()
+            .filter(|n| !n.is_empty() && n.len() <= MAX_ENVIRONMENT_NAME)
+            .ok_or_else(|| {
+                ShimError::Argument(format!(
+                    "{ENVIRONMENT_FLAG} {value:?} is not an environment name"
+                ))
+            })?;
+        if environment.as_deref().is_some_and(|before| before != name) {
+            return Err(ShimError::Argument(format!(
+                "{ENVIRONMENT_FLAG} is given twice ({:?} and {name:?}); a runtime entry stands for one environment",
+                environment.unwrap_or_default()
+            )));
+        }
+        environment = Some(name.to_string());
+    }
+    Ok((environment, kept))
+}
+
+/// The environment of a container whose wiring may name one (`chosen`, from
+/// [`ShimConfig::environment`]): the named environment stands where the
+/// policy's rules and default would, as an operator's choice, and the
+/// container's `sniffguard.io/environment` annotation may only make it
+/// stricter. Without `chosen`, [`Policy::resolve_environment`] decides.
+pub fn resolve_environment<'a>(
+    policy: &'a Policy,
+    chosen: Option<&str>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Resolution<'a>, PolicyError> {
+    let Some(chosen) = chosen else {
+        return policy.resolve_environment(annotations);
+    };
+    let (name, environment) = policy.environment(chosen)?;
+    let operator = Resolution {
+        name,
+        environment,
+        chosen_by: ChosenBy::Wiring,
+        ignored_annotation: None,
+    };
+    let Some(wanted) = annotations.get(ENVIRONMENT_ANNOTATION) else {
+        return Ok(operator);
+    };
+    let (wanted_name, wanted_env) = policy.environment(wanted)?;
+    if wanted_name == name {
+        Ok(operator)
+    } else if wanted_env.strictness() > environment.strictness() {
+        Ok(Resolution {
+            name: wanted_name,
+            environment: wanted_env,
+            chosen_by: ChosenBy::AnnotationStricter {
+                over: name.to_string(),
+                by: Box::new(ChosenBy::Wiring),
+            },
+            ignored_annotation: None,
+        })
+    } else {
+        Ok(Resolution {
+            ignored_annotation: Some(wanted_name.to_string()),
+            ..operator
+        })
+    }
+}
+
+/// How a container's environment was chosen when the wiring named `named`, in
+/// the words of alerts and `status`.
+fn describe_named(resolution: &Resolution<'_>, named: &str) -> String {
+    let wiring = format!("the runtime's argument --environment {named} (operator wiring)");
+    match (&resolution.chosen_by, &resolution.ignored_annotation) {
+        (ChosenBy::AnnotationStricter { over, .. }, _) => {
+            format!("annotation, stricter than {over:?} from {wiring}")
+        }
+        (_, Some(wanted)) => {
+            format!("{wiring}; the annotation's {wanted:?} was ignored (less strict)")
+        }
+        _ => wiring,
+    }
 }
 
 /// What the shim understood of its command line.
@@ -332,7 +474,12 @@ fn prepare(
             "{MESSAGE_PREFIX}-runtime: warning: {err}; the container has no name in rules and alerts"
         ),
     }
-    let resolved = policy.resolve_environment(&inject::annotations(&spec))?;
+    let resolved = resolve_environment(
+        &policy,
+        config.environment.as_deref(),
+        &inject::annotations(&spec),
+    )?;
+    let resolved_by = resolved.clone();
     let (environment, settings) = (resolved.name, resolved.environment);
     if restore && settings.mode == Mode::Enforce {
         return Err(ShimError::Restore(environment.to_string()));
@@ -387,6 +534,10 @@ fn prepare(
         environment: environment.to_string(),
         fail: settings.fail,
         runtime_name: config.runtime_name(),
+        environment_chosen_by: config
+            .environment
+            .as_deref()
+            .map(|named| describe_named(&resolved_by, named)),
         seccomp_listener: settings.mode == Mode::Enforce && warning.is_none(),
         drop_capabilities: settings.dropped_capabilities(),
         refuse_capability_requests: settings.capability_requests == CapabilityRequests::Refuse,
@@ -578,6 +729,75 @@ mod tests {
         let inv = parse_args(&args(&["--root", "/r", "restore", "--bundle", "/b", "id"]));
         assert!(inv.creates() && inv.restores());
         assert_eq!(inv.bundle.as_deref(), Some(Path::new("/b")));
+    }
+
+    #[test]
+    fn environment_flag_is_taken_from_the_global_flags_only() {
+        // Docker's runtime wrapper: runtimeArgs first, then containerd's
+        // runc shim's own flags and the subcommand.
+        let docker = args(&[
+            "--environment",
+            "staging",
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "create",
+            "--bundle",
+            "/b",
+            "--environment",
+            "kept",
+            "c1",
+        ]);
+        let (env, rest) = take_environment(&docker).unwrap();
+        assert_eq!(env.as_deref(), Some("staging"));
+        // Only the leading pair goes; the one after the subcommand stays.
+        assert_eq!(rest, docker[2..]);
+        // A global flag's value is never taken for the flag itself.
+        let (env, rest) =
+            take_environment(&args(&["--root", "--environment", "exec", "c1"])).unwrap();
+        assert_eq!(env, None);
+        assert_eq!(rest, args(&["--root", "--environment", "exec", "c1"]));
+        let (env, rest) =
+            take_environment(&args(&["--environment=ci", "delete", "--force", "c1"])).unwrap();
+        assert_eq!(env.as_deref(), Some("ci"));
+        assert_eq!(rest, args(&["delete", "--force", "c1"]));
+        assert!(take_environment(&args(&["--environment"])).is_err());
+        assert!(take_environment(&args(&["--environment=", "state", "c"])).is_err());
+        let twice = take_environment(&args(&[
+            "--environment",
+            "ci",
+            "--environment",
+            "production",
+            "state",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("twice"), "{twice}");
+    }
+
+    #[test]
+    fn a_wiring_environment_stands_for_the_rules_and_annotations_only_tighten() {
+        let policy = Policy::builtin().unwrap();
+        let none = std::collections::BTreeMap::new();
+        let chosen = resolve_environment(&policy, Some("staging"), &none).unwrap();
+        assert_eq!(chosen.name, "staging");
+        assert_eq!(chosen.chosen_by, ChosenBy::Wiring);
+        let annotated = |env: &str| {
+            std::collections::BTreeMap::from([(ENVIRONMENT_ANNOTATION.to_string(), env.into())])
+        };
+        let stricter =
+            resolve_environment(&policy, Some("staging"), &annotated("production")).unwrap();
+        assert_eq!(stricter.name, "production");
+        assert!(stricter.describe().contains("stricter than \"staging\""));
+        let looser = resolve_environment(&policy, Some("staging"), &annotated("ci")).unwrap();
+        assert_eq!(looser.name, "staging");
+        assert_eq!(looser.ignored_annotation.as_deref(), Some("ci"));
+        assert!(resolve_environment(&policy, Some("nowhere"), &none).is_err());
+        assert_eq!(
+            resolve_environment(&policy, None, &none).unwrap().name,
+            policy.default_environment
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ fn rewrite(bytes: &[u8]) -> Result<Value, InjectError> {
         environment: environment.to_string(),
         fail: settings.fail,
         runtime_name: Some("runc".into()),
+        environment_chosen_by: None,
         seccomp_listener: settings.mode == Mode::Enforce,
         drop_capabilities: settings.dropped_capabilities(),
         refuse_capability_requests: false,
@@ -134,18 +135,166 @@ fn foreign_listener_is_refused() {
 
 #[test]
 fn bad_config_json_is_a_clear_error() {
-    let cases: [&[u8]; 6] = [
-        b"",
-        b"{not json",
-        b"[1,2]",
-        br#"{"ociVersion":"1.0.2","hooks":"yes"}"#,
-        br#"{"ociVersion":"1.0.2","process":{"args":"sh"}}"#,
-        br#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_FROBNICATE"}},"annotations":{"sniffguard.io/environment":"staging"}}"#,
+    // (document, the field the error must name)
+    let staging = r#""annotations":{"sniffguard.io/environment":"staging"}"#;
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "JSON"),
+        (
+            r#"{"process":{"capabilities":{"bounding":["CAP_NET_RAW"]}},"process":{"args":["sh"]}}"#
+                .into(),
+            "the key \"process\" appears twice",
+        ),
+        ("{not json".into(), "JSON"),
+        ("[1,2]".into(), "not a JSON object"),
+        (r#"{"ociVersion":"1.0.2","hooks":"yes"}"#.into(), "hooks"),
+        (
+            r#"{"ociVersion":"1.0.2","hooks":{"poststop":{}}}"#.into(),
+            "hooks.poststop",
+        ),
+        (
+            r#"{"process":{"capabilities":{"bounding":"CAP_NET_RAW"}}}"#.into(),
+            "process.capabilities.bounding",
+        ),
+        // runc (Go) reads keys regardless of case: a key it would take for one
+        // sniffguard edits is refused, not left for the runtime to read alone.
+        (
+            r#"{"Process":{"capabilities":{"bounding":["CAP_NET_RAW"]}}}"#.into(),
+            "\"Process\" would be read by the runtime as \"process\"",
+        ),
+        (
+            "{\"process\":{\"capabilitie\u{17f}\":{}}}".into(),
+            "process.\"capabilitie\u{17f}\"",
+        ),
+        (r#"{"hooks":{"PostStop":[]}}"#.into(), "hooks.\"PostStop\""),
+        (
+            format!(r#"{{"linux":{{"SECCOMP":{{}}}},{staging}}}"#),
+            "linux.\"SECCOMP\"",
+        ),
+        (
+            format!(
+                r#"{{"linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_FROBNICATE"}}}},{staging}}}"#
+            ),
+            "linux.seccomp.defaultAction",
+        ),
+        (
+            format!(
+                r#"{{"linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["read"],"action":"SCMP_ACT_ALLOW"}},{{"names":["execve"],"action":"SCMP_ACT_FUTURE"}}]}}}},{staging}}}"#
+            ),
+            "linux.seccomp.syscalls[1].action",
+        ),
+        (
+            format!(
+                r#"{{"linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{{"index":0,"value":17,"op":"SCMP_CMP_FUTURE"}}]}}]}}}},{staging}}}"#
+            ),
+            "linux.seccomp.syscalls[0].args[0]",
+        ),
+        (
+            format!(
+                r#"{{"linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["execve"],"action":"SCMP_ACT_ALLOW","includes":{{}}}}]}}}},{staging}}}"#
+            ),
+            "linux.seccomp.syscalls[0].includes",
+        ),
+        (
+            format!(
+                r#"{{"linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_ALLOW","defaultActionFuture":"x"}}}},{staging}}}"#
+            ),
+            "linux.seccomp.defaultActionFuture",
+        ),
+        (
+            format!(
+                r#"{{"linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":"read","action":"SCMP_ACT_ALLOW"}}]}}}},{staging}}}"#
+            ),
+            "linux.seccomp.syscalls[0].names",
+        ),
     ];
-    for case in cases {
-        let err = rewrite(case).unwrap_err().to_string();
-        assert!(err.contains("config.json"), "{err}");
+    for (case, field) in cases {
+        let err = rewrite(case.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{case}: {err}");
+        assert!(err.contains(field), "{case}: {err} does not name {field}");
     }
+}
+
+/// A document with what a newer runtime may know and oci-spec does not: a
+/// capability name in every set, a top-level field, a `linux` field, a seccomp
+/// flag and architecture, a rule with an unknown action for a syscall
+/// sniffguard does not touch, and a `process.args` of the wrong type (the
+/// runtime's to refuse).
+fn future_config(environment: &str) -> Value {
+    let caps = serde_json::json!(["CAP_CHOWN", "CAP_NET_RAW", "CAP_TEST"]);
+    serde_json::json!({
+        "ociVersion": "1.3.0",
+        "futureTopLevel": {"keep": [1, 2.5, null, "x"]},
+        "annotations": {"sniffguard.io/environment": environment, "other": "kept"},
+        "process": {
+            "args": "sh",
+            "futureProcessField": true,
+            "capabilities": {
+                "bounding": caps, "effective": caps, "inheritable": caps,
+                "permitted": caps, "ambient": caps
+            }
+        },
+        "hooks": {"prestart": [{"path": "/bin/true", "futureHookField": 1}]},
+        "linux": {
+            "futureLinuxField": {"a": 1},
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "flags": ["SECCOMP_FILTER_FLAG_FUTURE"],
+                "architectures": ["SCMP_ARCH_FUTURE"],
+                "syscalls": [
+                    {"names": ["futex"], "action": "SCMP_ACT_FUTURE", "futureRuleField": 3},
+                    {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
+                ]
+            }
+        }
+    })
+}
+
+#[test]
+fn audit_passes_every_part_it_does_not_change_through() {
+    let input = future_config("ci");
+    let out = rewrite(&serde_json::to_vec(&input).unwrap()).unwrap();
+    // Only the hooks changed: ci drops no capability and reads no profile.
+    let mut without_hooks = out.clone();
+    without_hooks["hooks"] = input["hooks"].clone();
+    assert_eq!(without_hooks, input);
+    assert_eq!(out["hooks"]["prestart"], input["hooks"]["prestart"]);
+    assert_eq!(out["hooks"]["createRuntime"].as_array().unwrap().len(), 1);
+    assert_eq!(out["hooks"]["poststop"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn enforce_changes_only_its_own_parts() {
+    let input = future_config("staging");
+    let out = rewrite(&serde_json::to_vec(&input).unwrap()).unwrap();
+    for key in ["ociVersion", "futureTopLevel"] {
+        assert_eq!(out[key], input[key], "{key}");
+    }
+    assert_eq!(out["annotations"]["other"], "kept");
+    assert_eq!(out["process"]["args"], "sh");
+    assert_eq!(out["process"]["futureProcessField"], true);
+    for (set, names) in out["process"]["capabilities"].as_object().unwrap() {
+        // The floor takes CAP_NET_RAW; a name oci-spec does not know stays.
+        assert_eq!(
+            names,
+            &serde_json::json!(["CAP_CHOWN", "CAP_TEST"]),
+            "{set}"
+        );
+    }
+    assert_eq!(
+        out["linux"]["futureLinuxField"],
+        input["linux"]["futureLinuxField"]
+    );
+    let (before, after) = (&input["linux"]["seccomp"], &out["linux"]["seccomp"]);
+    assert_eq!(after["flags"], before["flags"]);
+    assert_eq!(after["architectures"], before["architectures"]);
+    let rules = after["syscalls"].as_array().unwrap();
+    assert_eq!(rules[0], before["syscalls"][0], "a foreign rule changed");
+    assert_eq!(rules[1], before["syscalls"][1]);
+    assert!(rule_names(after, "SCMP_ACT_NOTIFY").contains(&"execve".to_string()));
+    assert_eq!(after["listenerPath"], "/run/sniffguard/seccomp.sock");
+    // A second injection changes nothing.
+    let again = rewrite(&serde_json::to_vec(&out).unwrap()).unwrap();
+    assert_eq!(again, out);
 }
 
 #[test]
@@ -194,10 +343,7 @@ fn oversized_bundle_config_is_refused() {
 }
 
 fn merged(profile: Value) -> Value {
-    let profile = serde_json::from_value(profile).unwrap();
-    let merged =
-        inject::merge_seccomp(Some(profile), Path::new("/run/sg/seccomp.sock"), "staging").unwrap();
-    serde_json::to_value(merged).unwrap()
+    inject::merge_seccomp(Some(profile), Path::new("/run/sg/seccomp.sock"), "staging").unwrap()
 }
 
 #[test]

@@ -213,11 +213,15 @@ pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json:
         namespace: annotation(&policy_keys::NAMESPACE_KEYS),
         pipeline: record.map(|r| r.pipeline.clone()).unwrap_or_default(),
         registered: record.is_some_and(|r| r.registered),
-        environment_chosen_by: environment_chosen_by(
-            policy,
-            &incident.environment,
-            record.map(|r| &r.annotations),
-        ),
+        environment_chosen_by: record
+            .and_then(|r| r.environment_chosen_by.clone())
+            .unwrap_or_else(|| {
+                environment_chosen_by(
+                    policy,
+                    &incident.environment,
+                    record.map(|r| &r.annotations),
+                )
+            }),
         capabilities_dropped: record
             .map(|r| capabilities_dropped(&r.annotations))
             .unwrap_or_default(),

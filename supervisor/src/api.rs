@@ -619,11 +619,13 @@ fn status(shared: &Shared) -> StatusReport {
             registered: record.registered,
             cgroup_id: record.cgroup_id,
             since: humantime::format_rfc3339_seconds(record.since).to_string(),
-            environment_chosen_by: crate::alert::environment_chosen_by(
-                &policy,
-                &record.environment,
-                Some(&record.annotations),
-            ),
+            environment_chosen_by: record.environment_chosen_by.clone().unwrap_or_else(|| {
+                crate::alert::environment_chosen_by(
+                    &policy,
+                    &record.environment,
+                    Some(&record.annotations),
+                )
+            }),
             capabilities_dropped: crate::alert::capabilities_dropped(&record.annotations),
             environment: record.environment,
             id: record.id,

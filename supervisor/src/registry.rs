@@ -33,6 +33,10 @@ pub struct ContainerRecord {
     pub runtime: Option<String>,
     /// CI pipeline identifiers.
     pub pipeline: BTreeMap<String, String>,
+    /// How the shim chose the environment, when its wiring named it (see
+    /// [`Registration::environment_chosen_by`]); otherwise the policy says.
+    #[serde(default)]
+    pub environment_chosen_by: Option<String>,
     /// Whether the hook registered it (as opposed to only a listener fd).
     pub registered: bool,
     /// Whether it started while no supervisor answered (fail open) and was
@@ -48,6 +52,9 @@ pub struct ContainerRecord {
     #[serde(skip)]
     pub gone_since: Option<std::time::Instant>,
 }
+
+/// Most characters of a registration's `environment_chosen_by` kept.
+const MAX_CHOSEN_BY_CHARS: usize = 256;
 
 /// How long a deregistered container's record is kept for late events.
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -74,6 +81,7 @@ impl ContainerRecord {
             environment: environment.to_string(),
             runtime: None,
             pipeline: BTreeMap::new(),
+            environment_chosen_by: None,
             registered: false,
             started_unsupervised: false,
             listeners: 0,
@@ -123,6 +131,11 @@ impl Registry {
             record.environment = registration.environment.clone();
             record.runtime = registration.runtime.clone();
             record.pipeline = registration.pipeline.clone();
+            // Words for an operator, from the hook: bounded like a name.
+            record.environment_chosen_by = registration
+                .environment_chosen_by
+                .as_ref()
+                .map(|text| text.chars().take(MAX_CHOSEN_BY_CHARS).collect());
             record.registered = true;
             record.gone_since = None;
         });
@@ -259,6 +272,7 @@ mod tests {
             environment: "staging".into(),
             runtime: Some("runc".into()),
             pipeline: BTreeMap::new(),
+            environment_chosen_by: None,
         }
     }
 

@@ -994,6 +994,29 @@ fn docker_daemon_json_names_the_wrapper() {
         doc["runtimes"]["sniffguard"],
         json!({"path": "/usr/local/bin/sniffguard-runc"})
     );
+    // One entry per environment of the shipped policy, named for it, naming it
+    // through the shim's own --environment flag (Docker before 24 passes no
+    // annotation to choose one with).
+    let policy: toml::Value = toml::from_str(&shipped("config/sniffguard.toml")).unwrap();
+    let environments: BTreeSet<&String> =
+        policy["environments"].as_table().unwrap().keys().collect();
+    let mut entries = BTreeSet::new();
+    for (name, entry) in doc["runtimes"].as_object().unwrap() {
+        let Some(environment) = name.strip_prefix("sniffguard-") else {
+            continue;
+        };
+        assert_eq!(
+            entry,
+            &json!({
+                "path": "/usr/local/bin/sniffguard-runc",
+                "runtimeArgs": ["--environment", environment]
+            }),
+            "runtime {name}"
+        );
+        entries.insert(environment.to_string());
+    }
+    let environments: BTreeSet<String> = environments.into_iter().cloned().collect();
+    assert_eq!(entries, environments, "one runtime entry per environment");
 }
 
 /// Schema 1.0.0 of containers/common's hooks.d (oci-hooks(5)): only its fields, stages

@@ -66,6 +66,10 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         runtime: Option<String>,
+        /// How the shim chose the environment, when its wiring named it
+        /// (shown in alerts and status).
+        #[arg(long)]
+        environment_chosen_by: Option<String>,
     },
     /// Rewrite BUNDLE/config.json for sniffguard, as the runtime shim would.
     /// Configuration comes from the same SNIFFGUARD_* variables as the shim.
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
             fail,
             config,
             runtime,
+            environment_chosen_by,
         } => {
             let state = match state::read_state(std::io::stdin().lock()) {
                 Ok(state) => state,
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
                 environment,
                 fail,
                 runtime,
+                environment_chosen_by,
             };
             if let Some(why) = rootless::check() {
                 let mode = hook::mode_of(config.as_deref(), &args.environment);

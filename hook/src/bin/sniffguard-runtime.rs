@@ -8,7 +8,17 @@ use sniffguard_hook::shim::{self, ShimConfig};
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let config = ShimConfig::from_env();
+    let mut config = ShimConfig::from_env();
+    let args = match shim::take_environment(&args) {
+        Ok((environment, rest)) => {
+            config.environment = environment;
+            rest
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(err) = config.check_not_self() {
         eprintln!("{err}");
         return ExitCode::FAILURE;

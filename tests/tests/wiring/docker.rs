@@ -8,8 +8,9 @@
 //! cgroup parent of their own. The image is the test rootfs, `docker import`ed from a
 //! tarball (no registry).
 //!
-//! `daemon.json` is the shipped `config/docker/daemon.json` with the `sniffguard`
-//! runtime's path pointed at a [`super::ShimWrapper`]. Docker 20.10 passes no
+//! `daemon.json` is the shipped `config/docker/daemon.json` with every runtime's
+//! path (`sniffguard`, and `sniffguard-ENV` per environment) pointed at a
+//! [`super::ShimWrapper`]. Docker 20.10 passes no
 //! annotations to a runtime (`--annotation` needs API 1.43), so a container's environment
 //! comes from the policy (`default_environment`).
 //!
@@ -95,11 +96,22 @@ impl Docker {
 
         let mut config: Value = serde_json::from_str(&shipped("config/docker/daemon.json"))
             .expect("config/docker/daemon.json is JSON");
-        assert_eq!(
-            config["runtimes"][RUNTIME_NAME]["path"], "/usr/local/bin/sniffguard-runc",
-            "config/docker/daemon.json names another runtime path"
+        // Every entry (`sniffguard`, and one per environment with its
+        // runtimeArgs) runs the wrapper.
+        let runtimes = config["runtimes"]
+            .as_object_mut()
+            .expect("config/docker/daemon.json has runtimes");
+        assert!(
+            runtimes.contains_key(RUNTIME_NAME),
+            "no {RUNTIME_NAME} runtime"
         );
-        config["runtimes"][RUNTIME_NAME]["path"] = json!(wrapper.path());
+        for (name, entry) in runtimes.iter_mut() {
+            assert_eq!(
+                entry["path"], "/usr/local/bin/sniffguard-runc",
+                "config/docker/daemon.json: runtime {name} names another path"
+            );
+            entry["path"] = json!(wrapper.path());
+        }
         // dockerd 20.10 writes a trust key to /etc/docker/key.json unless told otherwise.
         config["deprecated-key-path"] = json!(root.join("key.json"));
         fs::write(root.join("daemon.json"), config.to_string()).expect("write daemon.json");
@@ -196,15 +208,30 @@ impl Docker {
     /// ARGS...` in the foreground, bounded. Returns the container id (from `--cidfile`:
     /// the id the runtime sees) and the output.
     pub fn run_container(&self, options: &[&str], args: &[&str]) -> (String, CmdOutput) {
+        self.run_with(RUNTIME_NAME, &["--rm"], options, args)
+    }
+
+    /// `docker run --cidfile F --runtime RUNTIME --network none RUN-FLAGS... OPTIONS...
+    /// IMAGE ARGS...`, bounded (`RUN-FLAGS` such as `--rm` or `-d`). Returns the
+    /// container id and the output.
+    pub fn run_with(
+        &self,
+        runtime: &str,
+        run_flags: &[&str],
+        options: &[&str],
+        args: &[&str],
+    ) -> (String, CmdOutput) {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let cidfile = self
             .dir
             .path()
             .join(format!("cid-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
         let mut cmd = self.docker();
-        cmd.args(["run", "--rm", "--cidfile"])
+        cmd.arg("run")
+            .args(run_flags)
+            .arg("--cidfile")
             .arg(&cidfile)
-            .args(["--runtime", RUNTIME_NAME, "--network", "none"])
+            .args(["--runtime", runtime, "--network", "none"])
             .args(options)
             .arg(IMAGE)
             .args(args);
