@@ -44,12 +44,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sniffguard_tests::{
-    find_in_path, rootfs, runtime_shim_bin, sniffguard_bin, strip_ansi, Bundle, Container, Runtime,
-    Supervisor,
+    find_in_path, rootfs, runtime_shim_bin, sniffguard_bin, Bundle, Container, Runtime, Supervisor,
 };
 
 use crate::shared::stats::{median_f64, pick, range};
-use crate::shared::{env_usize, install_helper, loop_samples, skip, HELPER, WARMUP};
+use crate::shared::{
+    decision_latencies_us, env_usize, install_helper, loop_samples, skip, HELPER, WARMUP,
+};
 
 /// Bound for one container run (its N execs plus start and delete).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -219,14 +220,7 @@ fn main() {
 /// `SNIFFGUARD_LOG=sniffguard::notify=debug` (inherited from this process): each "decided"
 /// line carries `latency_us`, the time from receiving a notification to answering it.
 fn decision_latencies(log: &str) -> Option<String> {
-    let log = strip_ansi(log);
-    let mut micros: Vec<u64> = log
-        .lines()
-        .filter(|line| line.contains("decided"))
-        .filter_map(|line| line.split("latency_us=").nth(1))
-        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let mut micros = decision_latencies_us(log);
     if micros.is_empty() {
         return None;
     }

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use sniffguard_tests::{compile_static, temp_dir, CmdOutput};
+use sniffguard_tests::{compile_static, strip_ansi, temp_dir, CmdOutput};
 
 /// Where the load generator lives inside the rootfs.
 pub const HELPER: &str = "/bin/sgbench";
@@ -62,4 +62,17 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 pub fn skip(bench: &str, why: &str) -> ! {
     eprintln!("\n**************** SKIPPED {bench} bench: {why} ****************\n");
     std::process::exit(0);
+}
+
+/// The `latency_us` of every "decided" line in a supervisor's log (written when it runs
+/// with `SNIFFGUARD_LOG=sniffguard::notify=debug`): the time from receiving a
+/// notification to answering it, in µs.
+pub fn decision_latencies_us(log: &str) -> Vec<u64> {
+    strip_ansi(log)
+        .lines()
+        .filter(|line| line.contains("decided"))
+        .filter_map(|line| line.split("latency_us=").nth(1))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }

@@ -13,7 +13,7 @@ use sniffguard_tests::{repo_root, strip_ansi, Bundle, CmdOutput, Container, Runt
 use crate::helpers::cpu_seconds;
 use crate::report::{load_average, verdict, Knobs, Report};
 use crate::shared::stats::{median_p99_us, pick};
-use crate::shared::{loop_samples, HELPER, WARMUP};
+use crate::shared::{decision_latencies_us, loop_samples, HELPER, WARMUP};
 use crate::{P50_TARGET_US, P99_TARGET_US, RUN_TIMEOUT};
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the supervisor).
@@ -55,15 +55,8 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 
 /// Each "decided" line's `latency_us`, and how many answers were not delivered.
 fn parse_decisions(log: &str) -> (Vec<u64>, usize) {
-    let log = strip_ansi(log);
-    let latencies = log
-        .lines()
-        .filter(|line| line.contains("decided"))
-        .filter_map(|line| line.split("latency_us=").nth(1))
-        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let undelivered = log
+    let latencies = decision_latencies_us(log);
+    let undelivered = strip_ansi(log)
         .lines()
         .filter(|l| l.contains("answer not delivered"))
         .count();
