@@ -186,16 +186,8 @@ impl Container {
     /// stderr go to files in the guard's directory, so nothing waits for the container to
     /// close a pipe. Bounded like [`run_command`].
     fn run_to_files(&self, cmd: &mut Command) -> CmdOutput {
-        let (out_path, err_path) = self.detached_paths();
-        let out = fs::File::create(&out_path).expect("create detached.stdout");
-        let err = fs::File::create(&err_path).expect("create detached.stderr");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
         let command = describe(cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn `{command}`: {e}"));
+        let mut child = self.spawn_to_files(cmd);
         let status = wait_bounded(&mut child, self.timeout);
         let timed_out = status.is_none();
         let status = status.unwrap_or_else(|| {
@@ -333,13 +325,19 @@ impl Container {
         let mut cmd = self.shim_command_env(target, env);
         cmd.arg("create");
         self.bundle_args(&mut cmd, bundle);
+        self.spawn_to_files(&mut cmd)
+    }
+
+    /// Spawns `cmd` with stdin empty and stdout and stderr in the guard's
+    /// `detached.*` files (see [`Container::detached_output`]); not waited for.
+    fn spawn_to_files(&self, cmd: &mut Command) -> Child {
         let (out_path, err_path) = self.detached_paths();
         let out = fs::File::create(&out_path).expect("create detached.stdout");
         let err = fs::File::create(&err_path).expect("create detached.stderr");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
-        let command = describe(&cmd);
+        let command = describe(cmd);
         cmd.spawn()
             .unwrap_or_else(|e| panic!("spawn `{command}`: {e}"))
     }
