@@ -7,7 +7,7 @@
 #   scripts/bench.sh            # as root; ~3 minutes of measuring on a 2-core VM, plus the build
 #
 # Sets up the host with scripts/setup.sh when something is missing, builds the release binaries
-# and runs tests/benches/supervisor_cost.rs against them. The tables go to the terminal
+# and runs tests/benches/supervisor_cost/ against them. The tables go to the terminal
 # and to bench/results.md (with the machine's cores, kernel and load average).
 # Knobs (SNIFFGUARD_BENCH_EXECS, _ROUNDS, _STORM, _STARTS, _REGISTRATIONS, _WINDOW, _ONLY,
 # _RESULTS) are described at the top of that file. Not part of the test suite: a missed

@@ -1,10 +1,10 @@
 //! What sniffguard adds to an exec inside a container, against a baseline measured in the
 //! same run (the method of `shared/PLATFORM.md`, "What an exec costs here").
 //!
-//! Inside each container a small static C program (`execbench`, compiled here with
-//! `gcc -static -O2` and copied into the test rootfs) does N × (fork, execve of the static
-//! busybox `/bin/true`, waitpid), times each with `CLOCK_MONOTONIC` after a short warm-up,
-//! and prints every duration. Configurations, interleaved round by round (the order rotates
+//! Inside each container the benches' load generator (`sgbench loop`, from
+//! `tests/benches/sgbench.c`, compiled with `gcc -static -O2` and copied into the test
+//! rootfs) does N × (fork, execve of the static busybox `/bin/true`, waitpid), times each
+//! with `CLOCK_MONOTONIC` after a short warm-up, and prints every duration. Configurations, interleaved round by round (the order rotates
 //! each round so that none always runs first or last):
 //!
 //! | configuration | what is added to an exec |
@@ -35,84 +35,25 @@
 // A measurement program: failing loudly with a message is the right way to report.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+// supervisor_cost uses all of it; this bench leaves `median_p99_us` alone.
+#[allow(dead_code)]
+mod shared;
+
 use std::fmt::Write as _;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sniffguard_tests::{
-    find_in_path, rootfs, run_command, runtime_shim_bin, sniffguard_bin, strip_ansi, temp_dir,
-    Bundle, Container, Runtime, Supervisor,
+    find_in_path, rootfs, runtime_shim_bin, sniffguard_bin, Bundle, Container, Runtime, Supervisor,
 };
 
-/// Where the helper lives inside the rootfs.
-const HELPER_IN_ROOTFS: &str = "/bin/execbench";
-
-/// Execs before the timed ones (page cache, the classifier's cache, branch predictors).
-const WARMUP_EXECS: usize = 50;
+use crate::shared::stats::{median_f64, pick, range};
+use crate::shared::{
+    decision_latencies_us, env_usize, install_helper, loop_samples, skip, HELPER, WARMUP,
+};
 
 /// Bound for one container run (its N execs plus start and delete).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The in-container loop. Prints `s <ns>` per timed exec, then one summary line.
-const HELPER_C: &str = r#"
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/wait.h>
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct_us(const long long *sorted, int n, double p) {
-    int rank = (int)(p * n + 0.999999);
-    if (rank < 1) rank = 1;
-    if (rank > n) rank = n;
-    return sorted[rank - 1] / 1000.0;
-}
-
-int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 1000;
-    int warmup = argc > 2 ? atoi(argv[2]) : 50;
-    const char *prog = argc > 3 ? argv[3] : "/bin/true";
-    if (n < 1) return 2;
-    long long *d = calloc((size_t)n, sizeof *d);
-    if (!d) return 2;
-    char *child_argv[] = { (char *)prog, NULL };
-    char *child_envp[] = { NULL };
-    for (int i = -warmup; i < n; i++) {
-        long long t0 = now_ns();
-        pid_t pid = fork();
-        if (pid < 0) { perror("execbench: fork"); return 2; }
-        if (pid == 0) { execve(prog, child_argv, child_envp); _exit(127); }
-        int status;
-        if (waitpid(pid, &status, 0) < 0) { perror("execbench: waitpid"); return 2; }
-        long long t1 = now_ns();
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "execbench: %s ended with status %#x\n", prog, status);
-            return 3;
-        }
-        if (i >= 0) d[i] = t1 - t0;
-    }
-    for (int i = 0; i < n; i++) printf("s %lld\n", d[i]);
-    qsort(d, (size_t)n, sizeof *d, cmp);
-    printf("execbench n=%d median_us=%.1f p90_us=%.1f p99_us=%.1f\n", n,
-           pct_us(d, n, 0.5), pct_us(d, n, 0.9), pct_us(d, n, 0.99));
-    return 0;
-}
-"#;
 
 /// How a configuration reaches its runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,53 +83,13 @@ impl Stats {
     fn of(samples: &[u64]) -> Stats {
         let mut sorted = samples.to_vec();
         sorted.sort_unstable();
-        let pick = |p: f64| {
-            // Nearest rank: the smallest sample with at least p of them at or below it.
-            let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-            sorted[rank - 1] as f64 / 1000.0
-        };
+        let us = |p: f64| pick(&sorted, p) as f64 / 1000.0;
         Stats {
-            median: pick(0.5),
-            p90: pick(0.9),
-            p99: pick(0.99),
+            median: us(0.5),
+            p90: us(0.9),
+            p99: us(0.99),
         }
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
-fn skip(why: &str) -> ! {
-    eprintln!("\n**************** SKIPPED exec_latency bench: {why} ****************\n");
-    std::process::exit(0);
-}
-
-/// Compiles the helper statically and installs it in the test rootfs.
-fn install_helper(rootfs: &Path) {
-    let work = temp_dir("sniffguard-bench-");
-    let source = work.path().join("execbench.c");
-    let binary = work.path().join("execbench");
-    fs::write(&source, HELPER_C).expect("write execbench.c");
-    let out = run_command(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-Wall", "-o"])
-            .arg(&binary)
-            .arg(&source),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.success(),
-        "gcc -static failed (libc6-dev provides libc.a):\n{out}"
-    );
-    let dest = rootfs.join(HELPER_IN_ROOTFS.trim_start_matches('/'));
-    fs::copy(&binary, &dest).expect("copy execbench into the rootfs");
-    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).expect("chmod execbench");
 }
 
 /// Runs one configuration once; returns the timed samples (ns).
@@ -204,19 +105,7 @@ fn run_once(config: &Config, supervisor: &Supervisor, execs: usize) -> Vec<u64> 
         config.name,
         supervisor.report()
     );
-    let samples: Vec<u64> = out
-        .stdout
-        .lines()
-        .filter_map(|line| line.strip_prefix("s "))
-        .map(|n| n.trim().parse().expect("a sample in ns"))
-        .collect();
-    assert_eq!(
-        samples.len(),
-        execs,
-        "{}: expected {execs} samples:\n{out}",
-        config.name
-    );
-    samples
+    loop_samples(&out, execs, &config.name)
 }
 
 /// The profile a binary was built with: the name of its directory (`release`, `debug`).
@@ -229,11 +118,11 @@ fn profile_of(path: &Path) -> &str {
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        skip("needs root (it runs containers)");
+        skip("exec_latency", "needs root (it runs containers)");
     }
     for tool in ["gcc", "runc"] {
         if find_in_path(tool).is_none() {
-            skip(&format!("{tool} is not installed"));
+            skip("exec_latency", &format!("{tool} is not installed"));
         }
     }
     let rounds = env_usize("SNIFFGUARD_BENCH_ROUNDS", 5).max(1);
@@ -244,7 +133,7 @@ fn main() {
     let supervisor_bin = sniffguard_bin();
     let shim_bin = runtime_shim_bin();
     let profile = profile_of(&supervisor_bin);
-    println!("exec_latency: {rounds} rounds x {execs} execs (after {WARMUP_EXECS} warm-up) of {} -> /bin/true (static busybox) per configuration", HELPER_IN_ROOTFS);
+    println!("exec_latency: {rounds} rounds x {execs} execs (after {WARMUP} warm-up) of `{HELPER} loop` -> /bin/true (static busybox) per configuration");
     println!("supervisor: {}", supervisor_bin.display());
     println!("shim:       {}", shim_bin.display());
     if profile != "release" {
@@ -259,8 +148,14 @@ fn main() {
     let supervisor = Supervisor::start(None);
 
     let execs_arg = execs.to_string();
-    let warmup_arg = WARMUP_EXECS.to_string();
-    let args = [HELPER_IN_ROOTFS, execs_arg.as_str(), warmup_arg.as_str()];
+    let warmup_arg = WARMUP.to_string();
+    let args = [
+        HELPER,
+        "loop",
+        execs_arg.as_str(),
+        warmup_arg.as_str(),
+        "/bin/true",
+    ];
     let mut setups = vec![
         (Runtime::Runc, Via::Plain),
         (Runtime::Runc, Via::Shim("ci")),
@@ -325,30 +220,19 @@ fn main() {
 /// `SNIFFGUARD_LOG=sniffguard::notify=debug` (inherited from this process): each "decided"
 /// line carries `latency_us`, the time from receiving a notification to answering it.
 fn decision_latencies(log: &str) -> Option<String> {
-    let log = strip_ansi(log);
-    let mut micros: Vec<u64> = log
-        .lines()
-        .filter(|line| line.contains("decided"))
-        .filter_map(|line| line.split("latency_us=").nth(1))
-        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let mut micros = decision_latencies_us(log);
     if micros.is_empty() {
         return None;
     }
     micros.sort_unstable();
-    let pick = |p: f64| {
-        let rank = ((p * micros.len() as f64).ceil() as usize).clamp(1, micros.len());
-        micros[rank - 1]
-    };
     Some(format!(
         "
 supervisor decision time (notification received -> answered), {} decisions: \
          median {} µs, p90 {} µs, p99 {} µs, max {} µs\n",
         micros.len(),
-        pick(0.5),
-        pick(0.9),
-        pick(0.99),
+        pick(&micros, 0.5),
+        pick(&micros, 0.9),
+        pick(&micros, 0.99),
         micros[micros.len() - 1]
     ))
 }
@@ -382,16 +266,6 @@ fn round_table(configs: &[Config], stats: &[Stats]) -> String {
     out
 }
 
-fn median_f64(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 fn summary(configs: &[Config], samples: &[Vec<Vec<u64>>], rounds: usize, execs: usize) -> String {
     let runc = plain_of(configs, Runtime::Runc).expect("runc plain is always measured");
     let per_round = |i: usize, r: usize| Stats::of(&samples[i][r]);
@@ -416,20 +290,15 @@ fn summary(configs: &[Config], samples: &[Vec<Vec<u64>>], rounds: usize, execs: 
         let pooled: Vec<u64> = samples[i].iter().flatten().copied().collect();
         let all = Stats::of(&pooled);
         let own = plain_of(configs, config.runtime).unwrap_or(runc);
-        let mut added: Vec<f64> = (0..rounds)
+        let added: Vec<f64> = (0..rounds)
             .map(|r| per_round(i, r).median - per_round(runc, r).median)
             .collect();
-        let mut vs_runc: Vec<f64> = (0..rounds)
+        let vs_runc: Vec<f64> = (0..rounds)
             .map(|r| per_round(i, r).median / per_round(runc, r).median)
             .collect();
-        let mut vs_own: Vec<f64> = (0..rounds)
+        let vs_own: Vec<f64> = (0..rounds)
             .map(|r| per_round(i, r).median / per_round(own, r).median)
             .collect();
-        let range = |v: &[f64]| {
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            (lo, hi)
-        };
         let (runc_lo, runc_hi) = range(&vs_runc);
         let (own_lo, own_hi) = range(&vs_own);
         let _ = writeln!(
@@ -439,12 +308,9 @@ fn summary(configs: &[Config], samples: &[Vec<Vec<u64>>], rounds: usize, execs: 
             all.median,
             all.p90,
             all.p99,
-            median_f64(&mut added),
-            format!(
-                "{:.3} [{runc_lo:.2}-{runc_hi:.2}]",
-                median_f64(&mut vs_runc)
-            ),
-            format!("{:.3} [{own_lo:.2}-{own_hi:.2}]", median_f64(&mut vs_own)),
+            median_f64(&added),
+            format!("{:.3} [{runc_lo:.2}-{runc_hi:.2}]", median_f64(&vs_runc)),
+            format!("{:.3} [{own_lo:.2}-{own_hi:.2}]", median_f64(&vs_own)),
         );
     }
     out

@@ -1,5 +1,6 @@
 /*
- * The in-container load of tests/benches/supervisor_cost.rs, compiled with
+ * The in-container load of both benches (tests/benches/supervisor_cost/ and
+ * exec_latency.rs, through tests/benches/shared/), compiled with
  * `gcc -static -O2` and installed in the test rootfs as /bin/sgbench.
  *
  *   sgbench loop N WARMUP PROG
