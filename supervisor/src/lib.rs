@@ -2,21 +2,30 @@
 //! for network sniffing and stops or reports it according to the container's
 //! environment.
 //!
-//! Where things happen:
-//! - [`api`]: the hook socket (register / deregister);
-//! - [`listener`]: the seccomp listener socket (notify fds from the runtimes);
-//! - [`notify`]: the enforce decision for each notification;
-//! - [`probe`], [`detect`]: the eBPF programs and what their events mean;
-//! - [`respond`]: acting on a process (the enforce backstop), within the
-//!   [`forensics_budget`];
-//! - [`sweep`]: ending every holder of a capture socket in a container;
-//! - [`target`], [`resolve`], [`classify`]: reading, locating and judging what a
-//!   process tries to run;
-//! - [`alert`]: what the operator reads;
-//! - [`registry`]: the attached containers;
-//! - [`keeper`]: the process that holds notify fds across supervisor restarts;
-//! - [`daemon`]: start-up, sockets, signals, state kept across restarts;
-//! - [`health`]: what is down, for readiness, `status` and `/metrics`.
+//! The modules, in the order a decision passes through them:
+//! - **who may talk**: [`api`] (the hook's and the operator's socket),
+//!   [`listener`] (notify fds from the runtimes), [`peer`] (where a caller
+//!   runs, and what it may ask);
+//! - **what the kernel reports**: [`notify`] (a seccomp notification, answered
+//!   before the call runs; [`inflight`] keeps what is pending across restarts)
+//!   and [`probe`] + [`detect`] (the eBPF programs and what their events
+//!   mean; [`vetted`] says which execs seccomp already decided);
+//! - **what it is**: [`target`] (the caller's memory), [`resolve`] (the file,
+//!   inside the container), [`classify`] (is it a sniffer), [`procfs`] (who
+//!   the caller is);
+//! - **what to do**: [`finding`] (the tail both paths share), [`verdict`] (the
+//!   policy, its exceptions and [`grants`]);
+//! - **doing it and saying so**: [`respond`] (kill, freeze, forensics, within
+//!   the [`forensics_budget`]), [`sweep`] (every holder of a capture socket),
+//!   [`alert`] → [`sinks`], [`metrics`];
+//! - **staying up**: [`registry`] (the attached containers), [`daemon`]
+//!   (start-up, signals), [`privileges`] (the capabilities kept), [`keeper`]
+//!   (notify fds across restarts), [`state`] (what a restart finds again),
+//!   [`health`] (readiness); and [`commands`], the operator's side.
+//!
+//! The modules stay one flat list on purpose: most serve more than one of
+//! these steps (the registry, the classifier and the alert are shared by the
+//! seccomp and the eBPF path), and no module imports one that imports it back.
 
 pub mod alert;
 pub mod api;
