@@ -59,3 +59,5 @@ fi
 
 cd "$(dirname "$0")/.."
 cargo build --workspace --locked --quiet
+# The static shim and hook (x86_64-unknown-linux-musl) the static-build test runs.
+scripts/build-static.sh
