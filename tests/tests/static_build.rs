@@ -161,22 +161,28 @@ fn static_shim_and_hook_need_no_loader_and_no_library() {
     );
 }
 
-/// `run --bundle B ID` in the foreground through the static shim, with the environment
-/// the harness gives its own shim (`Container::shim_command`).
-fn run_via_static_shim(
-    shim: &Path,
-    sup: &Supervisor,
-    container: &Container,
-    bundle: &Bundle,
-) -> CmdOutput {
+/// `SHIM --root R` with the environment the harness gives its own shim
+/// (`Container::shim_command`), for `container` under `sup`.
+fn static_shim_command(shim: &Path, sup: &Supervisor, container: &Container) -> Command {
     let mut cmd = Command::new(shim);
     cmd.env("SNIFFGUARD_REAL_RUNTIME", container.runtime().path())
         .env("SNIFFGUARD_RUNTIME_DIR", sup.runtime_dir())
         .env_remove("SNIFFGUARD_HOOK")
         .env_remove("SNIFFGUARD_CONFIG")
         .arg("--root")
-        .arg(container.state_dir())
-        .args(["run", "--bundle"])
+        .arg(container.state_dir());
+    cmd
+}
+
+/// `run --bundle B ID` in the foreground through the static shim.
+fn run_via_static_shim(
+    shim: &Path,
+    sup: &Supervisor,
+    container: &Container,
+    bundle: &Bundle,
+) -> CmdOutput {
+    let mut cmd = static_shim_command(shim, sup, container);
+    cmd.args(["run", "--bundle"])
         .arg(bundle.path())
         .arg(container.id());
     run_command(&mut cmd, COMMAND_TIMEOUT)
@@ -198,7 +204,7 @@ fn injected_hooks(bundle: &Bundle) -> Vec<String> {
 
 /// One runc container per environment through the static shim: `ci` alerts tcpdump and
 /// lets it run, `staging` refuses it before it runs; the hook the shim injects (found
-/// beside the shim) is the static one.
+/// beside the shim) is the static one. Then an exec into a staging container through it.
 #[test]
 fn static_shim_runs_runc_containers_in_ci_and_staging() {
     if !require_root() {
@@ -240,4 +246,25 @@ fn static_shim_runs_runc_containers_in_ci_and_staging() {
         assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
         assert_eq!(str_at(&alert, "/action"), Some(action), "{alert}");
     }
+
+    // `kubectl exec`'s path: an exec into a running staging container through the
+    // static shim, asking for CAP_NET_RAW, which the shim keeps out (its exec rewrite
+    // runs confined, like create's); tcpdump is refused there too.
+    let bundle = Bundle::new(rootfs(), &["sleep", "3600"], Some("staging"));
+    let container = Container::new(Runtime::Runc);
+    let out = container.create_detached_via_shim(&sup, &bundle);
+    assert!(out.success(), "{out}\n{}", sup.report());
+    let mut exec = static_shim_command(&shim, &sup, &container);
+    exec.args(["exec", "--cap", "CAP_NET_RAW", container.id()])
+        .args(["sh", "-c", "tcpdump -D; echo tcpdump_rc=$?"]);
+    let out = run_command(&mut exec, COMMAND_TIMEOUT);
+    assert!(
+        out.success() && out.stdout.contains("tcpdump_rc=126"),
+        "exec: {out}\n{}",
+        sup.report()
+    );
+    assert!(
+        out.stderr_mentions("CAP_NET_RAW kept out of the process"),
+        "exec: {out}"
+    );
 }
