@@ -295,6 +295,17 @@ impl Supervisor {
         self.alerts.wait(pred, timeout)
     }
 
+    /// The first alert about container `id` whose process ran `exe` (its path
+    /// inside the container), waiting at most [`ALERT_TIMEOUT`](crate::ALERT_TIMEOUT);
+    /// panics with `what` and the supervisor's report when none comes.
+    pub fn wait_alert_for_exe(&self, id: &str, exe: &str, what: &str) -> Value {
+        self.wait_alert(
+            |a| crate::is_alert_for(a, id) && crate::str_at(a, "/process/exe") == Some(exe),
+            crate::ALERT_TIMEOUT,
+        )
+        .unwrap_or_else(|| panic!("{what}: no alert for {exe} in {id}\n{}", self.report()))
+    }
+
     /// Every JSON line received so far.
     pub fn alerts_so_far(&self) -> Vec<Value> {
         self.alerts.so_far()

@@ -117,15 +117,7 @@ fn ci_tcpdump_runs_and_is_alerted_once() {
         "tcpdump did not capture: {out}"
     );
     // tcpdump's alert (its packet socket may be alerted too).
-    let alert = sup
-        .wait_alert(
-            |a| {
-                is_alert_for(a, container.id())
-                    && str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
-            },
-            ALERT_TIMEOUT,
-        )
-        .unwrap_or_else(|| panic!("no tcpdump alert\n{}", sup.report()));
+    let alert = sup.wait_alert_for_exe(container.id(), "/usr/bin/tcpdump", "ci");
     assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
     assert_eq!(str_at(&alert, "/environment"), Some("ci"), "{alert}");
     assert_eq!(str_at(&alert, "/mode"), Some("audit"), "{alert}");
@@ -562,20 +554,11 @@ fn a_process_in_a_child_cgroup_of_its_container_is_still_seen() {
         // registered with; what it runs from now on starts there.
         let _child = ChildCgroup::move_into(pid, "escaped");
         std::fs::write(flag.path().join("go"), "").unwrap();
-        let alert = sup
-            .wait_alert(
-                |a| {
-                    is_alert_for(a, container.id())
-                        && str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
-                },
-                ALERT_TIMEOUT,
-            )
-            .unwrap_or_else(|| {
-                panic!(
-                    "{runtime:?}: tcpdump in a child cgroup was not seen\n{}",
-                    sup.report()
-                )
-            });
+        let alert = sup.wait_alert_for_exe(
+            container.id(),
+            "/usr/bin/tcpdump",
+            &format!("{runtime:?}, tcpdump in a child cgroup"),
+        );
         assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
         assert_eq!(str_at(&alert, "/mechanism"), Some("exec_probe"), "{alert}");
     }

@@ -18,8 +18,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use sniffguard_tests::{
-    find_in_path, is_alert_for, repo_root, require_root, rootfs, run_command, str_at, Bundle,
-    CmdOutput, Container, Runtime, ShimTarget, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
+    find_in_path, repo_root, require_root, rootfs, run_command, str_at, Bundle, CmdOutput,
+    Container, Runtime, ShimTarget, Supervisor, COMMAND_TIMEOUT,
 };
 
 /// Where `scripts/build-static.sh` puts the binaries, relative to the repository.
@@ -234,15 +234,7 @@ fn static_shim_runs_runc_containers_in_ci_and_staging() {
             !hooks.is_empty() && hooks.iter().all(|h| *h == hook),
             "{environment}: injected hooks {hooks:?}, expected only {hook}"
         );
-        let alert = sup
-            .wait_alert(
-                |a| {
-                    is_alert_for(a, container.id())
-                        && str_at(a, "/process/exe") == Some("/usr/bin/tcpdump")
-                },
-                ALERT_TIMEOUT,
-            )
-            .unwrap_or_else(|| panic!("{environment}: no tcpdump alert\n{}", sup.report()));
+        let alert = sup.wait_alert_for_exe(container.id(), "/usr/bin/tcpdump", environment);
         assert_eq!(str_at(&alert, "/environment"), Some(environment), "{alert}");
         assert_eq!(str_at(&alert, "/action"), Some(action), "{alert}");
     }
