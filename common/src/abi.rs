@@ -195,7 +195,8 @@ pub struct NetEvent {
     pub level: u32,
     /// `setsockopt`: option name; `ioctl`: request.
     pub optname: u32,
-    /// `setsockopt`: `mr_type`; `ioctl`: `ifr_flags`.
+    /// `setsockopt`: `mr_type`; `ioctl`: `ifr_flags`; `socket`: the ABI of a
+    /// compat call (1 i386, 2 x32; 0 for the native one).
     pub value: u32,
     /// `setsockopt`/`ioctl`: the fd.
     pub fd: u32,

@@ -4,13 +4,13 @@
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_comm,
-    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel,
     bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
     bpf_send_signal,
 };
-use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
 use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
     linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
@@ -479,6 +479,77 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
         scanned += 1;
     }
     Ok(())
+}
+
+/// i386 `socket(2)` (`int $0x80`, or a 32-bit program): no 64-bit syscall has
+/// this number.
+const I386_SOCKET: i64 = 359;
+/// i386 `socketcall(2)`; for 64-bit code, 102 is `getuid`.
+const I386_SOCKETCALL: i64 = 102;
+/// `socketcall`'s `SYS_SOCKET`.
+const SYS_SOCKET: u64 = 1;
+/// x32 syscalls carry this bit in their number; x32 `socket` is 41 with it.
+const X32_SOCKET: i64 = 0x4000_0000 | 41;
+/// Offsets in x86-64's `struct pt_regs` (its layout is user ABI: `ptrace`).
+const REGS_BX: usize = 40;
+const REGS_CX: usize = 88;
+const REGS_DX: usize = 96;
+const REGS_SI: usize = 104;
+const REGS_DI: usize = 112;
+/// `NetEvent::value` of a socket event from the i386 ABI, and from x32.
+const ABI_I386: u32 = 1;
+const ABI_X32: u32 = 2;
+
+/// Every syscall enters here, compat ones too: the `syscalls/sys_enter_*`
+/// tracepoints skip i386 (`int $0x80`) and x32 calls, so a capture socket
+/// opened through them would not be seen in audit containers otherwise.
+/// Three numbers are looked at, the rest leave at the first comparison.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = report_compat_socket(&ctx);
+    0
+}
+
+fn report_compat_socket(ctx: &RawTracePointContext) -> Res {
+    let id: i64 = ctx.arg(1);
+    if id != I386_SOCKET && id != I386_SOCKETCALL && id != X32_SOCKET {
+        return Ok(());
+    }
+    let regs: *const u8 = ctx.arg(0);
+    let reg = |offset: usize| {
+        // SAFETY: fault-tolerant read of the syscall's saved registers.
+        unsafe { bpf_probe_read_kernel(regs.wrapping_add(offset) as *const u64) }.map_err(|_| 0)
+    };
+    let (family, sock_type, protocol, abi) = if id == X32_SOCKET {
+        (reg(REGS_DI)?, reg(REGS_SI)?, reg(REGS_DX)?, ABI_X32)
+    } else if id == I386_SOCKET {
+        (reg(REGS_BX)?, reg(REGS_CX)?, reg(REGS_DX)?, ABI_I386)
+    } else {
+        // socketcall(SYS_SOCKET, args): three 32-bit ints in the caller's
+        // memory.
+        if reg(REGS_BX)? & 0xffff_ffff != SYS_SOCKET {
+            return Ok(());
+        }
+        let args = reg(REGS_CX)? & 0xffff_ffff;
+        let arg = |i: u64| {
+            // SAFETY: fault-tolerant read of the caller's argument array.
+            unsafe { bpf_probe_read_user((args + i * 4) as *const u32) }
+                .map(u64::from)
+                .map_err(|_| 0)
+        };
+        (arg(0)?, arg(1)?, arg(2)?, ABI_I386)
+    };
+    match capture::capture_socket(family, sock_type, protocol) {
+        Some(rule) if rule.kind.captures_by_itself() => {}
+        _ => return Ok(()),
+    }
+    let (_, cgroup) = monitored().ok_or(0)?;
+    emit_net(EVENT_SOCKET, cgroup, |e| {
+        e.family = (family & 0xffff_ffff) as u32;
+        e.sock_type = (sock_type & linux::SOCK_TYPE_MASK) as u32;
+        e.protocol = (protocol & 0xffff_ffff) as u32;
+        e.value = abi;
+    })
 }
 
 #[panic_handler]

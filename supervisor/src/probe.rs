@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::TracePoint;
+use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use sniffguard_common::abi::{
     COMM_LEN, COUNTERS_MAP, COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_MAP,
@@ -32,6 +32,10 @@ const TRACEPOINTS: [(&str, &str); 8] = [
     ("syscalls", "sys_enter_sendto"),
     ("syscalls", "sys_enter_sendmsg"),
 ];
+
+/// The raw tracepoints attached, as (tracepoint, program): `sys_enter` sees
+/// the compat (i386, x32) syscalls the `syscalls` tracepoints skip.
+const RAW_TRACEPOINTS: [(&str, &str); 1] = [("sys_enter", "raw_sys_enter")];
 
 /// Errors loading or driving the probes.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +156,22 @@ impl Probes {
                 .map_err(attach_err)?;
             program.load().map_err(attach_err)?;
             program.attach(category, name).map_err(attach_err)?;
+        }
+        for (name, program) in RAW_TRACEPOINTS {
+            let attach_err = |source| ProbeError::Attach {
+                category: "raw_syscalls",
+                name,
+                source,
+            };
+            let raw: &mut RawTracePoint = ebpf
+                .program_mut(program)
+                .ok_or(attach_err(
+                    aya::programs::ProgramError::UnexpectedProgramType,
+                ))?
+                .try_into()
+                .map_err(attach_err)?;
+            raw.load().map_err(attach_err)?;
+            raw.attach(name).map_err(attach_err)?;
         }
         Ok(Probes {
             programs: ebpf,
