@@ -196,7 +196,8 @@ pub struct NetEvent {
     /// `setsockopt`: option name; `ioctl`: request.
     pub optname: u32,
     /// `setsockopt`: `mr_type`; `ioctl`: `ifr_flags`; `socket`: the ABI of a
-    /// compat call (1 i386, 2 x32; 0 for the native one).
+    /// compat call (1 i386, 2 x32; 0 for the native one), 3 for an io_uring
+    /// `IORING_OP_SOCKET`.
     pub value: u32,
     /// `setsockopt`/`ioctl`: the fd.
     pub fd: u32,

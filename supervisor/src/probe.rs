@@ -157,6 +157,7 @@ impl Probes {
             program.load().map_err(attach_err)?;
             program.attach(category, name).map_err(attach_err)?;
         }
+        attach_uring_probe(&mut ebpf);
         for (name, program) in RAW_TRACEPOINTS {
             let attach_err = |source| ProbeError::Attach {
                 category: "raw_syscalls",
@@ -178,6 +179,34 @@ impl Probes {
             maps,
             events: Some(events),
         })
+    }
+}
+
+/// Attaches the io_uring request probe where the kernel has io_uring and its
+/// `io_uring_submit_req` record is laid out as the program reads it (`req` at
+/// 16, `opcode` at 32). It is optional: without it only io_uring's sockets
+/// go unseen in audit containers, which is said in the log.
+fn attach_uring_probe(ebpf: &mut Ebpf) {
+    let format_path = Path::new(TRACEFS).join("events/io_uring/io_uring_submit_req/format");
+    let format = std::fs::read_to_string(&format_path).unwrap_or_default();
+    let expected = ["void * req;\toffset:16;", "u8 opcode;\toffset:32;"];
+    if !expected.iter().all(|field| format.contains(field)) {
+        tracing::warn!(
+            format = %format_path.display(),
+            "io_uring's request tracepoint is missing or laid out differently: capture sockets opened through io_uring are not seen in audit containers"
+        );
+        return;
+    }
+    let attached = ebpf
+        .program_mut("io_uring_submit_req")
+        .ok_or(aya::programs::ProgramError::UnexpectedProgramType)
+        .and_then(|program| {
+            let program: &mut TracePoint = program.try_into()?;
+            program.load()?;
+            program.attach("io_uring", "io_uring_submit_req").map(drop)
+        });
+    if let Err(err) = attached {
+        tracing::warn!(%err, "io_uring request probe not attached: capture sockets opened through io_uring are not seen in audit containers");
     }
 }
 
