@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde_json::Value;
 
-use super::Kept;
+use super::protocol::{hello, send_keep, Kept};
 
 /// How often the supervisor asks who the keeper is.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -118,7 +118,7 @@ pub fn watch(runtime_dir: PathBuf, first: Option<u32>) {
                 // Locked only to prune and to give: `keep` remembers each new
                 // listener under the same lock, on a container's way to start.
                 prune(&mut HANDED.lock().unwrap_or_else(PoisonError::into_inner));
-                let Ok(facts) = super::hello(&runtime_dir) else {
+                let Ok(facts) = hello(&runtime_dir) else {
                     continue;
                 };
                 if facts.pid.is_none() || facts.pid == known {
@@ -129,7 +129,7 @@ pub fn watch(runtime_dir: PathBuf, first: Option<u32>) {
                 if facts.protocol >= 2 && !handed.is_empty() {
                     let given = handed
                         .iter()
-                        .filter(|h| super::send_keep(&runtime_dir, &h.listener, &h.notify, h.ledger.as_ref()).is_ok())
+                        .filter(|h| send_keep(&runtime_dir, &h.listener, &h.notify, h.ledger.as_ref()).is_ok())
                         .count();
                     tracing::warn!(
                         keeper = facts.pid,
