@@ -52,7 +52,9 @@ pub use process::{keeper_pid, poll_until, proc_fd_count, proc_rss_kib, HookInter
 pub use root::require_root;
 pub use rootfs::rootfs;
 pub use runtime::Runtime;
-pub use supervisor::{AlertStream, DirTarget, NoSupervisor, ShimTarget, Supervisor};
+pub use supervisor::{
+    policy_without_flood_control, AlertStream, DirTarget, NoSupervisor, ShimTarget, Supervisor,
+};
 pub use temp::{compile_static, helpers_dir, remove_at_exit, temp_dir};
 
 use std::time::Duration;

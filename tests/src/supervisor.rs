@@ -522,6 +522,32 @@ impl Supervisor {
     }
 }
 
+/// The built-in policy (`config/sniffguard.toml`) with flood control effectively
+/// off, for tests that count one alert per decision: by default only the first
+/// five alerts per container and program in a minute are written.
+pub fn policy_without_flood_control() -> String {
+    let text = std::fs::read_to_string(crate::repo_root().join("config/sniffguard.toml"))
+        .expect("read config/sniffguard.toml");
+    let at = text
+        .find("[alerts.flood]")
+        .expect("config/sniffguard.toml has an [alerts.flood] table");
+    let (head, tail) = text.split_at(at);
+    let mut replaced = false;
+    let tail: Vec<String> = tail
+        .lines()
+        .map(|line| {
+            if !replaced && line.trim_start().starts_with("burst") {
+                replaced = true;
+                "burst = 1000000".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    assert!(replaced, "no burst = ... under [alerts.flood]");
+    format!("{head}{}\n", tail.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

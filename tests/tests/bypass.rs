@@ -43,8 +43,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sniffguard_tests::{
-    describe_alert, evidence_kinds, helpers_dir, is_alert_for, repo_root, require_root, rootfs,
-    str_at, strip_ansi, Bundle, CmdOutput, Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    describe_alert, evidence_kinds, helpers_dir, is_alert_for, policy_without_flood_control,
+    require_root, rootfs, str_at, strip_ansi, Bundle, CmdOutput, Container, Runtime, Supervisor,
+    ALERT_TIMEOUT,
 };
 
 /// How long the alert stream must stay quiet before the alerts of a test are
@@ -621,32 +622,6 @@ fn run_race(technique: &str, mode: &str, config: Config) {
 
 /// Serialises the race tests (see [`run_race`]).
 static RACE_LOCK: Mutex<()> = Mutex::new(());
-
-/// The built-in policy (`config/sniffguard.toml`) with flood control effectively
-/// off, for tests that count one alert per decision: by default only the first
-/// five alerts per container and program in a minute are written.
-fn policy_without_flood_control() -> String {
-    let text = fs::read_to_string(repo_root().join("config/sniffguard.toml"))
-        .expect("read config/sniffguard.toml");
-    let at = text
-        .find("[alerts.flood]")
-        .expect("config/sniffguard.toml has an [alerts.flood] table");
-    let (head, tail) = text.split_at(at);
-    let mut replaced = false;
-    let tail: Vec<String> = tail
-        .lines()
-        .map(|line| {
-            if !replaced && line.trim_start().starts_with("burst") {
-                replaced = true;
-                "burst = 1000000".to_owned()
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    assert!(replaced, "no burst = ... under [alerts.flood]");
-    format!("{head}{}\n", tail.join("\n"))
-}
 
 /// Every alert about `container` once the stream has been quiet for a second
 /// (bounded by a minute): for tests that cause thousands of alerts.
