@@ -101,46 +101,18 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
     }
 }
 
-/// Events read from the ring before they are handled: enough to see a
-/// process's exec followed by its next one (`fdexec` then the file it runs),
-/// bounded so that a storm is still handled as it comes.
-const MAX_BATCH: usize = 1024;
-
 /// Handles every event in the ring; returns how many there were.
 fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) -> usize {
     let mut drained = 0;
     let mut exited = ExitedPaths::default();
-    loop {
-        let mut batch = Vec::new();
-        while batch.len() < MAX_BATCH {
-            let Some(item) = ring.next() else { break };
-            drained += 1;
-            match Event::decode(&item) {
-                Ok(event) => batch.push(event),
-                Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
-            }
-        }
-        if batch.is_empty() {
-            return drained;
-        }
-        // A process that exec'd again within the batch no longer runs the
-        // image of its earlier exec: /proc/PID/exe shows the later one, whose
-        // own event reports it. The earlier exec is judged by the path the
-        // kernel recorded, or it would be alerted twice for the later file.
-        let mut last_exec: HashMap<u32, usize> = HashMap::new();
-        for (index, event) in batch.iter().enumerate() {
-            if let Event::Exec(exec) = event {
-                last_exec.insert(exec.header.tgid, index);
-            }
-        }
-        for (index, event) in batch.into_iter().enumerate() {
-            let superseded = match &event {
-                Event::Exec(exec) => last_exec.get(&exec.header.tgid) != Some(&index),
-                Event::Net(_) => false,
-            };
-            handle(event, shared, seen, &mut exited, superseded);
+    while let Some(item) = ring.next() {
+        drained += 1;
+        match Event::decode(&item) {
+            Ok(event) => handle(event, shared, seen, &mut exited),
+            Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
+    drained
 }
 
 /// How many paths of exited processes one drain keeps resolved (each entry
@@ -234,13 +206,7 @@ impl Seen {
     }
 }
 
-fn handle(
-    event: Event,
-    shared: &Arc<Shared>,
-    seen: &mut Seen,
-    exited: &mut ExitedPaths,
-    superseded: bool,
-) {
+fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut ExitedPaths) {
     let header = *event.header();
     if let Event::Exec(exec) = &event {
         if header.flags & FLAG_KILLED == 0
@@ -260,7 +226,7 @@ fn handle(
     let finding = match &event {
         Event::Exec(exec) => {
             seen.new_image(header.cgroup_id, header.tgid);
-            classify_exec(exec, &container, shared, &policy, exited, superseded)
+            classify_exec(exec, &container, shared, &policy, exited)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
         Event::Net(net) => classify_net(net, &policy).map(|evidence| {
@@ -333,7 +299,6 @@ fn handle(
                     abi::EVENT_IOCTL => "ioctl",
                     abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
                     abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
-                    abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
                     abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
                     abi::EVENT_NETFILTER => "sendto",
                     _ => "socket",
@@ -358,7 +323,6 @@ fn classify_exec(
     shared: &Shared,
     policy: &Policy,
     exited: &mut ExitedPaths,
-    superseded: bool,
 ) -> Option<Finding> {
     let header = exec.header;
     let filename = abi::c_str(&exec.filename);
@@ -374,9 +338,8 @@ fn classify_exec(
     // The file the process runs now: through /proc while it lives (that also
     // reaches deleted and memfd files), else the path the kernel recorded,
     // resolved now (see ExitedPaths).
-    let live = (!superseded)
-        .then(|| resolve::Resolved::running(header.tgid).ok())
-        .flatten()
+    let live = resolve::Resolved::running(header.tgid)
+        .ok()
         .map(|resolved| Located {
             resolved,
             root: None,
