@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sniffguard_common::policy::{Mode, Policy};
-use sniffguard_hook::inject::{self, Attachment, InjectError};
+use sniffguard_hook::inject::{self, Attachment, InjectError, SeccompError};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -129,7 +129,10 @@ fn docker_like_profile_keeps_its_rules_and_gains_notify() {
 fn foreign_listener_is_refused() {
     let input = std::fs::read(golden_dir().join("foreign-listener.json")).unwrap();
     let err = rewrite(&input).unwrap_err();
-    assert!(matches!(err, InjectError::ForeignListener(_)), "{err}");
+    assert!(
+        matches!(err, InjectError::Seccomp(SeccompError::ForeignListener(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("/run/other-agent.sock"), "{err}");
 }
 
