@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sniffguard_common::policy::{Mode, Policy};
-use sniffguard_hook::inject::{self, Attachment, InjectError};
+use sniffguard_hook::inject::{self, Attachment, InjectError, SeccompError};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -129,7 +129,10 @@ fn docker_like_profile_keeps_its_rules_and_gains_notify() {
 fn foreign_listener_is_refused() {
     let input = std::fs::read(golden_dir().join("foreign-listener.json")).unwrap();
     let err = rewrite(&input).unwrap_err();
-    assert!(matches!(err, InjectError::ForeignListener(_)), "{err}");
+    assert!(
+        matches!(err, InjectError::Seccomp(SeccompError::ForeignListener(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("/run/other-agent.sock"), "{err}");
 }
 
@@ -312,8 +315,13 @@ fn staging_spec_without_profile_gets_allow_all_with_capture_rules() {
         .iter()
         .filter(|r| r["names"][0] == "socket")
         .collect();
-    // AF_PACKET; SOCK_RAW on AF_INET and AF_INET6; (AF_INET, SOCK_PACKET).
-    assert_eq!(socket_rules.len(), 4);
+    // One per row of the capture table (AF_PACKET; SOCK_RAW on AF_INET and
+    // AF_INET6; (AF_INET, SOCK_PACKET); AF_XDP; the netlink ULOG and netfilter
+    // families).
+    assert_eq!(
+        socket_rules.len(),
+        sniffguard_common::capture::CAPTURE_SOCKETS.len()
+    );
     assert!(socket_rules
         .iter()
         .all(|r| !r["args"].as_array().unwrap().is_empty()));

@@ -1,0 +1,194 @@
+//! The rules sniffguard writes into a profile (unconditional and
+//! capture-socket `NOTIFY` rules, the architectures of a new profile), and the
+//! base profile's `socket` rules carried to the supervisor in the listener
+//! metadata ([`SocketRules`]) and written back from it.
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator,
+    LinuxSyscall,
+};
+use serde_json::Value;
+use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
+use sniffguard_common::capture::CAPTURE_SOCKETS;
+use sniffguard_common::listener::{
+    ArgCondition, ArgOp, BaseAction, SocketRule, SocketRules, MAX_SOCKET_RULES,
+};
+
+use super::error::SeccompError;
+use super::profile::{names_syscall, remove_name, rule_action, rule_args, rule_errno, SOCKET};
+
+/// `EPERM`, the answer to a refused call.
+pub(super) const EPERM: u32 = 1;
+
+/// `int` arguments are compared on their low 32 bits only: the kernel ignores the
+/// upper half of the register, so a filter that compared all 64 bits could be
+/// walked around by setting garbage there.
+const INT_MASK: u64 = 0xffff_ffff;
+
+/// What a base profile's action means for a call the supervisor decides in
+/// its place.
+pub(super) fn base_action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> BaseAction {
+    match action {
+        LinuxSeccompAction::ScmpActErrno => BaseAction::Errno(errno_ret.unwrap_or(EPERM)),
+        LinuxSeccompAction::ScmpActKill
+        | LinuxSeccompAction::ScmpActKillThread
+        | LinuxSeccompAction::ScmpActKillProcess => BaseAction::Kill,
+        _ => BaseAction::Allow,
+    }
+}
+
+fn arg_condition(arg: &LinuxSeccompArg) -> Result<ArgCondition, SeccompError> {
+    let op = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => ArgOp::Ne,
+        LinuxSeccompOperator::ScmpCmpLt => ArgOp::Lt,
+        LinuxSeccompOperator::ScmpCmpLe => ArgOp::Le,
+        LinuxSeccompOperator::ScmpCmpEq => ArgOp::Eq,
+        LinuxSeccompOperator::ScmpCmpGe => ArgOp::Ge,
+        LinuxSeccompOperator::ScmpCmpGt => ArgOp::Gt,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ArgOp::MaskedEq,
+    };
+    let index = u8::try_from(arg.index())
+        .ok()
+        .filter(|i| *i < 6)
+        .ok_or_else(|| {
+            SeccompError::Unmergeable(format!(
+                "linux.seccomp has a socket rule on argument {}; syscalls have six",
+                arg.index()
+            ))
+        })?;
+    Ok(ArgCondition {
+        index,
+        op,
+        value: arg.value(),
+        value_two: arg.value_two().unwrap_or(0),
+    })
+}
+
+/// A rule sniffguard writes, as JSON.
+pub(super) fn rule_value(rule: &LinuxSyscall) -> Result<Value, SeccompError> {
+    serde_json::to_value(rule).map_err(SeccompError::Encode)
+}
+
+/// The rule a carried [`SocketRule`] came from, for undoing an injection.
+pub(super) fn socket_syscall(rule: &SocketRule) -> Result<Value, SeccompError> {
+    let mut syscall = LinuxSyscall::default();
+    syscall.set_names(vec![SOCKET.to_string()]);
+    let (action, errno) = match rule.action {
+        BaseAction::Allow => (LinuxSeccompAction::ScmpActAllow, None),
+        BaseAction::Errno(errno) => (LinuxSeccompAction::ScmpActErrno, Some(errno)),
+        BaseAction::Kill => (LinuxSeccompAction::ScmpActKillProcess, None),
+    };
+    syscall.set_action(action);
+    syscall.set_errno_ret(errno);
+    let args: Vec<LinuxSeccompArg> = rule
+        .args
+        .iter()
+        .map(|c| {
+            let op = match c.op {
+                ArgOp::Ne => LinuxSeccompOperator::ScmpCmpNe,
+                ArgOp::Lt => LinuxSeccompOperator::ScmpCmpLt,
+                ArgOp::Le => LinuxSeccompOperator::ScmpCmpLe,
+                ArgOp::Eq => LinuxSeccompOperator::ScmpCmpEq,
+                ArgOp::Ge => LinuxSeccompOperator::ScmpCmpGe,
+                ArgOp::Gt => LinuxSeccompOperator::ScmpCmpGt,
+                ArgOp::MaskedEq => LinuxSeccompOperator::ScmpCmpMaskedEq,
+            };
+            let arg = LinuxSeccompArgBuilder::default()
+                .index(usize::from(c.index))
+                .op(op)
+                .value(c.value);
+            let arg = if c.op == ArgOp::MaskedEq {
+                arg.value_two(c.value_two)
+            } else {
+                arg
+            };
+            arg.build()
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|err| SeccompError::Unmergeable(format!("a carried socket rule: {err}")))?;
+    syscall.set_args((!args.is_empty()).then_some(args));
+    rule_value(&syscall)
+}
+
+/// Takes every rule for `socket` out of `rules` (a rule that also names other
+/// syscalls keeps them) and returns them as the supervisor will apply them.
+pub(super) fn take_socket_rules(
+    rules: &mut Vec<Value>,
+    default: BaseAction,
+) -> Result<SocketRules, SeccompError> {
+    let mut taken = Vec::new();
+    for rule in rules.iter().filter(|r| names_syscall(r, SOCKET)) {
+        let args = rule_args(rule)
+            .iter()
+            .map(arg_condition)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Checked: a rule naming socket has an action oci-spec knows.
+        let action = rule_action(rule).unwrap_or(LinuxSeccompAction::ScmpActAllow);
+        taken.push(SocketRule {
+            action: base_action(action, rule_errno(rule)),
+            args,
+        });
+    }
+    if taken.len() > MAX_SOCKET_RULES {
+        return Err(SeccompError::Unmergeable(format!(
+            "linux.seccomp has {} rules for socket; sniffguard carries at most {MAX_SOCKET_RULES}",
+            taken.len()
+        )));
+    }
+    remove_name(rules, SOCKET, false);
+    Ok(SocketRules {
+        rules: taken,
+        default,
+    })
+}
+
+fn masked(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .value(mask)
+        .value_two(value)
+        .build()
+        .unwrap_or_default()
+}
+
+pub(super) fn notify_rule(
+    names: Vec<String>,
+    args: Option<Vec<LinuxSeccompArg>>,
+) -> Result<Value, SeccompError> {
+    let mut rule = LinuxSyscall::default();
+    rule.set_names(names);
+    rule.set_action(LinuxSeccompAction::ScmpActNotify);
+    rule.set_args(args);
+    rule_value(&rule)
+}
+
+/// The conditional rules that catch capture sockets, one per row of
+/// [`CAPTURE_SOCKETS`].
+pub(super) fn capture_socket_rules() -> Result<Vec<Value>, SeccompError> {
+    CAPTURE_SOCKETS
+        .iter()
+        .map(|rule| {
+            let mut args = vec![masked(0, INT_MASK, rule.family)];
+            if let Some(socket_type) = rule.socket_type {
+                args.push(masked(1, SOCK_TYPE_MASK, socket_type));
+            }
+            if let Some(protocol) = rule.protocol {
+                args.push(masked(2, INT_MASK, protocol));
+            }
+            notify_rule(vec![SOCKET.to_string()], Some(args))
+        })
+        .collect()
+}
+
+/// The architectures a new profile covers. Without the compat ABIs a 32-bit
+/// `execve` (`int 0x80`) would not match the filter at all.
+pub(super) fn host_architectures() -> Vec<Arch> {
+    if cfg!(target_arch = "x86_64") {
+        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+    } else if cfg!(target_arch = "aarch64") {
+        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+    } else {
+        vec![Arch::ScmpArchNative]
+    }
+}
