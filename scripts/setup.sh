@@ -7,12 +7,13 @@
 #
 # Then the eBPF toolchain (rust-src, bpf-linker). Packages: the container runtimes the tests and the demo drive (runc, crun), the
 # test root filesystem's ingredients (busybox-static, tcpdump), libseccomp's
-# headers for the `libseccomp` crate, gcc for static test helpers, jq for the
+# headers for the `libseccomp` crate, gcc for static test helpers (libpcap-dev
+# for the one that embeds libpcap, patchelf to rename a tcpdump's libpcap), jq for the
 # demo's table, podman, containerd and docker.io (dockerd, started by the tests
 # themselves with a private data root) for the integration tests.
 set -euo pipefail
 
-packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io)
+packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io patchelf libpcap-dev)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup.sh: run as root (it installs packages and the tests start containers)" >&2
