@@ -177,8 +177,11 @@ fn staging_renamed_libpcap_is_refused() {
     }
     let sup = Supervisor::start(None);
     let (container, out) = run_script(&sup, "staging", &innocent_capture());
+    // The exec itself is refused (126), not only the capture socket later
+    // (which would end tcpdump with 1).
     assert!(!out.mentions("packet captured"), "{out}");
     assert!(out.mentions("Operation not permitted"), "{out}");
+    assert!(out.mentions("tcpdump_rc=126"), "{out}");
     let alert = wait_evidence(&sup, &container, "links_libpcap");
     assert_eq!(str_at(&alert, "/action"), Some("denied"), "{alert}");
     assert_eq!(str_at(&alert, "/mechanism"), Some("seccomp"), "{alert}");
