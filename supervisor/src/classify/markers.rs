@@ -45,18 +45,27 @@ pub(super) const MAX_SCANNED_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes read at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// What every string looked for has in common: one pass finds its
+/// occurrences (none, in nearly every file) and only those are looked at.
+const COMMON: &[u8] = b"pcap";
+
 /// libpcap's strings and capture function names in the first
 /// [`MAX_SCANNED_BYTES`] of `file`.
 pub(super) fn scan(file: &File) -> Found {
-    let finders: Vec<(&'static str, Finder<'static>)> = MARKERS
+    let needles: Vec<(&'static str, usize)> = MARKERS
         .iter()
         .chain(CALLS.iter())
-        .map(|needle| (*needle, Finder::new(needle.as_bytes())))
+        .filter_map(|needle| {
+            let at = Finder::new(COMMON).find(needle.as_bytes())?;
+            Some((*needle, at))
+        })
         .collect();
-    let longest = finders.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    // Each window keeps the last `longest - 1` bytes of the one before, so a
-    // string split by a chunk boundary is still seen whole.
-    let keep = longest.saturating_sub(1);
+    let finder = Finder::new(COMMON);
+    let longest = needles.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    // Each window keeps the last `2 * longest` bytes of the one before, so a
+    // string split by a chunk boundary is still seen whole, from before its
+    // common part to after it.
+    let keep = 2 * longest;
     let mut window = vec![0u8; keep + CHUNK];
     let mut held = 0;
     let mut offset = 0u64;
@@ -72,14 +81,21 @@ pub(super) fn scan(file: &File) -> Found {
             Err(_) => break,
         };
         let filled = held + got;
-        for (needle, finder) in &finders {
-            if finder.find(&window[..filled]).is_none() {
-                continue;
-            }
-            if MARKERS.contains(needle) {
-                found.libpcap = found.libpcap.or(Some(*needle));
-            } else {
-                found.calls = true;
+        let text = &window[..filled];
+        for hit in finder.find_iter(text) {
+            for (needle, at) in &needles {
+                let matches = hit
+                    .checked_sub(*at)
+                    .and_then(|start| text.get(start..start + needle.len()))
+                    .is_some_and(|candidate| candidate == needle.as_bytes());
+                if !matches {
+                    continue;
+                }
+                if MARKERS.contains(needle) {
+                    found.libpcap = found.libpcap.or(Some(*needle));
+                } else {
+                    found.calls = true;
+                }
             }
         }
         if found.libpcap.is_some() {
