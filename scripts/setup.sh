@@ -7,14 +7,15 @@
 #
 # Then the eBPF toolchain (rust-src, bpf-linker). Packages: the container runtimes the tests and the demo drive (runc, crun), the
 # test root filesystem's ingredients (busybox-static, tcpdump), libseccomp's
-# headers for the `libseccomp` crate, gcc for static test helpers, jq for the
-# demo's table, podman, containerd and docker.io (dockerd, started by the tests
+# headers for the `libseccomp` crate, gcc for static test helpers (libpcap-dev
+# for the one that embeds libpcap, patchelf to rename a tcpdump's libpcap), jq for the
+# demo's table, iptables (the netfilter capture tests' rules), podman, containerd and docker.io (dockerd, started by the tests
 # themselves with a private data root) for the integration tests, protobuf-compiler
 # for the CRI client the CRI test builds (k8s-cri compiles the CRI protobuf files),
 # python3-venv and unzip for the offline Kubernetes checks' tools (below).
 set -euo pipefail
 
-packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 podman containerd docker.io protobuf-compiler python3-venv unzip)
+packages=(runc crun busybox-static tcpdump libseccomp-dev pkg-config gcc jq iproute2 iptables podman containerd docker.io protobuf-compiler python3-venv unzip patchelf libpcap-dev)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup.sh: run as root (it installs packages and the tests start containers)" >&2

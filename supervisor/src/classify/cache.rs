@@ -4,8 +4,8 @@
 //! depends only on its content, so it is cached by device, inode, size and
 //! modification and change times: a container's second `ls` costs no parsing.
 //! This room reads a file's head, hands it to the parser for its format
-//! ([`super::script`], [`super::elf`]) and keeps the answer; judging the facts
-//! against a policy is the classifier's.
+//! ([`super::script`], [`super::elf`], [`super::markers`]) and keeps the
+//! answer; judging the facts against a policy is the classifier's.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use sniffguard_common::policy::Policy;
 
 use super::digest::{sha256_hex, MAX_DECISION_HASH_BYTES};
-use super::elf::elf_dynamic;
+use super::elf::{elf_dynamic, Dynamic};
+use super::markers::{scan, Found};
 use super::script::{is_loader_name, parse_shebang, Shebang};
 use crate::resolve::Resolved;
 
@@ -28,9 +29,16 @@ const CACHE_CAPACITY: usize = 4096;
 /// What a file is, independent of where it was found.
 #[derive(Debug, Clone)]
 pub(super) enum Format {
-    /// An ELF object: the libraries it links, and whether it is a dynamic
-    /// loader (by its `DT_SONAME`, so a renamed copy is still one).
-    Elf { needed: Vec<String>, loader: bool },
+    /// An ELF object.
+    Elf {
+        /// The libraries it links and the name it gives itself.
+        dynamic: Dynamic,
+        /// Whether it is a dynamic loader (by its `DT_SONAME`, so a renamed
+        /// copy is still one).
+        loader: bool,
+        /// libpcap's strings and capture function names found in it.
+        markers: Found,
+    },
     /// A `#!` script.
     Script(Shebang),
     /// Anything else (the kernel will refuse or hand it to binfmt_misc).
@@ -69,8 +77,13 @@ pub(super) struct FileCache {
 impl FileCache {
     /// The cached facts of a resolved file, computed on a miss. The key comes
     /// from the status taken when the file was located; the file is opened for
-    /// reading only on a miss.
-    pub(super) fn facts(&self, policy: &Policy, resolved: &Resolved) -> Option<Arc<Facts>> {
+    /// reading only on a miss, after `on_miss` has run.
+    pub(super) fn facts(
+        &self,
+        policy: &Policy,
+        resolved: &Resolved,
+        on_miss: &dyn Fn(),
+    ) -> Option<Arc<Facts>> {
         let stat = &resolved.stat;
         if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
             return None;
@@ -93,6 +106,7 @@ impl FileCache {
                 }
             }
         }
+        on_miss();
         let file = resolved.open().ok()?;
         let file = &file;
         let facts = Arc::new(Facts {
@@ -143,12 +157,21 @@ fn read_format(file: &File) -> Format {
         return parse_shebang(line).map_or(Format::Other, Format::Script);
     }
     if head.starts_with(b"\x7fELF") {
-        let (needed, soname) = elf_dynamic(file).unwrap_or_default();
+        // No dynamic section (a static program) or none the loader could
+        // use: it links nothing, and that is all there is to know.
+        let dynamic = elf_dynamic(file).unwrap_or(Dynamic {
+            needed: Vec::new(),
+            soname: None,
+            complete: true,
+        });
+        let loader = dynamic
+            .soname
+            .as_deref()
+            .is_some_and(|s| is_loader_name(s.as_bytes()));
         return Format::Elf {
-            needed,
-            loader: soname
-                .as_deref()
-                .is_some_and(|s| is_loader_name(s.as_bytes())),
+            dynamic,
+            loader,
+            markers: scan(file),
         };
     }
     Format::Other

@@ -11,6 +11,7 @@
 //! waits. A room of its own because it is the one binary-format parser here,
 //! the part a fuzzer and crafted images exercise.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -22,49 +23,86 @@ use std::os::unix::fs::FileExt;
 /// anything past the other caps below.)
 const MAX_PHDR_TABLE_BYTES: usize = 64 * 1024;
 
-/// Dynamic entries read looking for `DT_NULL` (64 KiB of ELF64 entries; real
-/// binaries have well under a hundred: Debian's tcpdump, 29).
-const MAX_DYNAMIC_ENTRIES: usize = 4096;
+/// Distinct `DT_NEEDED` names kept when the host's `vm.max_map_count` cannot
+/// be read. The loader maps every library it loads, at least one mapping each,
+/// and no process holds more mappings than that sysctl allows (65530 by
+/// default): a file that needs more libraries cannot run.
+const DEFAULT_MAX_NEEDED: usize = 65_530;
 
-/// Distinct `DT_NEEDED` names read (Debian's tcpdump has 3; a binary with more than this
-/// must also ship as many distinct libraries for the loader to run it).
-const MAX_NEEDED: usize = 256;
-
-/// Longest library name read: `PATH_MAX`. The loader cannot open a longer one,
-/// and a capture library's prefix is in the first bytes anyway.
+/// Longest library name read: `PATH_MAX`. The loader cannot open a longer one.
 const MAX_NAME_BYTES: usize = 4096;
 
-/// Most bytes [`elf_dynamic`] reads of any file: the header, the program
-/// header table, the dynamic table, and the `DT_NEEDED` and `DT_SONAME` names.
-const MAX_ELF_READ_BYTES: u64 =
-    (64 + MAX_PHDR_TABLE_BYTES + MAX_DYNAMIC_ENTRIES * 16 + (MAX_NEEDED + 1) * MAX_NAME_BYTES)
-        as u64;
+/// Bytes read of any file beyond twice its size: the header, the program
+/// header table and a few names of a file smaller than this.
+const READ_ALLOWANCE: u64 = 1024 * 1024;
 
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const DT_NULL: u64 = 0;
-const DT_NEEDED: u64 = 1;
-const DT_STRTAB: u64 = 5;
-const DT_SONAME: u64 = 14;
+/// Distinct `DT_NEEDED` names one process could load: the host's
+/// `vm.max_map_count` (not namespaced, so what a container's loader is held
+/// to), read once.
+fn max_needed() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|text| text.trim().parse::<usize>().ok())
+            .filter(|&limit| limit > 0)
+            .unwrap_or(DEFAULT_MAX_NEEDED)
+    })
+}
 
-/// Positioned reads of one file, counted, and refused past
-/// [`MAX_ELF_READ_BYTES`] (which the caps above already keep to: this is the
-/// backstop, and what a test checks). Nothing read is kept beyond the
-/// caller's own small buffers.
+/// The libraries an ELF file asks for and the name it gives itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Dynamic {
+    /// The distinct `DT_NEEDED` names, in table order.
+    pub(super) needed: Vec<String>,
+    /// `DT_SONAME`.
+    pub(super) soname: Option<String>,
+    /// False when the table or its names were longer than the reader may read
+    /// (twice the file's size, or more libraries than a process can map):
+    /// only a file built to be unreadable gets there, and what it links is
+    /// then unknown.
+    pub(super) complete: bool,
+}
+
+// Program header types and dynamic tags, as <elf.h> numbers them.
+pub(super) const PT_LOAD: u32 = 1;
+pub(super) const PT_DYNAMIC: u32 = 2;
+pub(super) const DT_NULL: u64 = 0;
+pub(super) const DT_NEEDED: u64 = 1;
+pub(super) const DT_STRTAB: u64 = 5;
+pub(super) const DT_SONAME: u64 = 14;
+
+/// Positioned reads of one file, counted, and refused past a budget of twice
+/// the file's size plus [`READ_ALLOWANCE`]: the dynamic table can be read to
+/// its end whatever its length, and a file whose names overlap so that
+/// reading them costs more than that is reported incomplete rather than read
+/// without end. Nothing read is kept beyond the caller's own small buffers.
 struct Reader<'a> {
     file: &'a File,
     /// Bytes read so far.
     read: u64,
+    /// Bytes this file may cost.
+    limit: u64,
 }
 
 impl<'a> Reader<'a> {
     fn new(file: &'a File) -> Reader<'a> {
-        Reader { file, read: 0 }
+        let size = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+        Reader {
+            file,
+            read: 0,
+            limit: size.saturating_mul(2).saturating_add(READ_ALLOWANCE),
+        }
     }
 
     /// Bytes left to read.
     fn budget(&self) -> usize {
-        usize::try_from(MAX_ELF_READ_BYTES.saturating_sub(self.read)).unwrap_or(usize::MAX)
+        usize::try_from(self.limit.saturating_sub(self.read)).unwrap_or(usize::MAX)
+    }
+
+    /// Whether the budget is spent.
+    fn spent(&self) -> bool {
+        self.read >= self.limit
     }
 
     /// Exactly `buf.len()` bytes at `offset`, or `None`.
@@ -230,13 +268,13 @@ fn file_range(loads: &[Load], page: u64, addr: u64) -> Option<(u64, u64)> {
 }
 
 /// `DT_NEEDED` entries and `DT_SONAME` of an ELF file, read the way the
-/// dynamic loader finds them (see above), reading at most
-/// [`MAX_ELF_READ_BYTES`].
-pub(super) fn elf_dynamic(file: &File) -> Option<(Vec<String>, Option<String>)> {
+/// dynamic loader finds them (see above), reading at most twice the file's
+/// size and [`READ_ALLOWANCE`].
+pub(super) fn elf_dynamic(file: &File) -> Option<Dynamic> {
     elf_dynamic_from(&mut Reader::new(file))
 }
 
-fn elf_dynamic_from(reader: &mut Reader<'_>) -> Option<(Vec<String>, Option<String>)> {
+fn elf_dynamic_from(reader: &mut Reader<'_>) -> Option<Dynamic> {
     let mut header = [0u8; 64];
     let got = reader.some(0, &mut header);
     let layout = Layout::of(&header)?;
@@ -306,18 +344,20 @@ fn elf_dynamic_from(reader: &mut Reader<'_>) -> Option<(Vec<String>, Option<Stri
         .filter(|&size| size > 0)
         .unwrap_or(4096);
 
-    // The dynamic table runs to DT_NULL (p_filesz and p_memsz play no part).
+    // The dynamic table runs to DT_NULL (p_filesz and p_memsz play no part),
+    // however long: no count of entries is a limit the loader knows. What
+    // bounds it is the mapped file content and the reader's budget.
     let (mut at, available) = file_range(&loads, page, dynamic?)?;
     let entry = layout.dyn_size();
-    let limit = usize::try_from(available)
-        .unwrap_or(usize::MAX)
-        .min(MAX_DYNAMIC_ENTRIES * entry);
-    let mut left = limit - limit % entry;
+    let limit = u64::try_from(entry).ok()?;
+    let mut left = available - available % limit;
     let mut chunk = [0u8; 4096];
     let mut needed: Vec<u64> = Vec::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut complete = true;
     let (mut strtab, mut soname) = (None, None);
     'table: while left > 0 {
-        let want = left.min(chunk.len());
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(chunk.len());
         let got = reader.some(at, &mut chunk[..want]);
         for dyn_entry in chunk[..got].chunks_exact(entry) {
             let tag = layout.word(dyn_entry, 0)?;
@@ -326,8 +366,13 @@ fn elf_dynamic_from(reader: &mut Reader<'_>) -> Option<(Vec<String>, Option<Stri
                 DT_NULL => break 'table,
                 // elf/dl-deps.c walks every DT_NEEDED, in order; one name
                 // named twice is one library.
-                DT_NEEDED if needed.len() < MAX_NEEDED && !needed.contains(&value) => {
-                    needed.push(value);
+                DT_NEEDED if !seen.contains(&value) => {
+                    if needed.len() >= max_needed() {
+                        complete = false;
+                    } else {
+                        seen.insert(value);
+                        needed.push(value);
+                    }
                 }
                 // elf/get-dynamic-info.h: `info[tag] = dyn`, the last one wins.
                 DT_STRTAB => strtab = Some(value),
@@ -336,20 +381,39 @@ fn elf_dynamic_from(reader: &mut Reader<'_>) -> Option<(Vec<String>, Option<Stri
             }
         }
         if got < want {
+            // The end of the file, or of the budget: only the second leaves
+            // entries the loader would read unread.
+            complete &= !reader.spent();
             break;
         }
-        left -= got;
+        left -= got as u64;
         at = at.checked_add(got as u64)?;
     }
+    drop(seen);
     // Without DT_STRTAB the loader has no names to load either.
     let strtab = strtab?;
     let mut name = |offset: u64| {
         let (at, available) = file_range(&loads, page, strtab.checked_add(offset)?)?;
         read_name(reader, at, available)
     };
-    let needed = needed.into_iter().filter_map(&mut name).collect();
-    let soname = soname.and_then(name);
-    Some((needed, soname))
+    let mut names = Vec::new();
+    let mut distinct = HashSet::new();
+    for offset in needed {
+        let Some(found) = name(offset) else {
+            continue;
+        };
+        // Two offsets can spell one name: one library.
+        if distinct.insert(found.clone()) {
+            names.push(found);
+        }
+    }
+    let soname = soname.and_then(&mut name);
+    complete &= !reader.spent();
+    Some(Dynamic {
+        needed: names,
+        soname,
+        complete,
+    })
 }
 
 /// The NUL-terminated string at `offset`, of at most `available` bytes (the
@@ -361,8 +425,12 @@ fn read_name(reader: &mut Reader<'_>, offset: u64, available: u64) -> Option<Str
         .min(MAX_NAME_BYTES);
     let mut name = Vec::new();
     let mut piece = [0u8; 256];
+    // Library names are short (Debian's longest, ~40 bytes): a first small
+    // read keeps a long list of them cheap, then larger pieces.
+    let mut size = 64;
     while name.len() < limit {
-        let want = (limit - name.len()).min(piece.len());
+        let want = (limit - name.len()).min(size);
+        size = piece.len();
         let got = reader.some(offset.checked_add(name.len() as u64)?, &mut piece[..want]);
         let piece = &piece[..got];
         if let Some(end) = piece.iter().position(|&b| b == 0) {
@@ -394,7 +462,7 @@ mod tests {
     /// `elf_dynamic` of `image`, written to a file in `scratch`.
     fn dynamic_of(scratch: &Scratch, image: &Image) -> Option<(Vec<String>, Option<String>)> {
         let path = scratch.write("image", &image.0);
-        elf_dynamic(&File::open(path).unwrap())
+        elf_dynamic(&File::open(path).unwrap()).map(|found| (found.needed, found.soname))
     }
 
     #[test]
@@ -538,7 +606,8 @@ mod tests {
                 .join("../fuzz/corpus/classify_exec")
                 .join(name);
             let copy = scratch.copy(&path, name);
-            elf_dynamic(&File::open(copy).unwrap()).unwrap()
+            let found = elf_dynamic(&File::open(copy).unwrap()).unwrap();
+            (found.needed, found.soname)
         };
         assert_eq!(
             seed("elf64-needs-libpcap").0,
@@ -558,11 +627,11 @@ mod tests {
     }
 
     /// `elf_dynamic` of `image`, and the bytes it read.
-    fn dynamic_counted(scratch: &Scratch, image: &Image) -> (Option<Vec<String>>, u64) {
+    fn dynamic_counted(scratch: &Scratch, image: &Image) -> (Option<Dynamic>, u64) {
         let path = scratch.write("image", &image.0);
         let file = File::open(path).unwrap();
         let mut reader = Reader::new(&file);
-        let found = elf_dynamic_from(&mut reader).map(|(needed, _)| needed);
+        let found = elf_dynamic_from(&mut reader);
         (found, reader.read)
     }
 
@@ -600,7 +669,10 @@ mod tests {
         assert!(read <= 64, "{read}");
 
         // A dynamic table filling the file with DT_NEEDED entries, no DT_NULL,
-        // each naming a different suffix of one long unterminated string.
+        // each naming a different suffix of one long unterminated string: the
+        // names cost far more than the file to read, so the reader stops at its
+        // budget and says the list is incomplete. The first name read is
+        // libpcap's, and that is what the classifier reports.
         let mut image = Image::new(2);
         image.phdr(0, PT_LOAD, 0, BASE, SIZE as u64);
         image.phdr(1, PT_DYNAMIC, 4096, BASE + 4096, (SIZE / 2) as u64);
@@ -612,20 +684,28 @@ mod tests {
         image.put(strtab + 11, &vec![b'A'; SIZE - strtab - 11]);
         let (found, read) = dynamic_counted(&scratch, &image);
         let found = found.unwrap();
-        assert_eq!(found.len(), MAX_NEEDED);
-        assert!(found.iter().all(|name| name.len() == MAX_NAME_BYTES));
-        assert!(read <= MAX_ELF_READ_BYTES, "{read} > {MAX_ELF_READ_BYTES}");
+        assert!(!found.complete);
+        assert!(found.needed[0].starts_with("libpcap.so.A"));
+        assert_eq!(found.needed[1].len(), MAX_NAME_BYTES);
+        let budget = 2 * SIZE as u64 + READ_ALLOWANCE;
+        assert!(read <= budget, "{read} > {budget}");
         assert_links_libpcap(&classify_image(&image));
 
-        // Thousands of DT_NEEDED naming the same long string: read once.
+        // The same names, all but the last spelling one library: read to the
+        // end, complete, the last one found.
         let mut entries = vec![(DT_STRTAB, BASE + strtab as u64)];
-        entries.extend(std::iter::repeat_n((DT_NEEDED, 0), 4000));
+        entries.extend(std::iter::repeat_n((DT_NEEDED, 1), 4000));
+        entries.push((DT_NEEDED, 0));
         entries.push((DT_NULL, 0));
         image.dynamic(4096, &entries);
         let (found, read) = dynamic_counted(&scratch, &image);
-        assert_eq!(found.unwrap().len(), 1);
+        let found = found.unwrap();
+        assert!(found.complete);
+        assert_eq!(found.needed.len(), 2);
+        assert!(found.needed[1].starts_with("libpcap.so.A"));
+        // Read once each: the header, the table, two names.
         assert!(
-            read <= (64 + MAX_PHDR_TABLE_BYTES + MAX_DYNAMIC_ENTRIES * 16 + MAX_NAME_BYTES) as u64,
+            read <= (64 + MAX_PHDR_TABLE_BYTES + SIZE / 2 + 2 * MAX_NAME_BYTES) as u64,
             "{read}"
         );
 
@@ -638,5 +718,24 @@ mod tests {
         image.put(511, b"\0");
         let _ = dynamic_counted(&scratch, &image);
         let _ = classify_image(&image);
+    }
+
+    #[test]
+    fn a_long_needed_list_is_read_to_its_end() {
+        // Past the old limits of 256 DT_NEEDED names and 4096 dynamic entries,
+        // libpcap last.
+        let scratch = Scratch::new();
+        let fillers: Vec<String> = (0..5000).map(|i| format!("libfiller{i}.so.1")).collect();
+        let mut needed: Vec<&str> = fillers.iter().map(String::as_str).collect();
+        needed.push("libpcap.so.0.8");
+        let path = scratch.write("many", &elf_with(&needed, None, b"").0);
+        let found = elf_dynamic(&File::open(&path).unwrap()).unwrap();
+        assert!(found.complete);
+        assert_eq!(found.needed.len(), 5001);
+        assert_eq!(
+            found.needed.last().map(String::as_str),
+            Some("libpcap.so.0.8")
+        );
+        assert_links_libpcap(&classify(&path));
     }
 }

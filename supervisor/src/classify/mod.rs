@@ -10,16 +10,21 @@
 //! - this module: the evidence, where an exec happens, and the classifier that
 //!   judges a file's facts against the policy, following interpreters and the
 //!   loader to the file that really runs;
-//! - [`cache`]: what a file is (its format and digest), read once per file
-//!   identity;
+//! - `libraries`: whether an ELF links a capture library, by name or by the
+//!   library file the loader would find in the container;
+//! - `cache`: what a file is (its format, libraries, libpcap strings and
+//!   digest), read once per file identity;
 //! - `script`: the `#!` line and the loader's command line, parsed as the
 //!   kernel and ld.so parse them;
 //! - `elf`: the ELF dynamic-section reader, bounded against hostile files;
+//! - `markers`: the strings a static copy of libpcap leaves in a file;
 //! - `digest`: SHA-256 of a file, also used by the alert sinks and responses.
 
 mod cache;
 mod digest;
 mod elf;
+mod libraries;
+mod markers;
 mod script;
 #[cfg(test)]
 mod testutil;
@@ -31,6 +36,7 @@ use sniffguard_common::policy::Policy;
 
 use self::cache::{FileCache, Format};
 pub use self::digest::{sha256_hex, MAX_DECISION_HASH_BYTES, MAX_HASHED_BYTES};
+use self::libraries::{capture_library, LookupRoot};
 use self::script::{is_loader_name, loader_program, Shebang};
 use crate::resolve::{self, Base, Resolved};
 
@@ -51,6 +57,17 @@ pub enum Evidence {
     LinksLibpcap {
         /// The `DT_NEEDED` entry.
         library: String,
+        /// When the entry's name does not say it (a renamed library, a path):
+        /// the library file found in the container and what showed it to be
+        /// one (its `DT_SONAME`, or libpcap's strings in it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        found_as: Option<String>,
+    },
+    /// The ELF file carries a static copy of libpcap: a string only libpcap
+    /// has is in it.
+    StaticLibpcap {
+        /// The string found.
+        marker: String,
     },
     /// The file's SHA-256 is on the policy's list.
     Sha256 {
@@ -246,7 +263,12 @@ impl Classifier {
         if policy.is_catalogued(name) {
             evidence.push(Evidence::CatalogueName { name: text(name) });
         }
-        let Some(facts) = self.cache.facts(policy, resolved) else {
+        // Reading a file not seen before takes long enough for a short-lived
+        // process to end meanwhile: take its root first, while it lives, for
+        // the libraries, interpreters and loader arguments to be found in.
+        let Some(facts) = self.cache.facts(policy, resolved, &|| {
+            let _ = site.root.get();
+        }) else {
             return evidence;
         };
         if let Some(digest) = &facts.sha256 {
@@ -259,20 +281,38 @@ impl Classifier {
         let mut loader = is_loader_name(name);
         match &facts.format {
             Format::Elf {
-                needed,
+                dynamic,
                 loader: by_soname,
+                markers,
             } => {
                 loader |= *by_soname;
                 if policy.catalogue.libpcap {
-                    if let Some(library) = needed.iter().find(|lib| {
-                        policy
-                            .catalogue
-                            .libraries
-                            .iter()
-                            .any(|prefix| lib.starts_with(prefix.as_str()))
-                    }) {
+                    let root = || site.root.get();
+                    let at = LookupRoot {
+                        root: &root,
+                        tid: site.tid,
+                    };
+                    if let Some(linked) =
+                        capture_library(&self.cache, policy, &dynamic.needed, markers.calls, &at)
+                    {
                         evidence.push(Evidence::LinksLibpcap {
-                            library: library.clone(),
+                            library: linked.library,
+                            found_as: linked.found_as,
+                        });
+                    } else if let Some(marker) = markers.libpcap {
+                        evidence.push(Evidence::StaticLibpcap {
+                            marker: marker.to_owned(),
+                        });
+                    } else if !dynamic.complete {
+                        // Built so that its library list costs more to read
+                        // than twice its size: what it links is unknown, and
+                        // an enforce environment refuses what it cannot judge.
+                        evidence.push(Evidence::Unresolved {
+                            reason: format!(
+                                "{}: its library list is too long to read ({} names read)",
+                                resolved.host_path().display(),
+                                dynamic.needed.len()
+                            ),
                         });
                     }
                 }
@@ -662,7 +702,8 @@ mod tests {
         assert_eq!(
             evidence,
             [Evidence::LinksLibpcap {
-                library: "libc.so.6".into()
+                library: "libc.so.6".into(),
+                found_as: None,
             }]
         );
     }

@@ -131,7 +131,7 @@ pub(super) fn name_given(name: &str) -> Evidence {
 /// `[LinksLibpcap { library: "libpcap.so…" }]`, with a useful message otherwise.
 pub(super) fn assert_links_libpcap(evidence: &[Evidence]) {
     match evidence {
-        [Evidence::LinksLibpcap { library }] => {
+        [Evidence::LinksLibpcap { library, .. }] => {
             assert!(library.starts_with("libpcap.so"), "{library}");
         }
         other => panic!("expected exactly LinksLibpcap, got {other:?}"),
@@ -227,4 +227,35 @@ impl Image {
             self.put(at + 16 * i + 8, &value.to_le_bytes());
         }
     }
+}
+
+/// An ELF64 image whose loader-visible dynamic table needs `needed` (in
+/// order), names itself `soname`, and carries `extra` bytes after its strings.
+pub(super) fn elf_with(needed: &[&str], soname: Option<&str>, extra: &[u8]) -> Image {
+    const BASE: u64 = 0x40_0000;
+    use super::elf::{DT_NEEDED, DT_NULL, DT_SONAME, DT_STRTAB, PT_DYNAMIC, PT_LOAD};
+    let mut strings = vec![0u8];
+    let mut offset_of = |name: &str| {
+        let at = strings.len() as u64;
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+        at
+    };
+    let mut entries: Vec<(u64, u64)> = needed.iter().map(|n| (DT_NEEDED, offset_of(n))).collect();
+    if let Some(soname) = soname {
+        entries.push((DT_SONAME, offset_of(soname)));
+    }
+    let table_at = 256;
+    let strtab_at = table_at + 16 * (entries.len() + 2);
+    entries.push((DT_STRTAB, BASE + strtab_at as u64));
+    entries.push((DT_NULL, 0));
+    let end = strtab_at + strings.len() + extra.len() + 1;
+    let mut image = Image::new(2);
+    image.phdr(0, PT_LOAD, 0, BASE, end as u64);
+    image.phdr(1, PT_DYNAMIC, table_at as u64, BASE + table_at as u64, 16);
+    image.dynamic(table_at, &entries);
+    image.put(strtab_at, &strings);
+    image.put(strtab_at + strings.len(), extra);
+    image.put(end - 1, b"\0");
+    image
 }
