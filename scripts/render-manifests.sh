@@ -19,7 +19,8 @@ helm=target/tools/bin/helm
 # The sniffguard node agent for `kubectl apply`: the Helm chart deploy/helm/sniffguard
 # rendered with its default values for Kubernetes 1.30 (scripts/render-manifests.sh).
 # Generated: change the chart, then run the script (the tests fail while they differ).
-# Apply into the namespace of namespace.yaml; set the image first (see the DaemonSet).
+# Apply into the namespace of namespace.yaml; set the image first (every `image:`: the
+# agent's two containers and the fd keeper's).
 HEADER
 	"$helm" template sniffguard deploy/helm/sniffguard --namespace sniffguard-system \
 		--kube-version 1.30.0

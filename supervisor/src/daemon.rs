@@ -251,7 +251,7 @@ fn start_keeper(runtime_dir: &Path) -> Option<u32> {
         Ok(facts) if in_own_container() => tracing::warn!(
             pid = facts.pid,
             protocol = facts.protocol,
-            "the fd keeper was started by a supervisor in a container: it dies with the container (a restart or a rollout fails every enforced container's watched syscalls with ENOSYS); run the keeper as its own pod (examples/kubernetes/keeper.yaml)"
+            "the fd keeper was started by a supervisor in a container: it dies with the container (a restart or a rollout fails every enforced container's watched syscalls with ENOSYS); run the keeper as its own pod (the sniffguard-keeper DaemonSet of deploy/helm/sniffguard)"
         ),
         Ok(facts) => tracing::info!(
             pid = facts.pid,

@@ -159,6 +159,36 @@ fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// The agent's and the fd keeper's DaemonSets, as the chart names them for release
+/// `sniffguard` (the release name `helm_template` and the plain manifests use).
+const AGENT: &str = "sniffguard";
+const KEEPER: &str = "sniffguard-keeper";
+
+/// The one DaemonSet named `name` in `docs`.
+fn daemonset<'a>(docs: &'a [Value], name: &str) -> &'a Value {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "DaemonSet" && d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one DaemonSet {name}, found {}",
+        found.len()
+    );
+    found[0]
+}
+
+/// Whether a label selector (a `matchLabels` or a Service's `selector` map) selects an
+/// object with `labels`: every key it names, with the same value (an empty selector
+/// selects nothing here, to keep a missing selector from passing).
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let Some(selector) = selector.as_object() else {
+        return false;
+    };
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// The manifests: every `*.yaml` in `examples/kubernetes/`, with their documents.
 fn manifests() -> Vec<(PathBuf, Vec<Value>)> {
     let dir = repo_root().join("examples/kubernetes");
@@ -272,6 +302,18 @@ resources:
     requests: {cpu: 5m, memory: 8Mi}
     limits: {memory: 32Mi}
 logLevel: debug
+runtimeDir: /var/run/sniffguard-node
+keeper:
+  priorityClassName: sniffguard-keeper-critical
+  resources:
+    requests: {cpu: 10m, memory: 16Mi}
+    limits: {memory: 64Mi}
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - {key: sniffguard.io/runtime, operator: In, values: [ready]}
 metrics:
   serviceMonitor:
     enabled: true
@@ -321,7 +363,7 @@ fn chart_lints_and_renders_valid_objects_for_every_stated_kubernetes() {
         let text = render(kube, &args);
         let what = format!("the chart for {kube} with {args:?}");
         let docs = documents(&text, &what);
-        let daemonset = only(&docs, "DaemonSet");
+        let daemonset = daemonset(&docs, AGENT);
         let pod = &daemonset["spec"]["template"];
         let supervisor = &pod["spec"]["containers"][0];
         // The AppArmor form follows the cluster's version: exactly one of the two.
@@ -349,7 +391,7 @@ fn chart_lints_and_renders_valid_objects_for_every_stated_kubernetes() {
     // What the non-default values change, where they land.
     let text = render(APPARMOR_FIELD, &["--values", &values]);
     let docs = documents(&text, "non-default");
-    let daemonset = only(&docs, "DaemonSet");
+    let daemonset = daemonset(&docs, AGENT);
     let pod = &daemonset["spec"]["template"]["spec"];
     let supervisor = &pod["containers"][0];
     let install = &pod["initContainers"][0];
@@ -375,6 +417,38 @@ fn chart_lints_and_renders_valid_objects_for_every_stated_kubernetes() {
         json!([{"name": "SNIFFGUARD_LOG", "value": "debug"}])
     );
     assert_eq!(supervisor["ports"][0]["containerPort"], 9100);
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+        "sniffguard.io/runtime"
+    );
+    // runtimeDir moves the supervisor's sockets, its probes' and the node's
+    // runtime.env together (the keeper's: keeper_daemonset_lives_apart_from_the_supervisor).
+    let runtime_dir = "/var/run/sniffguard-node";
+    let args = strings(&supervisor["args"]);
+    assert!(
+        args.windows(2).any(|w| w == ["--runtime-dir", runtime_dir]),
+        "{args:?}"
+    );
+    assert_eq!(
+        host_path_at(pod, supervisor, runtime_dir).as_deref(),
+        Some(runtime_dir)
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let command = strings(&supervisor[probe]["exec"]["command"]);
+        assert!(
+            command
+                .windows(2)
+                .any(|w| w == ["--runtime-dir", runtime_dir]),
+            "{probe}: {command:?}"
+        );
+    }
+    assert!(
+        strings(&install["command"])
+            .iter()
+            .any(|c| c.contains(&format!("SNIFFGUARD_RUNTIME_DIR={runtime_dir} "))),
+        "the install step writes another runtime directory into runtime.env"
+    );
     let policy = only(&docs, "ConfigMap");
     assert!(
         policy["data"]["sniffguard.toml"]
@@ -390,23 +464,13 @@ fn chart_lints_and_renders_valid_objects_for_every_stated_kubernetes() {
     assert_eq!(service["spec"]["ports"][0]["port"], 9100);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     assert_eq!(supervisor["ports"][0]["name"], "metrics");
-    let labels = |doc: &Value| {
-        doc["metadata"]["labels"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
-    };
-    let covers = |selector: &Value, labels: &Map<String, Value>| {
-        let selector = selector.as_object().expect("a selector map");
-        !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-    };
-    assert!(covers(
+    assert!(selects(
         &monitor["spec"]["selector"]["matchLabels"],
-        &labels(service)
+        &service["metadata"]["labels"]
     ));
-    assert!(covers(
+    assert!(selects(
         &service["spec"]["selector"],
-        &labels(&daemonset["spec"]["template"])
+        &daemonset["spec"]["template"]["metadata"]["labels"]
     ));
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
     assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
@@ -445,6 +509,18 @@ fn chart_refuses_broken_values_with_a_message() {
             ],
             "metrics.serviceMonitor.enabled needs metrics.service.enabled",
         ),
+        (
+            vec!["--set-string", "runtimeDir=run/sniffguard"],
+            "runtimeDir is \"run/sniffguard\"",
+        ),
+        (
+            vec!["--set-string", "runtimeDir=/run/../etc"],
+            "runtimeDir is \"/run/../etc\"",
+        ),
+        (
+            vec!["--set-string", "runtimeDir=/run/x;reboot"],
+            "runtimeDir is \"/run/x;reboot\"",
+        ),
     ] {
         let out = helm_template(APPARMOR_FIELD, &args);
         assert!(!out.success(), "{args:?} rendered: {out}");
@@ -468,7 +544,7 @@ fn chart_refuses_broken_values_with_a_message() {
 fn validator_refuses_what_the_api_server_would() {
     let text = render(APPARMOR_FIELD, &[]);
     let docs = documents(&text, "the chart");
-    let daemonset = only(&docs, "DaemonSet").clone();
+    let daemonset = daemonset(&docs, AGENT).clone();
     let as_yaml = |doc: &Value| serde_yaml::to_string(doc).unwrap();
     assert!(validate(&as_yaml(&daemonset), Some(APPARMOR_FIELD)).success());
     let expect_error = |edit: &dyn Fn(&mut Value), version: &str, needle: &str| {
@@ -1157,42 +1233,61 @@ fn example_policy_gives_a_pod_nothing_looser_than_its_namespace() {
     }
 }
 
-/// The agent's own pod runs through the shim (no RuntimeClass), so its namespace must
-/// get an environment that starts without a supervisor and takes no capability: the
-/// first agent on a node has no supervisor to talk to.
+/// The agent's own pods (the supervisor's and the fd keeper's) run through the shim
+/// (no RuntimeClass), so their namespace must get an environment that starts without a
+/// supervisor and takes no capability: the first agent on a node has no supervisor to
+/// talk to, and the keeper may start before it.
 #[test]
 fn the_agent_namespace_fails_open_and_keeps_its_capabilities() {
     let policy = example_policy();
-    let daemonset = find("DaemonSet", "sniffguard");
-    let namespace = daemonset["metadata"]["namespace"]
-        .as_str()
-        .expect("namespace");
-    let pod = &daemonset["spec"]["template"]["spec"];
-    for container in pod["initContainers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(pod["containers"].as_array().into_iter().flatten())
-    {
-        let name = container["name"].as_str().expect("a container name");
-        for cri in [Cri::Containerd, Cri::CriO] {
-            let resolved = resolve(
-                &policy,
-                &oci_annotations(cri, namespace, "sniffguard-x", name, &BTreeMap::new()),
-            );
-            let environment = resolved.environment;
-            assert_eq!(
-                environment.fail,
-                sniffguard_common::policy::FailPolicy::Open,
-                "{cri:?} {namespace}/{name} is in {}",
-                resolved.name
-            );
-            assert!(
-                environment.dropped_capabilities().is_empty(),
-                "{cri:?} {namespace}/{name} is in {}, which drops capabilities",
-                resolved.name
-            );
+    let mut checked = BTreeSet::new();
+    for daemonset in [find("DaemonSet", AGENT), find("DaemonSet", KEEPER)] {
+        let set = daemonset["metadata"]["name"].as_str().expect("a name");
+        let namespace = daemonset["metadata"]["namespace"]
+            .as_str()
+            .expect("namespace");
+        let pod = &daemonset["spec"]["template"]["spec"];
+        for container in pod["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(pod["containers"].as_array().into_iter().flatten())
+        {
+            let name = container["name"].as_str().expect("a container name");
+            checked.insert(format!("{set}/{name}"));
+            the_agent_container_fails_open(&policy, namespace, name);
         }
+    }
+    assert_eq!(
+        checked.into_iter().collect::<Vec<_>>(),
+        [
+            "sniffguard-keeper/keeper",
+            "sniffguard/install",
+            "sniffguard/supervisor"
+        ]
+    );
+}
+
+/// One of the agent's containers gets an environment that fails open and drops no
+/// capability, under containerd's annotations and CRI-O's.
+fn the_agent_container_fails_open(policy: &Policy, namespace: &str, name: &str) {
+    for cri in [Cri::Containerd, Cri::CriO] {
+        let resolved = resolve(
+            policy,
+            &oci_annotations(cri, namespace, "sniffguard-x", name, &BTreeMap::new()),
+        );
+        let environment = resolved.environment;
+        assert_eq!(
+            environment.fail,
+            sniffguard_common::policy::FailPolicy::Open,
+            "{cri:?} {namespace}/{name} is in {}",
+            resolved.name
+        );
+        assert!(
+            environment.dropped_capabilities().is_empty(),
+            "{cri:?} {namespace}/{name} is in {}, which drops capabilities",
+            resolved.name
+        );
     }
 }
 
@@ -1397,23 +1492,69 @@ fn systemd_unit_verifies() {
     );
 }
 
-/// Issue 20: the fd keeper is a DaemonSet of its own (a keeper in the supervisor's
-/// host-pid pod dies with its container): resident, in the host's pid namespace (it
-/// hands fds only to processes of its own), on the supervisor's runtime directory,
-/// with no capability, no liveness probe, and a rolling update that starts the new
-/// keeper before the old one goes (the handover).
+/// Issue 20: the chart's fd keeper is a DaemonSet of its own (a keeper in the
+/// supervisor's host-pid pod dies with its container): resident, in the host's pid
+/// namespace (it hands fds only to processes of its own), on the supervisor's runtime
+/// directory (one value for both), with no capability and no way to gain one, no
+/// liveness probe, and a rolling update that starts the new keeper before the old one
+/// goes (the handover). It shares the agent's image and placement, and neither
+/// DaemonSet nor the metrics Service selects the other's pods. Checked with the default
+/// values (and in the plain manifests, which are that rendering) and with values that
+/// change every knob.
 #[test]
 fn keeper_daemonset_lives_apart_from_the_supervisor() {
-    let keeper = find("DaemonSet", "sniffguard-keeper");
+    let dir = temp_dir("sniffguard-values-");
+    let values = dir.path().join("values.yaml");
+    fs::write(&values, NON_DEFAULT_VALUES).unwrap();
+    let values = values.display().to_string();
+    for (args, runtime_dir, priority, memory) in [
+        (vec![], "/run/sniffguard", "system-node-critical", "128Mi"),
+        (
+            vec!["--values", values.as_str()],
+            "/var/run/sniffguard-node",
+            "sniffguard-keeper-critical",
+            "64Mi",
+        ),
+    ] {
+        let what = format!("the chart with {args:?}");
+        let docs = documents(&render(APPARMOR_FIELD, &args), &what);
+        let keeper = daemonset(&docs, KEEPER);
+        check_keeper(&docs, &what, runtime_dir);
+        let pod = &keeper["spec"]["template"]["spec"];
+        assert_eq!(pod["priorityClassName"], priority, "{what}");
+        assert_eq!(
+            pod["containers"][0]["resources"]["limits"]["memory"], memory,
+            "{what}"
+        );
+        if args.is_empty() {
+            assert_eq!(
+                &find("DaemonSet", KEEPER),
+                keeper,
+                "the plain manifests carry the chart's keeper"
+            );
+        }
+    }
+}
+
+/// What every rendering of the keeper must hold (`keeper_daemonset_lives_apart_from_the_supervisor`).
+fn check_keeper(docs: &[Value], what: &str, runtime_dir: &str) {
+    let keeper = daemonset(docs, KEEPER);
+    let agent = daemonset(docs, AGENT);
     let pod = &keeper["spec"]["template"]["spec"];
-    assert_eq!(pod["hostPID"], true, "{pod}");
-    assert_eq!(pod["automountServiceAccountToken"], false);
+    let agent_pod = &agent["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true, "{what}: {pod}");
+    assert_eq!(pod["automountServiceAccountToken"], false, "{what}");
+    assert_eq!(
+        pod["serviceAccountName"], agent_pod["serviceAccountName"],
+        "{what}"
+    );
     let containers = pod["containers"].as_array().unwrap();
     assert_eq!(
         containers.len(),
         1,
-        "the keeper's pod runs the keeper alone"
+        "{what}: the keeper's pod runs the keeper alone"
     );
+    assert!(pod.get("initContainers").is_none(), "{what}");
     let container = &containers[0];
     let command: Vec<String> = strings(&container["command"])
         .into_iter()
@@ -1422,36 +1563,112 @@ fn keeper_daemonset_lives_apart_from_the_supervisor() {
     assert_eq!(
         command.get(1).map(String::as_str),
         Some("keeper"),
-        "{command:?}"
+        "{what}: {command:?}"
     );
-    assert!(command.iter().any(|a| a == "--resident"), "{command:?}");
-    let runtime_dir = command
+    assert!(
+        command.iter().any(|a| a == "--resident"),
+        "{what}: {command:?}"
+    );
+    assert!(
+        command
+            .windows(2)
+            .any(|w| w == ["--runtime-dir", runtime_dir]),
+        "{what}: {command:?}"
+    );
+
+    // The same node directory as the supervisor's, mounted where each looks for it.
+    let supervisor = agent_pod["containers"]
+        .as_array()
+        .unwrap()
         .iter()
-        .position(|a| a == "--runtime-dir")
-        .and_then(|i| command.get(i + 1))
-        .expect("--runtime-dir");
-    let (supervisor_pod, supervisor) = supervisor_pod();
+        .find(|c| c["name"] == "supervisor")
+        .expect("a container named supervisor");
     assert_eq!(
-        host_path_at(pod, container, runtime_dir),
-        host_path_at(&supervisor_pod, &supervisor, "/run/sniffguard"),
-        "the keeper and the supervisor must share the runtime directory"
+        host_path_at(pod, container, runtime_dir).as_deref(),
+        Some(runtime_dir),
+        "{what}"
     );
+    assert_eq!(
+        host_path_at(agent_pod, supervisor, runtime_dir).as_deref(),
+        Some(runtime_dir),
+        "{what}: the keeper and the supervisor must share the runtime directory"
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["hostPath"]["path"] == runtime_dir)
+        .expect("the runtime directory's volume");
+    assert_eq!(volume["hostPath"]["type"], "DirectoryOrCreate", "{what}");
+
     let context = &container["securityContext"];
+    assert_eq!(context["runAsUser"], 0, "{what}: {context}");
+    assert!(
+        context.get("privileged").is_none_or(|v| v == false),
+        "{what}: {context}"
+    );
+    assert_eq!(
+        context["allowPrivilegeEscalation"], false,
+        "{what}: {context}"
+    );
+    assert_eq!(context["readOnlyRootFilesystem"], true, "{what}: {context}");
     assert_eq!(
         strings(&context["capabilities"]["drop"]),
         ["ALL"],
-        "{context}"
+        "{what}: {context}"
     );
-    assert!(context["capabilities"].get("add").is_none(), "{context}");
     assert!(
-        context.get("privileged").is_none_or(|v| v == false),
-        "{context}"
+        context["capabilities"].get("add").is_none(),
+        "{what}: {context}"
     );
     assert!(
         container.get("livenessProbe").is_none(),
-        "a restart loses nothing only while the supervisor runs"
+        "{what}: a restart loses nothing only while the supervisor runs"
     );
-    let rolling = &keeper["spec"]["updateStrategy"]["rollingUpdate"];
-    assert_eq!(rolling["maxSurge"], 1, "{rolling}");
-    assert_eq!(rolling["maxUnavailable"], 0, "{rolling}");
+
+    let rolling = &keeper["spec"]["updateStrategy"];
+    assert_eq!(rolling["type"], "RollingUpdate", "{what}: {rolling}");
+    assert_eq!(rolling["rollingUpdate"]["maxSurge"], 1, "{what}: {rolling}");
+    assert_eq!(
+        rolling["rollingUpdate"]["maxUnavailable"], 0,
+        "{what}: {rolling}"
+    );
+    assert_eq!(keeper["spec"]["minReadySeconds"], 5, "{what}");
+
+    // Shared with the agent: what it runs and where it may run.
+    for key in ["image", "imagePullPolicy"] {
+        assert_eq!(container[key], supervisor[key], "{what}: {key}");
+    }
+    for key in [
+        "imagePullSecrets",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+    ] {
+        assert_eq!(pod.get(key), agent_pod.get(key), "{what}: {key}");
+    }
+
+    // Two DaemonSets whose selectors overlapped would fight over each other's pods;
+    // the metrics Service must reach the supervisors only.
+    let keeper_labels = &keeper["spec"]["template"]["metadata"]["labels"];
+    let agent_labels = &agent["spec"]["template"]["metadata"]["labels"];
+    assert!(
+        selects(&keeper["spec"]["selector"]["matchLabels"], keeper_labels),
+        "{what}"
+    );
+    assert!(
+        !selects(&keeper["spec"]["selector"]["matchLabels"], agent_labels),
+        "{what}"
+    );
+    assert!(
+        !selects(&agent["spec"]["selector"]["matchLabels"], keeper_labels),
+        "{what}"
+    );
+    for service in docs.iter().filter(|d| d["kind"] == "Service") {
+        assert!(
+            !selects(&service["spec"]["selector"], keeper_labels),
+            "{what}: {} selects the keeper's pods",
+            service["metadata"]["name"]
+        );
+    }
 }

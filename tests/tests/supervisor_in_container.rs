@@ -2,8 +2,9 @@
 //! Kubernetes manifests run it, restarted and replaced while enforced containers exec
 //! in a loop.
 //!
-//! Every container of every DaemonSet in `examples/kubernetes/*.yaml` (the supervisor,
-//! and the fd keeper where the manifests have one) is started with `ctr run` in a
+//! Every container of every DaemonSet in `examples/kubernetes/*.yaml` (the Helm chart's
+//! rendering, `sniffguard.yaml`, has two: the supervisor's and the fd keeper's; the test
+//! fails unless it finds both) is started with `ctr run` in a
 //! private containerd (`wiring/containerd.rs`) as its pod spec says: the host's pid
 //! namespace (`hostPID`), exactly the capabilities it adds (everything else dropped),
 //! no seccomp profile (`Unconfined`), a read-only root, its command and arguments, and
@@ -98,6 +99,12 @@ impl AgentContainer {
     /// Whether this is the supervisor (`sniffguard run`).
     fn is_supervisor(&self) -> bool {
         self.argv.get(1).is_some_and(|a| a == "run")
+    }
+
+    /// Whether this is a resident fd keeper (`sniffguard keeper --resident`).
+    fn is_keeper(&self) -> bool {
+        self.argv.get(1).is_some_and(|a| a == "keeper")
+            && self.argv.iter().any(|a| a == "--resident")
     }
 }
 
@@ -578,14 +585,25 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
         .find(|a| a.is_supervisor())
         .expect("a DaemonSet container runs `sniffguard run`")
         .clone();
+    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        agents.len(),
+        2,
+        "the manifests' DaemonSets run one supervisor and one keeper: {names:?}"
+    );
+    assert!(
+        agents.iter().any(AgentContainer::is_keeper),
+        "no DaemonSet container runs `sniffguard keeper --resident`: {names:?}"
+    );
     let node = Node::new();
     let tag = std::process::id();
     let supervisor_id = format!("sg-agent-{tag}-supervisor-1");
     let mut supervisor_pid = 0;
     let mut keeper = None;
-    // As the DaemonSets come up on a node: in the manifests' order. When the
-    // supervisor comes first, it spawns a keeper of its own, and the keeper's pod
-    // takes over from it.
+    // As the DaemonSets come up on a node: in the manifests' order, which in the
+    // chart's rendering is the supervisor first. It then spawns a keeper of its own
+    // (in its container, where a restart would kill it), and the keeper's pod takes
+    // over from it without dropping an fd.
     for (i, agent) in agents.iter().enumerate() {
         if agent.is_supervisor() {
             supervisor_pid = node.start(agent, &supervisor_id);
@@ -644,9 +662,7 @@ fn enforcement_survives_restart_and_rollout_of_the_supervisor_container() {
     // The keeper's own rollout (maxSurge 1): the new pod starts beside the old one and
     // takes every fd over before the old pod is stopped. A supervisor restart after
     // that finds everything with the new keeper.
-    let Some((keeper, old_id, old_pid)) = keeper else {
-        return;
-    };
+    let (keeper, old_id, old_pid) = keeper.expect("the keeper's DaemonSet was started");
     let new_pid = node.start(&keeper, &format!("sg-agent-{tag}-keeper-2"));
     assert!(
         poll_until(AGENT_START_TIMEOUT, || keeper_pid(node.runtime_dir.path())

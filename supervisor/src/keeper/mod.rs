@@ -17,7 +17,7 @@
 //!   process is stopped (systemd with `KillMode=process`, a shell).
 //! - *resident* (`sniffguard keeper --resident`): a process of its own, started
 //!   by whatever runs the node's services, that never exits when idle. On
-//!   Kubernetes it is its own DaemonSet (`examples/kubernetes/keeper.yaml`). A
+//!   Kubernetes it is its own DaemonSet (the Helm chart's `templates/keeper.yaml`). A
 //!   keeper spawned inside the supervisor's container cannot outlive it: with
 //!   `hostPID`, the container has no pid namespace of its own, so when its init
 //!   exits containerd's runc shim kills every process in the container's cgroup

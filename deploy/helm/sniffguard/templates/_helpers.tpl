@@ -17,6 +17,24 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/*
+The fd keeper's DaemonSet: `<fullname>-keeper`, the full name cut so that the whole
+stays within 63 characters.
+*/}}
+{{- define "sniffguard.keeperName" -}}
+{{- printf "%s-keeper" (include "sniffguard.fullname" . | trunc 56 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/*
+Labels that select the keeper's pods. Their name differs from the agent's, so that
+neither the agent's DaemonSet nor the metrics Service (both select by
+sniffguard.selectorLabels) takes a keeper pod for one of theirs.
+*/}}
+{{- define "sniffguard.keeperSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-keeper
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
 {{/* Labels on every object. */}}
 {{- define "sniffguard.labels" -}}
 {{ include "sniffguard.selectorLabels" . }}
@@ -66,4 +84,17 @@ true
 {{- if or (eq $form "annotation") (and (eq $form "auto") (semverCompare "<1.30.0-0" .Capabilities.KubeVersion.Version)) -}}
 true
 {{- end -}}
+{{- end -}}
+
+{{/*
+The node's runtime directory (runtimeDir): a plain absolute path (no `.` or `..`, no
+trailing slash, no character a shell would read), since it is a hostPath, a mountPath
+and a line the install step's shell writes into the node's runtime.env at once.
+*/}}
+{{- define "sniffguard.runtimeDir" -}}
+{{- $dir := .Values.runtimeDir | toString -}}
+{{- if or (not (regexMatch "^(/[A-Za-z0-9._-]+)+$" $dir)) (regexMatch "/\\.\\.?(/|$)" $dir) -}}
+{{- fail (printf "runtimeDir is %q: expected a plain absolute path such as /run/sniffguard (letters, digits, . _ - between slashes; no . or .. component, no trailing slash)" $dir) -}}
+{{- end -}}
+{{- $dir -}}
 {{- end -}}
