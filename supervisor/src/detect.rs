@@ -299,6 +299,7 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                     abi::EVENT_IOCTL => "ioctl",
                     abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
                     abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
+                    abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
                     abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
                     abi::EVENT_NETFILTER => "sendto",
                     _ => "socket",

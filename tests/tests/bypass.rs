@@ -1159,20 +1159,20 @@ scenarios! {
     t6_io_uring_packet_socket: "6+ io_uring IORING_OP_SOCKET" => Run::Sniffer(
         Sniffer::new("", sniff!("uring"), &["packet_socket"])
             .refused_by_profile("io_uring_setup failed: Operation not permitted"),
-    ), ignore_audit = "bypass: io_uring IORING_OP_SOCKET makes a packet socket without socket(2)";
+    );
     /// Beyond the list: the packet socket made with i386's multiplexed
     /// socketcall(SYS_SOCKET, {AF_PACKET, ...}) through int $0x80.
     t6_i386_socketcall: "6+ i386 socketcall(SYS_SOCKET)" => Run::Sniffer(Sniffer::new(
         "",
         sniff!("socketcall32"),
         &["packet_socket"],
-    )), ignore_audit = "bypass: i386 socketcall is invisible to the syscall tracepoints";
+    ));
     /// Beyond the list: i386's direct socket(AF_PACKET) through int $0x80.
     t6_i386_socket: "6+ i386 socket(AF_PACKET)" => Run::Sniffer(Sniffer::new(
         "",
         sniff!("socket32"),
         &["packet_socket"],
-    )), ignore_audit = "bypass: i386 socket(2) is invisible to the syscall tracepoints";
+    ));
 
     // 7. The race
 

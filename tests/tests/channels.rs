@@ -61,8 +61,6 @@ fn helpers() -> &'static Path {
                 ("nflog", include_str!("../helpers/nflog.c")),
                 ("udpgen", include_str!("../helpers/udpgen.c")),
                 ("sockets", SOCKETS_C),
-                ("compat", include_str!("../helpers/compat.c")),
-                ("uring", include_str!("../helpers/uring.c")),
             ],
         )
     })
@@ -308,85 +306,5 @@ fn xdp_and_legacy_ulog_sockets_are_capture_sockets() {
             let alert = alert_with(&sup, container.id(), kind);
             assert_eq!(str_at(&alert, "/action"), Some("denied"), "{alert}");
         }
-    }
-}
-
-#[test]
-fn compat_capture_sockets_are_seen_in_audit() {
-    if !require_root() {
-        return;
-    }
-    let sup = Supervisor::start(None);
-    // (how the socket is made, the evidence of the enforce refusal: a
-    // socketcall's arguments are in memory, so the listener refuses
-    // socketcall(SYS_SOCKET) outright and says so as a raw socket).
-    for (how, refused_as) in [("socket", "packet_socket"), ("socketcall", "raw_socket")] {
-        let capture = |runtime: Runtime, environment: &str| {
-            let container = Container::new(runtime);
-            let script = format!(
-                "ip link set lo up || exit 90; /helpers/udpgen $$ 3000 >/dev/null 2>&1 & \
-                 /helpers/compat {how}; echo rc=$?"
-            );
-            let out = container.run_via_shim(
-                &sup,
-                &Bundle::new(rootfs(), &["sh", "-c", &script], Some(environment))
-                    .bind_ro(helpers(), "/helpers"),
-            );
-            (container, out)
-        };
-        let (container, out) = capture(Runtime::Runc, "ci");
-        assert!(
-            out.stdout.contains("captured "),
-            "{how}: the control: {out}"
-        );
-        let alert = alert_with(&sup, container.id(), "packet_socket");
-        assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
-        assert_eq!(str_at(&alert, "/syscall"), Some("socket (i386)"), "{alert}");
-        for runtime in [Runtime::Runc, Runtime::Crun] {
-            let (container, out) = capture(runtime, "staging");
-            assert!(
-                out.stdout.contains("socket: Operation not permitted"),
-                "{how} {runtime:?}: {out}"
-            );
-            let alert = alert_with(&sup, container.id(), refused_as);
-            assert_eq!(str_at(&alert, "/action"), Some("denied"), "{alert}");
-        }
-    }
-}
-
-#[test]
-fn io_uring_capture_sockets_are_seen_in_audit() {
-    if !require_root() {
-        return;
-    }
-    let sup = Supervisor::start(None);
-    let capture = |runtime: Runtime, environment: &str| {
-        let container = Container::new(runtime);
-        let script = "ip link set lo up || exit 90; /helpers/udpgen $$ 3000 >/dev/null 2>&1 & \
-                      /helpers/uring; echo rc=$?";
-        let out = container.run_via_shim(
-            &sup,
-            &Bundle::new(rootfs(), &["sh", "-c", script], Some(environment))
-                .bind_ro(helpers(), "/helpers"),
-        );
-        (container, out)
-    };
-    let (container, out) = capture(Runtime::Runc, "ci");
-    assert!(out.stdout.contains("captured "), "the control: {out}");
-    let alert = alert_with(&sup, container.id(), "packet_socket");
-    assert_eq!(str_at(&alert, "/action"), Some("allowed"), "{alert}");
-    assert_eq!(
-        str_at(&alert, "/syscall"),
-        Some("io_uring (IORING_OP_SOCKET)"),
-        "{alert}"
-    );
-    // Enforce environments refuse io_uring itself (the shim's profile).
-    for runtime in [Runtime::Runc, Runtime::Crun] {
-        let (_, out) = capture(runtime, "staging");
-        assert!(
-            out.stdout
-                .contains("io_uring_setup: Operation not permitted"),
-            "{runtime:?}: {out}"
-        );
     }
 }
