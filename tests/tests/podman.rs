@@ -750,10 +750,24 @@ fn seccomp_profile_script_merges_and_refuses() {
         .iter()
         .filter(|r| r["action"] == "SCMP_ACT_NOTIFY" && names(r) == ["socket"])
         .collect();
-    assert_eq!(capture.len(), 4, "{profile:#}");
-    assert!(capture
-        .iter()
-        .any(|r| r["args"] == json!([{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295_u64, "valueTwo": 17}])));
+    // The script writes the rows of the one capture table, no more, no fewer.
+    let table = &sniffguard_common::capture::CAPTURE_SOCKETS;
+    assert_eq!(capture.len(), table.len(), "{profile:#}");
+    for row in table {
+        let mut args = vec![
+            json!({"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295_u64, "valueTwo": row.family}),
+        ];
+        if let Some(socket_type) = row.socket_type {
+            args.push(json!({"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 15, "valueTwo": socket_type}));
+        }
+        if let Some(protocol) = row.protocol {
+            args.push(json!({"index": 2, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295_u64, "valueTwo": protocol}));
+        }
+        assert!(
+            capture.iter().any(|r| r["args"] == json!(args)),
+            "no rule for {row:?} in {profile:#}"
+        );
+    }
     // TRACE is no refusal: a TRACE default gets the same rules.
     let out = generate(&json!({"defaultAction": "SCMP_ACT_TRACE"}), &[]);
     assert!(out.success(), "{out}");
