@@ -8,7 +8,7 @@
 
 /// Ring buffer carrying every event to user space.
 pub const EVENTS_MAP: &str = "SG_EVENTS";
-/// Hash map: cgroup v2 id → [`MonitorFlags`] bits, filled on registration.
+/// Hash map: cgroup v2 id → [`MONITOR_ENFORCE`] bits, filled on registration.
 pub const MONITORED_MAP: &str = "SG_MONITORED";
 /// Hash map: `comm` (16 bytes, NUL padded) → 1, names the exec probe kills in
 /// enforce containers.

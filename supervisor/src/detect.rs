@@ -50,7 +50,7 @@ const MAX_REMEMBERED: usize = 8192;
 ///
 /// A thread that waits in `poll(2)` with a timeout, rather than a task on the
 /// async runtime: while events flow the ring is drained every
-/// [`POLL_INTERVAL`], and each of those ticks through the runtime cost a timer,
+/// `POLL_INTERVAL`, and each of those ticks through the runtime cost a timer,
 /// an epoll round and a worker hand-off (about a fifth of the supervisor's CPU
 /// at 5,000 execs/s here); here a tick is one system call. Alerts and
 /// responses are still handed to the runtime.

@@ -37,7 +37,7 @@ pub struct Peer {
     pub mnt_ns: Option<u64>,
     /// Its cgroup v2 id.
     pub cgroup_id: Option<u64>,
-    /// Its command line, for records (at most [`MAX_CMDLINE`] bytes).
+    /// Its command line, for records (at most `MAX_CMDLINE` bytes).
     pub cmdline: String,
 }
 

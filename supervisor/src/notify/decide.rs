@@ -1,6 +1,6 @@
 //! What a notified call is: the exec's target resolved and classified, the
 //! socket's family, type and protocol read against the capture table. Each
-//! function reads the caller while it waits and returns an [`Outcome`]; the
+//! function reads the caller while it waits and returns an `Outcome`; the
 //! answer, the verdict and the alert are the parent module's.
 
 use std::os::fd::{OwnedFd, RawFd};
