@@ -91,8 +91,9 @@ pub struct Subject<'a> {
     pub environment: &'a str,
     /// Its annotations, which the policy's allow rules select on.
     pub annotations: &'a BTreeMap<String, String>,
-    /// What the registry holds of it, for the alert (gone if it was
-    /// deregistered meanwhile).
+    /// What the registry holds of it, for the alert, when the mechanism has
+    /// it at hand; otherwise it is looked up once the mechanism has acted (a
+    /// registry lookup does not belong before a seccomp answer).
     pub record: Option<ContainerRecord>,
     /// Who saw it.
     pub mechanism: Mechanism,
@@ -141,7 +142,9 @@ pub fn judge_and_report(
         time: SystemTime::now(),
         container_id: subject.container_id.to_string(),
         environment: subject.environment.to_string(),
-        container: subject.record,
+        container: subject
+            .record
+            .or_else(|| shared.registry.get(subject.container_id)),
         mode: verdict.mode,
         action: verdict.action,
         mechanism: subject.mechanism,

@@ -465,7 +465,7 @@ fn handle(
         container_id: &context.container_id,
         environment: &context.environment,
         annotations: &context.annotations,
-        record: shared.registry.get(&context.container_id),
+        record: None,
         mechanism: Mechanism::Seccomp,
         tid: request.pid,
     };
