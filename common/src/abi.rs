@@ -55,6 +55,19 @@ pub const EVENT_IOCTL: u32 = 4;
 /// queue (`optname`: its `nlmsg_type`; `level`: 1 if sent by `sendmsg`, 0 by
 /// `sendto`).
 pub const EVENT_NETFILTER: u32 = 5;
+/// Event kind: `bpf(BPF_PROG_LOAD)` of a program type that can capture or
+/// mirror traffic (`value`: the `prog_type`; `fd`: 0).
+pub const EVENT_BPF: u32 = 7;
+/// Event kind: an nf_tables rule that copies traffic (`NFT_MSG_NEWRULE` with
+/// a `dup` expression, or a compat `TEE` target) sent on netlink (`optname`:
+/// the `nlmsg_type`; `value`: one of the `MIRROR_*` methods; `level`: 1 if
+/// sent by `sendmsg`, 0 by `sendto`).
+pub const EVENT_MIRROR: u32 = 8;
+/// `EVENT_MIRROR` value: an nft `dup` expression.
+pub const MIRROR_NFT_DUP: u32 = 1;
+/// `EVENT_MIRROR` value: an x_tables `TEE` target (iptables-nft's compat
+/// `target` expression).
+pub const MIRROR_XT_TEE: u32 = 2;
 
 /// Header flag: the exec probe sent `SIGKILL`.
 pub const FLAG_KILLED: u32 = 1;
@@ -125,6 +138,42 @@ pub mod linux {
     pub const PACKET_MREQ_TYPE_OFFSET: u64 = 4;
     /// Offset of `ifr_flags` in `struct ifreq`.
     pub const IFREQ_FLAGS_OFFSET: u64 = 16;
+    /// `BPF_PROG_LOAD`, the `bpf(2)` command that loads a program.
+    pub const BPF_PROG_LOAD: u64 = 5;
+    /// `BPF_PROG_TYPE_SOCKET_FILTER`: a filter on a socket (on a packet socket
+    /// it selects what is captured).
+    pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
+    /// `BPF_PROG_TYPE_SCHED_CLS`: a tc classifier, which sees (and can clone
+    /// or redirect) every frame of an interface.
+    pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+    /// `BPF_PROG_TYPE_SCHED_ACT`: a tc action, the same reach.
+    pub const BPF_PROG_TYPE_SCHED_ACT: u32 = 4;
+    /// `BPF_PROG_TYPE_XDP`: runs on every received frame of an interface and
+    /// can redirect it (to an `AF_XDP` socket among others).
+    pub const BPF_PROG_TYPE_XDP: u32 = 6;
+    /// `nlmsg_type` of an nf_tables new rule (`NFNL_SUBSYS_NFTABLES << 8 |
+    /// NFT_MSG_NEWRULE`).
+    pub const NFT_NEWRULE_TYPE: u16 = 0x0a06;
+    /// The attribute that names an nft expression `dup` as it appears in a
+    /// rule, read as a little-endian u64: `nla_len` 8, `nla_type` 1
+    /// (`NFTA_EXPR_NAME`), then `"dup\0"`.
+    pub const NLA_NAME_DUP: u64 = u64::from_le_bytes(*b"\x08\x00\x01\x00dup\x00");
+    /// The attribute that names an x_tables target `TEE` inside a compat
+    /// `target` expression: `nla_len` 8, `nla_type` 1 (`NFTA_TARGET_NAME`),
+    /// then `"TEE\0"`.
+    pub const NLA_NAME_TEE: u64 = u64::from_le_bytes(*b"\x08\x00\x01\x00TEE\x00");
+}
+
+/// Whether a `bpf(BPF_PROG_LOAD)` of `prog_type` loads a program that can
+/// capture or mirror traffic, and its name for alerts.
+pub const fn capture_program_type(prog_type: u32) -> Option<&'static str> {
+    match prog_type {
+        linux::BPF_PROG_TYPE_SOCKET_FILTER => Some("BPF_PROG_TYPE_SOCKET_FILTER"),
+        linux::BPF_PROG_TYPE_SCHED_CLS => Some("BPF_PROG_TYPE_SCHED_CLS"),
+        linux::BPF_PROG_TYPE_SCHED_ACT => Some("BPF_PROG_TYPE_SCHED_ACT"),
+        linux::BPF_PROG_TYPE_XDP => Some("BPF_PROG_TYPE_XDP"),
+        _ => None,
+    }
 }
 
 /// Start of every ring-buffer record.
@@ -179,7 +228,8 @@ pub struct ExecEvent {
     pub argv: [u8; ARGV_SLOTS * ARG_LEN],
 }
 
-/// `EVENT_SOCKET`, `EVENT_SETSOCKOPT`, `EVENT_IOCTL`, `EVENT_NETFILTER`.
+/// `EVENT_SOCKET`, `EVENT_SETSOCKOPT`, `EVENT_IOCTL`, `EVENT_NETFILTER`,
+/// `EVENT_BPF`, `EVENT_MIRROR`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetEvent {
@@ -267,7 +317,8 @@ impl Event {
         let header: EventHeader = read(bytes)?;
         match header.kind {
             EVENT_EXEC => read(bytes).map(|e| Event::Exec(Box::new(e))),
-            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL | EVENT_NETFILTER => {
+            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL | EVENT_NETFILTER | EVENT_BPF
+            | EVENT_MIRROR => {
                 read(bytes).map(Event::Net)
             }
             other => Err(DecodeError::UnknownKind(other)),
@@ -320,6 +371,20 @@ mod tests {
             8 + ARGV_SLOTS * ARG_LEN
         );
         assert_eq!(core::mem::align_of::<ExecEvent>(), 8);
+    }
+
+    #[test]
+    fn name_attributes_read_as_the_kernel_lays_them_out() {
+        // struct nlattr { u16 nla_len; u16 nla_type; } then the string.
+        let mut dup = [0u8; 8];
+        dup[..2].copy_from_slice(&8u16.to_ne_bytes());
+        dup[2..4].copy_from_slice(&1u16.to_ne_bytes());
+        dup[4..].copy_from_slice(b"dup\0");
+        assert_eq!(u64::from_ne_bytes(dup), linux::NLA_NAME_DUP);
+        dup[4..].copy_from_slice(b"TEE\0");
+        assert_eq!(u64::from_ne_bytes(dup), linux::NLA_NAME_TEE);
+        assert_eq!(capture_program_type(6), Some("BPF_PROG_TYPE_XDP"));
+        assert_eq!(capture_program_type(8), None, "cgroup skb");
     }
 
     #[test]

@@ -15,8 +15,9 @@ use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
     linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
     COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_BYTES, EVENT_EXEC, EVENT_IOCTL,
-    EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED,
-    FLAG_NO_ARGV, MAX_KILL_NAMES, MAX_MONITORED, MAX_PENDING_ARGV, MONITOR_ENFORCE,
+    EVENT_BPF, EVENT_MIRROR, EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET,
+    FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NO_ARGV, MAX_KILL_NAMES, MAX_MONITORED,
+    MAX_PENDING_ARGV, MIRROR_NFT_DUP, MIRROR_XT_TEE, MONITOR_ENFORCE,
 };
 use sniffguard_common::capture;
 
@@ -384,9 +385,13 @@ fn report_ioctl(ctx: &TracePointContext) -> Res {
     })
 }
 
-/// Netlink messages looked at per send: a configuration message hidden behind
-/// this many others is not seen.
-const NETLINK_MESSAGES_SCANNED: u32 = 4;
+/// Steps of the scan of one send: a step reads one message header, or one
+/// 4-byte position inside an nf_tables rule. It bounds what is looked at per
+/// send: a configuration message or a `dup`/`TEE` expression behind more
+/// messages and rule bytes than that (about 4 KiB of rules) is not seen.
+const NETLINK_SCAN_STEPS: u32 = 1024;
+/// Offset of a rule's first attribute (after `nlmsghdr` and `nfgenmsg`).
+const NFT_RULE_ATTRS: u64 = 20;
 /// `struct user_msghdr`: `msg_iov` at 16.
 const MSGHDR_IOV_OFFSET: u64 = 16;
 
@@ -402,15 +407,25 @@ pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// What a netlink send configures that the probe reports.
+enum Found {
+    /// An NFLOG or NFQUEUE configuration message (its `nlmsg_type`).
+    Binding(u16),
+    /// An nf_tables rule that copies traffic (a `MIRROR_*` method).
+    Mirror(u32),
+}
+
 /// Reports an NFLOG or NFQUEUE configuration message (binding a log group or
-/// a queue: what turns netfilter capture on) sent from a monitored container.
-/// The bytes are the sender's, read as the call enters; user space checks the
+/// a queue: what turns netfilter capture on), or an nf_tables rule that
+/// mirrors traffic (an nft `dup` expression, an x_tables `TEE` target through
+/// iptables-nft's compat expression), sent from a monitored container. The
+/// bytes are the sender's, read as the call enters; user space checks the
 /// socket is netfilter's while the sender lives.
 fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
     let (flags, cgroup) = monitored().ok_or(0)?;
     let fd = syscall_arg(ctx, 0)?;
     // The destination: `sendto`'s address, `sendmsg`'s `msg_name`.
-    let (mut at, len, destination) = if msghdr {
+    let (start, len, destination) = if msghdr {
         let msg = syscall_arg(ctx, 1)?;
         // SAFETY: fault-tolerant read of the caller's msghdr.
         let name = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
@@ -429,56 +444,131 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
             syscall_arg(ctx, 4)?,
         )
     };
-    let end = at.saturating_add(len);
-    let mut scanned = 0;
-    while scanned < NETLINK_MESSAGES_SCANNED {
-        if at.saturating_add(u64::from(linux::NLMSG_HDRLEN)) > end {
-            return Ok(());
+    let Some(found) = scan_netlink(start, start.saturating_add(len)) else {
+        return Ok(());
+    };
+    // Where the kill is armed, a message addressed to the kernel's netlink
+    // (what libmnl and libnfnetlink send) ends the sender as the call
+    // returns, before it can read one packet. Without an address the bytes
+    // might be another protocol's: user space checks the socket first.
+    let mut killed = false;
+    if flags & MONITOR_ENFORCE != 0 && destination != 0 {
+        // SAFETY: fault-tolerant read of the caller's sockaddr.
+        let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+        // SAFETY: plain helper call; signals the current task.
+        if u64::from(family) == linux::AF_NETLINK && unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            killed = true;
+            count(COUNTER_KILLS);
         }
-        // SAFETY: fault-tolerant reads of the caller's buffer.
-        let msg_len = unsafe { bpf_probe_read_user(at as *const u32) }.map_err(|_| 0)?;
-        // SAFETY: as above.
-        let msg_type =
-            unsafe { bpf_probe_read_user((at + linux::NLMSG_TYPE_OFFSET) as *const u16) }
-                .map_err(|_| 0)?;
-        if msg_len < linux::NLMSG_HDRLEN {
-            return Ok(());
+    }
+    let (kind, msg_type, method) = match found {
+        Found::Binding(msg_type) => (EVENT_NETFILTER, msg_type, 0),
+        Found::Mirror(method) => (EVENT_MIRROR, linux::NFT_NEWRULE_TYPE, method),
+    };
+    emit_net(kind, cgroup, |e| {
+        if killed {
+            e.header.flags |= FLAG_KILLED;
+        }
+        e.family = linux::AF_NETLINK as u32;
+        // Which call: 1 for sendmsg, 0 for sendto.
+        e.level = u32::from(msghdr);
+        e.protocol = linux::NETLINK_NETFILTER as u32;
+        e.optname = u32::from(msg_type);
+        e.value = method;
+        e.fd = fd as u32;
+    })
+}
+
+/// Walks the netlink messages in the caller's `[at, end)`: the first NFLOG or
+/// NFQUEUE configuration message, or the first nf_tables rule that names a
+/// `dup` expression or a `TEE` target. The walk is one flat loop (what the
+/// verifier can follow): a step reads a message header, or, inside an
+/// `NFT_MSG_NEWRULE` message only (its type is checked first), one 4-byte
+/// aligned position (netlink attributes are 4-byte aligned) compared with the
+/// whole 8-byte attribute that names the expression (`nla_len` 8, type 1, the
+/// NUL-terminated name). Another attribute of type 1 with those bytes is the
+/// rule's table (`NFTA_RULE_TABLE`), skipped where libnftnl puts it; one
+/// elsewhere could only be a false alarm, never a miss.
+fn scan_netlink(start: u64, end: u64) -> Option<Found> {
+    // Every state is kept in values the verifier does not know (addresses),
+    // and the body branches little (plain additions of user addresses wrap,
+    // harmlessly: a wrapped address faults in the read helper), so that its
+    // walk of the loop stays within its limits: a counter of messages or a
+    // flag would multiply the states it follows, and every branch is a jump
+    // it must remember.
+    let mut at = start;
+    let mut next_message = start;
+    // Where the rule being scanned ends (0: not in a rule), and where its
+    // attributes start.
+    let mut rule_end = 0u64;
+    let mut rule_attrs = 0u64;
+    for _ in 0..NETLINK_SCAN_STEPS {
+        if at.wrapping_add(8) <= rule_end {
+            // SAFETY: fault-tolerant read of the caller's buffer.
+            let word = unsafe { bpf_probe_read_user(at as *const u64) }.unwrap_or(0);
+            if word == linux::NLA_NAME_DUP && at != rule_attrs {
+                return Some(Found::Mirror(MIRROR_NFT_DUP));
+            }
+            if word == linux::NLA_NAME_TEE && at != rule_attrs {
+                return Some(Found::Mirror(MIRROR_XT_TEE));
+            }
+            at = at.wrapping_add(4);
+            continue;
+        }
+        at = next_message;
+        if at.wrapping_add(u64::from(linux::NLMSG_HDRLEN)) > end {
+            return None;
+        }
+        // SAFETY: fault-tolerant read of the caller's buffer: the header's
+        // length and type.
+        let header = unsafe { bpf_probe_read_user(at as *const u64) }.unwrap_or(0);
+        let msg_len = header & 0xffff_ffff;
+        let msg_type = ((header >> 32) & 0xffff) as u16;
+        if msg_len < u64::from(linux::NLMSG_HDRLEN) {
+            return None;
         }
         if msg_type == linux::NFULNL_CONFIG_TYPE || msg_type == linux::NFQNL_CONFIG_TYPE {
-            // Where the kill is armed, a message addressed to the kernel's
-            // netlink (what libmnl and libnfnetlink send) ends the sender as
-            // the call returns, before it can read one packet. Without an
-            // address the bytes might be another protocol's: user space
-            // checks the socket first.
-            let mut killed = false;
-            if flags & MONITOR_ENFORCE != 0 && destination != 0 {
-                // SAFETY: fault-tolerant read of the caller's sockaddr.
-                let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
-                // SAFETY: plain helper call; signals the current task.
-                if u64::from(family) == linux::AF_NETLINK
-                    && unsafe { bpf_send_signal(SIGKILL) } == 0
-                {
-                    killed = true;
-                    count(COUNTER_KILLS);
-                }
-            }
-            return emit_net(EVENT_NETFILTER, cgroup, |e| {
-                if killed {
-                    e.header.flags |= FLAG_KILLED;
-                }
-                e.family = linux::AF_NETLINK as u32;
-                // Which call: 1 for sendmsg, 0 for sendto.
-                e.level = u32::from(msghdr);
-                e.protocol = linux::NETLINK_NETFILTER as u32;
-                e.optname = u32::from(msg_type);
-                e.fd = fd as u32;
-            });
+            return Some(Found::Binding(msg_type));
         }
         // NLMSG_ALIGN: messages start on 4-byte boundaries.
-        at = at.saturating_add((u64::from(msg_len) + 3) & !3);
-        scanned += 1;
+        next_message = at.wrapping_add((msg_len + 3) & !3);
+        rule_end = 0;
+        if msg_type == linux::NFT_NEWRULE_TYPE {
+            rule_attrs = at.wrapping_add(NFT_RULE_ATTRS);
+            rule_end = next_message.min(end);
+            at = rule_attrs;
+        }
     }
-    Ok(())
+    None
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
+pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
+    let _ = report_bpf(&ctx);
+    0
+}
+
+/// Reports `bpf(BPF_PROG_LOAD)` of a program type that sees every frame of
+/// an interface or socket and can copy or redirect it (socket filter, tc
+/// classifier or action, XDP). The type is read from the caller's
+/// `union bpf_attr` (`prog_type`, its first field) as the call enters: this
+/// is the audit report; enforce environments refuse every program load from
+/// the command register in the seccomp filter, which no memory race reaches.
+fn report_bpf(ctx: &TracePointContext) -> Res {
+    // `cmd` is an int: the low 32 bits.
+    if syscall_arg(ctx, 0)? & 0xffff_ffff != linux::BPF_PROG_LOAD {
+        return Ok(());
+    }
+    let (_, cgroup) = monitored().ok_or(0)?;
+    let attr = syscall_arg(ctx, 1)?;
+    // SAFETY: fault-tolerant read of the caller's bpf_attr.
+    let prog_type = unsafe { bpf_probe_read_user(attr as *const u32) }.map_err(|_| 0)?;
+    if sniffguard_common::abi::capture_program_type(prog_type).is_none() {
+        return Ok(());
+    }
+    emit_net(EVENT_BPF, cgroup, |e| {
+        e.value = prog_type;
+    })
 }
 
 /// i386 `socket(2)` (`int $0x80`, or a 32-bit program): no 64-bit syscall has

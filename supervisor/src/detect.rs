@@ -229,7 +229,7 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
             classify_exec(exec, &container, shared, &policy, exited)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
-        Event::Net(net) => classify_net(net, &policy).map(|evidence| {
+        Event::Net(net) => classify_net(net, &policy, &container.environment).map(|evidence| {
             Finding::new(
                 vec![evidence],
                 procfs::running_exe(header.tgid),
@@ -300,8 +300,9 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                     abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
                     abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
                     abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
-                    abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
-                    abi::EVENT_NETFILTER => "sendto",
+                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR if net.level == 1 => "sendmsg",
+                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR => "sendto",
+                    abi::EVENT_BPF => "bpf",
                     _ => "socket",
                 },
             },
@@ -429,7 +430,7 @@ fn bundle_rootfs(bundle: &str) -> Option<std::path::PathBuf> {
 
 /// Turns a socket-probe event into evidence. The kernel side already filtered
 /// on the syscall arguments; filters are only sniffing on packet sockets.
-fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
+fn classify_net(net: &NetEvent, policy: &Policy, environment: &str) -> Option<Evidence> {
     match net.header.kind {
         abi::EVENT_SOCKET => {
             capture::capture_socket(net.family.into(), net.sock_type.into(), net.protocol.into())
@@ -454,6 +455,20 @@ fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
             })
         }
         abi::EVENT_NETFILTER => netfilter_binding(net),
+        abi::EVENT_MIRROR => mirroring_rule(net),
+        // An environment that allows program loads (`bpf_programs`) lets
+        // them run unreported; where it enforces, the seccomp filter saw the
+        // load first and let it through for that reason.
+        abi::EVENT_BPF
+            if policy
+                .environment(environment)
+                .is_ok_and(|(_, env)| env.bpf_programs) =>
+        {
+            None
+        }
+        abi::EVENT_BPF => abi::capture_program_type(net.value).map(|name| Evidence::BpfProgram {
+            program_type: name.to_string(),
+        }),
         abi::EVENT_IOCTL => Some(Evidence::Promiscuous {
             method: "SIOCSIFFLAGS".into(),
         }),
@@ -468,12 +483,7 @@ fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
 /// as the probe saw it.
 fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
     // A sender the probe killed is reported whatever its socket was.
-    if net.header.flags & FLAG_KILLED == 0
-        && !socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
-            fields.get(1) == Some(&"12")
-        })
-        .unwrap_or(true)
-    {
+    if net.header.flags & FLAG_KILLED == 0 && !is_netfilter_socket(net) {
         return None;
     }
     let method = format!("nlmsg_type {:#06x} on NETLINK_NETFILTER", net.optname);
@@ -482,6 +492,32 @@ fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
         linux::NFQNL_CONFIG_TYPE => Some(Evidence::NetfilterQueue { method }),
         _ => None,
     }
+}
+
+/// An nf_tables rule that copies traffic, seen sent by the probe: reported
+/// when the socket is netfilter's (checked as for [`netfilter_binding`]).
+fn mirroring_rule(net: &NetEvent) -> Option<Evidence> {
+    if net.header.flags & FLAG_KILLED == 0 && !is_netfilter_socket(net) {
+        return None;
+    }
+    let method = match net.value {
+        abi::MIRROR_NFT_DUP => "nft dup",
+        abi::MIRROR_XT_TEE => "iptables TEE",
+        _ => return None,
+    };
+    Some(Evidence::Mirroring {
+        method: method.to_string(),
+    })
+}
+
+/// Whether the fd of a netlink event is a netfilter netlink socket
+/// (`/proc/PID/net/netlink` protocol 12); a sender gone already is taken as
+/// the probe saw it.
+fn is_netfilter_socket(net: &NetEvent) -> bool {
+    socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
+        fields.get(1) == Some(&"12")
+    })
+    .unwrap_or(true)
 }
 
 /// Whether fd `fd` of `tgid` is a socket listed in `/proc/PID/net/TABLE` on a

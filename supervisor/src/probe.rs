@@ -22,7 +22,7 @@ static PROGRAMS: &[u8] =
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// The tracepoints attached, as (category, name) — the program carries the name.
-const TRACEPOINTS: [(&str, &str); 8] = [
+const TRACEPOINTS: [(&str, &str); 9] = [
     ("syscalls", "sys_enter_execve"),
     ("syscalls", "sys_enter_execveat"),
     ("sched", "sched_process_exec"),
@@ -31,6 +31,7 @@ const TRACEPOINTS: [(&str, &str); 8] = [
     ("syscalls", "sys_enter_ioctl"),
     ("syscalls", "sys_enter_sendto"),
     ("syscalls", "sys_enter_sendmsg"),
+    ("syscalls", "sys_enter_bpf"),
 ];
 
 /// The raw tracepoints attached, as (tracepoint, program): `sys_enter` sees

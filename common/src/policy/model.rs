@@ -83,6 +83,15 @@ pub struct Environment {
     /// before anything can be bound. Audit environments never refuse it.
     #[serde(default)]
     pub netfilter_management: bool,
+    /// Whether the container's processes may load eBPF programs
+    /// (`bpf(BPF_PROG_LOAD)`). Socket filter, tc and XDP programs see every
+    /// frame of an interface or socket and can copy or redirect it: a load of
+    /// one is evidence (`bpf_program`) unless this is set. In an enforce
+    /// environment without it every program load is refused by the seccomp
+    /// filter, whatever its type (the type lives in the caller's memory,
+    /// which a second thread could change after a check). Default: false.
+    #[serde(default)]
+    pub bpf_programs: bool,
 }
 
 /// What happens to a container that asks for a capability its environment drops.

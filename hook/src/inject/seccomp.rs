@@ -29,12 +29,13 @@ use sniffguard_common::listener::{BaseAction, ListenerMetadata, ROOT_CHANGING_SY
 use error::unreadable;
 pub use error::SeccompError;
 use profile::{
-    check_profile, existing_treatment, has_action, is_permissive, is_unconditional, remove_name,
-    rule_names, set_rule_action, set_rule_names, Existing, EXEC_SYSCALLS, REFUSED_SYSCALLS, SOCKET,
+    check_profile, existing_treatment, has_action, is_permissive, is_unconditional, names_syscall,
+    remove_name, rule_action, rule_names, set_rule_action, set_rule_names, Existing, BPF, EXEC_SYSCALLS, REFUSED_SYSCALLS,
+    SOCKET,
 };
 use rules::{
-    base_action, capture_socket_rules, host_architectures, notify_rule, rule_value, socket_syscall,
-    take_socket_rules, EPERM,
+    base_action, bpf_prog_load_rules, capture_socket_rules, host_architectures, notify_rule,
+    rejoin_unless_arg_rules, rule_value, socket_syscall, take_socket_rules, EPERM,
 };
 
 /// Merges sniffguard's notify rules into `existing` (a `linux.seccomp` object,
@@ -59,6 +60,21 @@ use rules::{
 /// An unconditional `NOTIFY` on `socket` sends every socket call to the
 /// supervisor, which refuses capture sockets and gives every other call the
 /// base profile's own answer.
+///
+/// `bpf` is handed over for one command only, `BPF_PROG_LOAD` (a `NOTIFY` rule
+/// on `args[0]`'s low 32 bits):
+///
+/// | existing treatment of `bpf` | result |
+/// |---|---|
+/// | unconditional refusal | kept; nothing added |
+/// | unconditional permissive rule | the name leaves that rule; the rule is copied for every *other* command (32 rules, one per bit that differs from `BPF_PROG_LOAD`'s, unless its action is the default's) beside the `NOTIFY` rule: no call matches both |
+/// | conditional rules | refused: which commands they let through cannot be split from ours without changing their meaning |
+/// | not mentioned, permissive default | the `NOTIFY` rule |
+/// | not mentioned, refusing default | nothing |
+///
+/// Docker's and containers-common's profiles allow `bpf` unconditionally for
+/// a container with `CAP_SYS_ADMIN` or `CAP_BPF`, and do not mention it
+/// otherwise (the runtime sees the profile resolved for the capabilities).
 pub fn merge_seccomp(
     existing: Option<Value>,
     listener: &Path,
@@ -118,6 +134,9 @@ pub fn merge_seccomp(
                 rules.push(socket_syscall(rule)?);
             }
         }
+        // A `bpf` rule a previous injection split around BPF_PROG_LOAD is
+        // joined again (its NOTIFY half goes with the conditional rules below).
+        rejoin_unless_arg_rules(&mut rules, BPF, 0, BPF_PROG_LOAD);
         // A previous injection's rules are the only NOTIFY rules a profile with
         // our listener can have. Undo them before merging afresh: an unconditional
         // one replaced an unconditional allow (or a permissive default), so it
@@ -186,6 +205,12 @@ pub fn merge_seccomp(
         Existing::Unmentioned if default_permissive => added.extend(capture_socket_rules()?),
         Existing::Unmentioned => {}
     }
+    // eBPF programs that see every frame of an interface or socket (socket
+    // filter, tc, XDP) are loaded with bpf(BPF_PROG_LOAD): that command goes
+    // to the supervisor, decided from the register. The base profile's answer
+    // for every other command is kept, without ever putting our rule beside a
+    // permissive one that also matches it (see `bpf_prog_load_rules`).
+    added.extend(merge_bpf(&mut rules, default_action)?);
     // Syscalls that change what `/` means to a process (chroot, a mount over
     // a directory, another mount namespace's root) are handed over as well,
     // so the supervisor may keep the container's root open between execs
@@ -255,4 +280,46 @@ pub fn merge_seccomp(
         Value::String(metadata.render()),
     );
     Ok(Value::Object(profile))
+}
+
+/// `BPF_PROG_LOAD`, the `bpf(2)` command handed to the supervisor.
+const BPF_PROG_LOAD: u64 = sniffguard_common::abi::linux::BPF_PROG_LOAD;
+
+/// The `bpf` step of [`merge_seccomp`] (its second table): takes the base
+/// profile's unconditional permissive `bpf` rule out of `rules` when there is
+/// one, and returns the rules to add.
+fn merge_bpf(
+    rules: &mut Vec<Value>,
+    default_action: LinuxSeccompAction,
+) -> Result<Vec<Value>, SeccompError> {
+    match existing_treatment(rules, BPF) {
+        Existing::Refused => Ok(Vec::new()),
+        Existing::Unmentioned if is_permissive(default_action) => bpf_prog_load_rules(None),
+        Existing::Unmentioned => Ok(Vec::new()),
+        Existing::Conditional => Err(SeccompError::Unmergeable(
+            "linux.seccomp has rules with argument conditions for bpf; sniffguard must see every bpf(BPF_PROG_LOAD) and cannot split those rules around it without changing their meaning".into(),
+        )),
+        Existing::Allowed => {
+            if rules
+                .iter()
+                .any(|rule| names_syscall(rule, BPF) && !is_unconditional(rule))
+            {
+                return Err(SeccompError::Unmergeable(
+                    "linux.seccomp has both unconditional and conditional rules for bpf; sniffguard cannot split them around bpf(BPF_PROG_LOAD) without changing their meaning".into(),
+                ));
+            }
+            // The first unconditional permissive rule is the one libseccomp
+            // would have applied.
+            let base = rules
+                .iter()
+                .find(|rule| names_syscall(rule, BPF))
+                .cloned()
+                .ok_or_else(|| SeccompError::Unmergeable("no rule for bpf".into()))?;
+            remove_name(rules, BPF, true);
+            // A copy with the default's own action would be a no-op that
+            // runtimes skip or refuse: the default answers those commands.
+            let same_as_default = rule_action(&base) == Some(default_action);
+            bpf_prog_load_rules((!same_as_default).then_some(&base))
+        }
+    }
 }

@@ -134,6 +134,19 @@ pub enum Evidence {
         /// `SO_ATTACH_FILTER` or `SO_ATTACH_BPF`.
         option: String,
     },
+    /// A `bpf(BPF_PROG_LOAD)` of a program type that sees every frame of an
+    /// interface or socket and can copy or redirect it (socket filter, tc
+    /// classifier or action, XDP); in an enforce environment without
+    /// `bpf_programs`, any program load.
+    BpfProgram {
+        /// The `prog_type` (`BPF_PROG_TYPE_XDP`, …), or why it is not known.
+        program_type: String,
+    },
+    /// Traffic copied to another address or device.
+    Mirroring {
+        /// How: "nft dup", "iptables TEE", "tc mirred".
+        method: String,
+    },
     /// The file an exec names could not be resolved or read, for a reason
     /// other than its absence: an enforce environment refuses what it cannot
     /// judge.

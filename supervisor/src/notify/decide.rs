@@ -291,3 +291,37 @@ pub(super) fn decide_socket(request: &Notification, policy: &Policy, environment
         procfs::cmdline(request.pid),
     )))
 }
+
+/// Decides a notified `bpf(BPF_PROG_LOAD, attr, size)`: the filter sends only
+/// that command (compared in the register), and an environment that does not
+/// allow program loads (`bpf_programs`) refuses every one of them. The
+/// program's type lives in the caller's memory, where a second thread could
+/// change it after any check; it is read for the alert only.
+pub(super) fn decide_bpf(request: &Notification, policy: &Policy, environment: &str) -> Outcome {
+    if request.args[0] & 0xffff_ffff != sniffguard_common::abi::linux::BPF_PROG_LOAD {
+        return Outcome::Continue;
+    }
+    // An environment gone from a reloaded policy allows nothing.
+    if policy
+        .environment(environment)
+        .is_ok_and(|(_, env)| env.bpf_programs)
+    {
+        return Outcome::Continue;
+    }
+    let pid = Pid::from_raw(request.pid as i32);
+    let program_type = match target::read_pointers(pid, request.args[1], 1, 4) {
+        Ok(read) => {
+            let prog_type = read.first().copied().unwrap_or(0) as u32;
+            match sniffguard_common::abi::capture_program_type(prog_type) {
+                Some(name) => name.to_string(),
+                None => format!("prog_type {prog_type} (every program load is refused here)"),
+            }
+        }
+        Err(err) => format!("unknown ({err})"),
+    };
+    Outcome::Sniffer(Box::new(Finding::new(
+        vec![Evidence::BpfProgram { program_type }],
+        procfs::running_exe(request.pid),
+        procfs::cmdline(request.pid),
+    )))
+}

@@ -50,7 +50,7 @@ use crate::{respond, Shared};
 pub mod decide;
 
 pub use decide::ListenerContext;
-use decide::{decide_exec, decide_socket, decide_socketcall, KeptRoot, Outcome};
+use decide::{decide_bpf, decide_exec, decide_socket, decide_socketcall, KeptRoot, Outcome};
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (`_IOW('!', 4, __u64)`), not wrapped by
 /// libseccomp 2.5.
@@ -67,6 +67,8 @@ enum Watched {
     Socket,
     /// i386 `socketcall(call, args)`: the socket arguments are in memory.
     Socketcall,
+    /// `bpf(BPF_PROG_LOAD, …)`: the only command the filter sends.
+    Bpf,
     /// A syscall that can change what paths mean to the caller (`chroot`,
     /// `mount`, ...): it continues, and the kept root is dropped.
     RootChange,
@@ -93,6 +95,7 @@ impl SyscallTable {
                 ("execve", Watched::Execve),
                 ("execveat", Watched::Execveat),
                 ("socket", Watched::Socket),
+                ("bpf", Watched::Bpf),
             ]
             .into_iter()
             .chain(root_changes)
@@ -425,6 +428,10 @@ fn handle(
         }
         Some(Watched::Socketcall) => decide_socketcall(&request),
         Some(Watched::Socket) => Outcome::Continue,
+        Some(Watched::Bpf) if policy.catalogue.behaviour => {
+            decide_bpf(&request, &policy, &context.environment)
+        }
+        Some(Watched::Bpf) => Outcome::Continue,
         // Anything else the filter sends may change what `/` means to the
         // caller: from now on every exec's root is looked up afresh.
         Some(Watched::RootChange) | None => {
@@ -482,6 +489,7 @@ fn handle(
                 Some(Watched::RootChange) | None => "other",
                 Some(Watched::Socket) => "socket",
                 Some(Watched::Socketcall) => "socketcall",
+                Some(Watched::Bpf) => "bpf",
                 _ => "execve",
             },
             decision_latency,

@@ -23,6 +23,9 @@ pub(super) const REFUSED_SYSCALLS: [&str; 4] = [
 /// The syscalls whose every call the supervisor must see in enforce mode.
 pub(super) const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
 pub(super) const SOCKET: &str = "socket";
+/// `bpf`, whose `BPF_PROG_LOAD` command the supervisor decides in enforce
+/// mode.
+pub(super) const BPF: &str = "bpf";
 
 /// The fields of an OCI `linux.seccomp` object (runtime-spec
 /// config-linux.md, "Seccomp"). Another one could change what the profile's
@@ -49,6 +52,7 @@ const ARG_FIELDS: [&str; 4] = ["index", "value", "valueTwo", "op"];
 fn is_ours(name: &str) -> bool {
     EXEC_SYSCALLS.contains(&name)
         || name == SOCKET
+        || name == BPF
         || ROOT_CHANGING_SYSCALLS.contains(&name)
         || REFUSED_SYSCALLS.contains(&name)
 }

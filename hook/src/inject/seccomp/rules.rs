@@ -8,14 +8,16 @@ use oci_spec::runtime::{
     LinuxSyscall,
 };
 use serde_json::Value;
-use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
+use sniffguard_common::abi::linux::{BPF_PROG_LOAD, SOCK_TYPE_MASK};
 use sniffguard_common::capture::CAPTURE_SOCKETS;
 use sniffguard_common::listener::{
     ArgCondition, ArgOp, BaseAction, SocketRule, SocketRules, MAX_SOCKET_RULES,
 };
 
 use super::error::SeccompError;
-use super::profile::{names_syscall, remove_name, rule_action, rule_args, rule_errno, SOCKET};
+use super::profile::{
+    names_syscall, remove_name, rule_action, rule_args, rule_errno, rule_names, BPF, SOCKET,
+};
 
 /// `EPERM`, the answer to a refused call.
 pub(super) const EPERM: u32 = 1;
@@ -179,6 +181,100 @@ pub(super) fn capture_socket_rules() -> Result<Vec<Value>, SeccompError> {
             notify_rule(vec![SOCKET.to_string()], Some(args))
         })
         .collect()
+}
+
+/// The rule that hands `name` to the supervisor when the `int` argument
+/// `index` equals `value` (its low 32 bits: [`INT_MASK`]). Generic over the
+/// syscall, argument and value: `bpf` with `cmd == BPF_PROG_LOAD` is one use.
+pub(super) fn notify_if_arg_rule(name: &str, index: usize, value: u64) -> Result<Value, SeccompError> {
+    notify_rule(
+        vec![name.to_string()],
+        Some(vec![masked(index, INT_MASK, value & INT_MASK)]),
+    )
+}
+
+/// `base` (a permissive rule of the base profile for `name`, without
+/// arguments) split into the rules that keep its answer for every call of
+/// `name` whose `int` argument `index` is *not* `value`: libseccomp has no
+/// masked not-equal, so "the low 32 bits differ from `value`" is written as 32
+/// rules, rule `i` matching when bit `i` differs from `value`'s. Together they
+/// cover every call [`notify_if_arg_rule`] does not, and none that it does:
+/// the two sets are disjoint, so the order libseccomp's decision tree gives
+/// them cannot change any answer (where several rules of one syscall match,
+/// the tree's shape picks one; here only rules of one action can match
+/// together). Each copy keeps every other field of `base` (its action and
+/// `errnoRet`). Generic over the syscall, argument and value.
+pub(super) fn unless_arg_rules(
+    base: &Value,
+    name: &str,
+    index: usize,
+    value: u64,
+) -> Result<Vec<Value>, SeccompError> {
+    (0..32)
+        .map(|bit| {
+            let mask = 1u64 << bit;
+            let arg = masked(index, mask, !value & mask);
+            let mut rule = base.clone();
+            let object = rule
+                .as_object_mut()
+                .ok_or_else(|| SeccompError::Unmergeable(format!("a rule for {name} is not an object")))?;
+            object.insert("names".to_string(), Value::Array(vec![Value::String(name.to_string())]));
+            object.insert(
+                "args".to_string(),
+                serde_json::to_value(vec![arg]).map_err(SeccompError::Encode)?,
+            );
+            Ok(rule)
+        })
+        .collect()
+}
+
+/// Whether `rules` hold the 32 rules [`unless_arg_rules`] writes for `name`,
+/// `index` and `value`, all with one action; if so, they are replaced by the
+/// one unconditional rule they were split from (undoing an earlier
+/// injection, so that a second one merges the same way as the first).
+pub(super) fn rejoin_unless_arg_rules(rules: &mut Vec<Value>, name: &str, index: usize, value: u64) {
+    let is_split = |rule: &Value, bit: u32| {
+        let mask = 1u64 << bit;
+        rule_names(rule).eq([name])
+            && rule_args(rule).as_slice() == [masked(index, mask, !value & mask)]
+    };
+    let mut positions = Vec::with_capacity(32);
+    for bit in 0..32 {
+        match rules.iter().position(|rule| is_split(rule, bit)) {
+            Some(at) => positions.push(at),
+            None => return,
+        }
+    }
+    let first = positions.iter().copied().min().unwrap_or(0);
+    let action = rules[first].get("action").cloned();
+    if positions.iter().any(|at| rules[*at].get("action") != action.as_ref()) {
+        return;
+    }
+    let mut joined = rules[first].clone();
+    if let Some(object) = joined.as_object_mut() {
+        object.remove("args");
+    }
+    let mut index_now = 0;
+    rules.retain(|_| {
+        let keep = !positions.contains(&index_now);
+        index_now += 1;
+        keep
+    });
+    let first = first.min(rules.len());
+    rules.insert(first, joined);
+}
+
+/// What sniffguard writes for `bpf`: the rule that sends
+/// `bpf(BPF_PROG_LOAD, …)` to the supervisor, and, when the base profile
+/// allowed `bpf` unconditionally with `base` (an action other than the
+/// default's), that rule split to keep its answer for every other command.
+pub(super) fn bpf_prog_load_rules(base: Option<&Value>) -> Result<Vec<Value>, SeccompError> {
+    let mut rules = match base {
+        Some(base) => unless_arg_rules(base, BPF, 0, BPF_PROG_LOAD)?,
+        None => Vec::new(),
+    };
+    rules.push(notify_if_arg_rule(BPF, 0, BPF_PROG_LOAD)?);
+    Ok(rules)
 }
 
 /// The architectures a new profile covers. Without the compat ABIs a 32-bit
