@@ -318,9 +318,7 @@ impl Event {
         match header.kind {
             EVENT_EXEC => read(bytes).map(|e| Event::Exec(Box::new(e))),
             EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL | EVENT_NETFILTER | EVENT_BPF
-            | EVENT_MIRROR => {
-                read(bytes).map(Event::Net)
-            }
+            | EVENT_MIRROR => read(bytes).map(Event::Net),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }

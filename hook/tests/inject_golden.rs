@@ -468,3 +468,98 @@ fn trace_and_log_never_stand_in_for_a_refusal() {
         assert_eq!(merged(out.clone()), out, "{action}: not idempotent");
     }
 }
+
+/// Every rule naming `bpf` in a merged profile.
+fn bpf_rules(seccomp: &Value) -> Vec<Value> {
+    seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == "bpf"))
+        .cloned()
+        .collect()
+}
+
+/// The NOTIFY rule for `bpf(BPF_PROG_LOAD)` (cmd 5 in args[0]'s low 32 bits).
+fn prog_load_notify() -> Value {
+    serde_json::json!({
+        "names": ["bpf"],
+        "action": "SCMP_ACT_NOTIFY",
+        "args": [{"index": 0, "value": 0xffff_ffffu64, "valueTwo": 5, "op": "SCMP_CMP_MASKED_EQ"}]
+    })
+}
+
+#[test]
+fn bpf_program_loads_go_to_the_supervisor_whatever_the_base_profile_allows() {
+    // Allow-all default: one conditional NOTIFY rule, nothing else for bpf.
+    let open = merged(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+    assert_eq!(bpf_rules(&open), [prog_load_notify()]);
+
+    // Docker's shape for a container with CAP_SYS_ADMIN / CAP_BPF: bpf allowed
+    // outright beside other calls under a refusing default. The name leaves
+    // that rule; the allow comes back for every other command, split so that
+    // no call matches both it and the NOTIFY rule.
+    let docker = merged(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "syscalls": [
+            {"names": ["execve", "execveat", "socket", "read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["bpf", "perf_event_open"], "action": "SCMP_ACT_ALLOW"}
+        ]
+    }));
+    let bpf = bpf_rules(&docker);
+    assert_eq!(bpf.len(), 33, "{bpf:#?}");
+    assert_eq!(bpf.last(), Some(&prog_load_notify()));
+    for (bit, rule) in bpf[..32].iter().enumerate() {
+        assert_eq!(rule["action"], "SCMP_ACT_ALLOW");
+        assert_eq!(rule["names"], serde_json::json!(["bpf"]));
+        let mask = 1u64 << bit;
+        assert_eq!(rule["args"][0]["value"], mask);
+        assert_eq!(
+            rule["args"][0]["valueTwo"],
+            !5u64 & mask,
+            "bit {bit} differs from 5's"
+        );
+    }
+    assert!(rule_names(&docker, "SCMP_ACT_ALLOW").contains(&"perf_event_open".to_string()));
+    // Rewriting the rewrite changes nothing.
+    assert_eq!(merged(docker.clone()), docker);
+
+    // An allow that is also the default's action needs no copy.
+    let same = merged(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["bpf"], "action": "SCMP_ACT_ALLOW"}]
+    }));
+    assert_eq!(bpf_rules(&same), [prog_load_notify()]);
+    assert_eq!(merged(same.clone()), same);
+
+    // Refused outright, or by a refusing default: nothing to add.
+    for refused in [
+        serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                           "syscalls": [{"names": ["bpf"], "action": "SCMP_ACT_ERRNO"}]}),
+    ] {
+        let out = merged(refused);
+        assert!(
+            bpf_rules(&out)
+                .iter()
+                .all(|r| r["action"] == "SCMP_ACT_ERRNO"),
+            "{out:#}"
+        );
+    }
+}
+
+#[test]
+fn conditional_bpf_rules_are_refused_with_a_reason() {
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["bpf"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let err = inject::merge_seccomp(Some(profile), Path::new("/run/sg/seccomp.sock"), "staging")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("argument conditions for bpf"), "{err}");
+}

@@ -30,8 +30,8 @@ use error::unreadable;
 pub use error::SeccompError;
 use profile::{
     check_profile, existing_treatment, has_action, is_permissive, is_unconditional, names_syscall,
-    remove_name, rule_action, rule_names, set_rule_action, set_rule_names, Existing, BPF, EXEC_SYSCALLS, REFUSED_SYSCALLS,
-    SOCKET,
+    remove_name, rule_action, rule_names, set_rule_action, set_rule_names, Existing, BPF,
+    EXEC_SYSCALLS, REFUSED_SYSCALLS, SOCKET,
 };
 use rules::{
     base_action, bpf_prog_load_rules, capture_socket_rules, host_architectures, notify_rule,

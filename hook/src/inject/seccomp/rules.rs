@@ -186,7 +186,11 @@ pub(super) fn capture_socket_rules() -> Result<Vec<Value>, SeccompError> {
 /// The rule that hands `name` to the supervisor when the `int` argument
 /// `index` equals `value` (its low 32 bits: [`INT_MASK`]). Generic over the
 /// syscall, argument and value: `bpf` with `cmd == BPF_PROG_LOAD` is one use.
-pub(super) fn notify_if_arg_rule(name: &str, index: usize, value: u64) -> Result<Value, SeccompError> {
+pub(super) fn notify_if_arg_rule(
+    name: &str,
+    index: usize,
+    value: u64,
+) -> Result<Value, SeccompError> {
     notify_rule(
         vec![name.to_string()],
         Some(vec![masked(index, INT_MASK, value & INT_MASK)]),
@@ -215,10 +219,13 @@ pub(super) fn unless_arg_rules(
             let mask = 1u64 << bit;
             let arg = masked(index, mask, !value & mask);
             let mut rule = base.clone();
-            let object = rule
-                .as_object_mut()
-                .ok_or_else(|| SeccompError::Unmergeable(format!("a rule for {name} is not an object")))?;
-            object.insert("names".to_string(), Value::Array(vec![Value::String(name.to_string())]));
+            let object = rule.as_object_mut().ok_or_else(|| {
+                SeccompError::Unmergeable(format!("a rule for {name} is not an object"))
+            })?;
+            object.insert(
+                "names".to_string(),
+                Value::Array(vec![Value::String(name.to_string())]),
+            );
             object.insert(
                 "args".to_string(),
                 serde_json::to_value(vec![arg]).map_err(SeccompError::Encode)?,
@@ -232,7 +239,12 @@ pub(super) fn unless_arg_rules(
 /// `index` and `value`, all with one action; if so, they are replaced by the
 /// one unconditional rule they were split from (undoing an earlier
 /// injection, so that a second one merges the same way as the first).
-pub(super) fn rejoin_unless_arg_rules(rules: &mut Vec<Value>, name: &str, index: usize, value: u64) {
+pub(super) fn rejoin_unless_arg_rules(
+    rules: &mut Vec<Value>,
+    name: &str,
+    index: usize,
+    value: u64,
+) {
     let is_split = |rule: &Value, bit: u32| {
         let mask = 1u64 << bit;
         rule_names(rule).eq([name])
@@ -247,7 +259,10 @@ pub(super) fn rejoin_unless_arg_rules(rules: &mut Vec<Value>, name: &str, index:
     }
     let first = positions.iter().copied().min().unwrap_or(0);
     let action = rules[first].get("action").cloned();
-    if positions.iter().any(|at| rules[*at].get("action") != action.as_ref()) {
+    if positions
+        .iter()
+        .any(|at| rules[*at].get("action") != action.as_ref())
+    {
         return;
     }
     let mut joined = rules[first].clone();
@@ -286,5 +301,85 @@ pub(super) fn host_architectures() -> Vec<Arch> {
         vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
     } else {
         vec![Arch::ScmpArchNative]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Whether a rule's conditions hold for a call whose arguments are `args`,
+    /// as the kernel filter compares them (only `MASKED_EQ` is written here).
+    fn matches(rule: &Value, args: [u64; 6]) -> bool {
+        rule_args(rule).iter().all(|arg| {
+            assert_eq!(arg.op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
+            args[arg.index()] & arg.value() == arg.value_two().unwrap_or(0)
+        })
+    }
+
+    /// Commands worth trying: every small one, PROG_LOAD's neighbours in each
+    /// bit, and garbage in the upper half of the register.
+    fn commands() -> Vec<u64> {
+        let mut commands: Vec<u64> = (0..64).collect();
+        commands.extend((0..64).map(|bit| BPF_PROG_LOAD ^ (1 << bit)));
+        commands.extend([
+            BPF_PROG_LOAD | (1 << 32),
+            BPF_PROG_LOAD | 0xffff_ffff_0000_0000,
+            0xffff_ffff,
+            u64::MAX,
+            0x8000_0005,
+        ]);
+        commands
+    }
+
+    #[test]
+    fn the_split_and_the_notify_rule_are_disjoint_and_cover_every_command() {
+        let base = json!({"names": ["bpf", "read"], "action": "SCMP_ACT_LOG", "errnoRet": 3});
+        let split = unless_arg_rules(&base, BPF, 0, BPF_PROG_LOAD).unwrap();
+        assert_eq!(split.len(), 32);
+        for rule in &split {
+            assert_eq!(rule["names"], json!(["bpf"]));
+            assert_eq!(rule["action"], "SCMP_ACT_LOG", "the base rule's action");
+            assert_eq!(rule["errnoRet"], 3, "and its other fields");
+        }
+        let notify = notify_if_arg_rule(BPF, 0, BPF_PROG_LOAD).unwrap();
+        for cmd in commands() {
+            let args = [cmd, 0x7fff_0000, 128, 0, 0, 0];
+            let loads = cmd & INT_MASK == BPF_PROG_LOAD;
+            assert_eq!(matches(&notify, args), loads, "cmd {cmd:#x}");
+            let kept = split.iter().filter(|r| matches(r, args)).count();
+            assert_eq!(kept == 0, loads, "cmd {cmd:#x}: {kept} split rules match");
+        }
+    }
+
+    #[test]
+    fn a_split_rule_is_joined_again() {
+        let base = json!({"names": ["bpf"], "action": "SCMP_ACT_ALLOW"});
+        let other = json!({"names": ["read"], "action": "SCMP_ACT_ALLOW"});
+        let mut rules = vec![other.clone()];
+        rules.extend(unless_arg_rules(&base, BPF, 0, BPF_PROG_LOAD).unwrap());
+        rules.push(other.clone());
+        rejoin_unless_arg_rules(&mut rules, BPF, 0, BPF_PROG_LOAD);
+        assert_eq!(rules, [other.clone(), base.clone(), other.clone()]);
+        // 31 of the 32 are not a split: left alone.
+        let mut partial = unless_arg_rules(&base, BPF, 0, BPF_PROG_LOAD).unwrap();
+        partial.pop();
+        let before = partial.clone();
+        rejoin_unless_arg_rules(&mut partial, BPF, 0, BPF_PROG_LOAD);
+        assert_eq!(partial, before);
+    }
+
+    #[test]
+    fn bpf_rules_without_a_base_rule_are_the_notify_rule_alone() {
+        let rules = bpf_prog_load_rules(None).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["action"], "SCMP_ACT_NOTIFY");
+        assert!(matches(
+            &rules[0],
+            [BPF_PROG_LOAD | (7 << 32), 0, 0, 0, 0, 0]
+        ));
+        assert!(!matches(&rules[0], [0, 0, 0, 0, 0, 0]), "BPF_MAP_CREATE");
     }
 }
