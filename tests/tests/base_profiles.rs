@@ -1093,3 +1093,62 @@ fn floor_off_policy_edit_replaces_an_existing_setting() {
     assert!(shipped_edit.contains("\ndefault_environment = \"staging\"\n"));
     assert!(shipped_edit.contains("[environments.staging]\ndrop_capabilities = []\n"));
 }
+
+/// containers-common's profile for a container with CAP_SYS_ADMIN allows `bpf`
+/// outright (one unconditional ALLOW beside other calls, under an ERRNO default). The
+/// shim splits that rule around `bpf(BPF_PROG_LOAD)`: 32 ALLOW rules for every other
+/// command and a NOTIFY rule for that one, disjoint, so libseccomp's tree cannot let
+/// the allow win. Under runc and crun in staging, a map is still created (the base
+/// profile's answer for other commands) and an XDP program load is refused with an
+/// alert (`tests/helpers/bpfload.c`). Fails without the split: the load runs.
+#[test]
+fn containers_common_bpf_allow_is_split_around_program_loads() {
+    if !require_root() {
+        return;
+    }
+    let helpers = helpers_dir(
+        "sniffguard-base-profiles-bpf-",
+        &[("bpfload", include_str!("../helpers/bpfload.c"))],
+    );
+    let mut caps: Vec<&str> = PODMAN_CAPS_WITH_NET_RAW.to_vec();
+    caps.extend(["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_BPF"]);
+    let profile = containers_common_profile(&caps);
+    let allows_bpf = profile["syscalls"].as_array().unwrap().iter().any(|r| {
+        r["action"] == "SCMP_ACT_ALLOW"
+            && r.get("args").is_none()
+            && r["names"].as_array().unwrap().iter().any(|n| n == "bpf")
+    });
+    assert!(allows_bpf, "containers-common no longer allows bpf with CAP_SYS_ADMIN");
+    let sup = Supervisor::start(policy("ci", Floor::On).as_deref());
+    for runtime in [Runtime::Runc, Runtime::Crun] {
+        let bundle = Bundle::new(
+            rootfs(),
+            &["sh", "-c", "/helpers/bpfload map; /helpers/bpfload xdp"],
+            Some("staging"),
+        )
+        .bind_ro(&helpers, "/helpers")
+        .edit(|spec| {
+            for set in ["bounding", "effective", "permitted"] {
+                spec["process"]["capabilities"][set] = json!(caps);
+            }
+            spec["linux"]["seccomp"] = profile.clone();
+        });
+        let container = Container::new(runtime);
+        let out = container.run_via_shim(&sup, &bundle);
+        assert!(out.stdout.contains("map: created"), "{runtime:?}: {out}");
+        assert!(
+            out.stdout.contains("xdp: Operation not permitted"),
+            "{runtime:?}: {out}"
+        );
+        let alert = sup
+            .wait_alert(
+                |a| {
+                    is_alert_for(a, container.id())
+                        && evidence_kinds(a).iter().any(|k| k == "bpf_program")
+                },
+                ALERT_TIMEOUT,
+            )
+            .unwrap_or_else(|| panic!("{runtime:?}: no bpf_program alert\n{}", sup.report()));
+        assert_eq!(str_at(&alert, "/action"), Some("denied"), "{alert}");
+    }
+}

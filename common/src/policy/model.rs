@@ -242,6 +242,12 @@ pub const DEFAULT_CATALOGUE: &[&str] = &[
     "kismet",
     "p0f",
     "arpwatch",
+    // eBPF and netfilter capture: xdp-tools' XDP packet dumper, Cloudflare's
+    // XDP capture tool, and the netfilter logging daemon (NFLOG/NFQUEUE
+    // packets to pcap files among others).
+    "xdpdump",
+    "xdpcap",
+    "ulogd",
 ];
 
 /// What counts as a sniffer.
