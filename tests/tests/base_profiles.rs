@@ -1118,7 +1118,10 @@ fn containers_common_bpf_allow_is_split_around_program_loads() {
             && r.get("args").is_none()
             && r["names"].as_array().unwrap().iter().any(|n| n == "bpf")
     });
-    assert!(allows_bpf, "containers-common no longer allows bpf with CAP_SYS_ADMIN");
+    assert!(
+        allows_bpf,
+        "containers-common no longer allows bpf with CAP_SYS_ADMIN"
+    );
     let sup = Supervisor::start(policy("ci", Floor::On).as_deref());
     for runtime in [Runtime::Runc, Runtime::Crun] {
         let bundle = Bundle::new(

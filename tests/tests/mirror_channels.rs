@@ -256,7 +256,10 @@ fn the_sender_of_a_mirroring_rule_is_killed_where_netfilter_management_is_allowe
                 out.stdout.contains("rc=137"),
                 "{runtime:?} {mode}: the sender was not killed: {out}"
             );
-            assert!(!out.stdout.contains("batch: ok"), "{runtime:?} {mode}: {out}");
+            assert!(
+                !out.stdout.contains("batch: ok"),
+                "{runtime:?} {mode}: {out}"
+            );
             let alert = alert_with(&sup, container.id(), "mirroring");
             assert_eq!(str_at(&alert, "/action"), Some("killed"), "{alert}");
             assert_eq!(evidence(&alert, "mirroring")["method"], method);
