@@ -53,6 +53,9 @@ pub enum BrokerError {
     /// The broker's socket is not there (not started by `sniffguard run`).
     #[error("the network broker finds no socket on fd 3: {0}")]
     NoSocket(Errno),
+    /// The broker's own seccomp filter could not be built or installed.
+    #[error("cannot confine the network broker: {0}")]
+    Confine(String),
     /// A receive or send on the broker's socket failed.
     #[error("network broker socket: {0}")]
     Socket(Errno),
@@ -231,6 +234,7 @@ pub fn serve() -> Result<(), BrokerError> {
     if let Err(err) = privileges::drop_to(&BROKER_KEEPS) {
         return Err(BrokerError::Start(err.to_string()));
     }
+    confine()?;
     loop {
         let Message {
             bytes: request,
@@ -282,4 +286,67 @@ fn reply(socket: BorrowedFd<'_>, result: Result<(), Errno>) -> Result<(), Broker
     )
     .map(drop)
     .map_err(BrokerError::Socket)
+}
+
+/// The system calls the broker makes once it serves, each with why.
+const BROKER_SYSCALLS: &[(libc::c_long, &str)] = &[
+    (libc::SYS_recvmsg, "requests"),
+    (libc::SYS_sendmsg, "answers"),
+    (libc::SYS_close, "the socket of a request"),
+    (libc::SYS_write, "an error message on stderr"),
+    (libc::SYS_exit_group, "the end"),
+    (libc::SYS_exit, "the end"),
+    (libc::SYS_rt_sigreturn, "returning from a signal"),
+    (libc::SYS_brk, "memory, for an error message"),
+    (libc::SYS_mmap, "memory, for an error message"),
+    (libc::SYS_munmap, "memory, for an error message"),
+    (libc::SYS_futex, "std's locks around stderr"),
+    (
+        libc::SYS_sigaltstack,
+        "std's stack-overflow handler at exit",
+    ),
+];
+
+/// Confines the broker with its own seccomp filter (seccompiler, as the hook
+/// does): it holds `CAP_NET_ADMIN`, so it may make the system calls above and
+/// one ioctl, `SIOCSIFFLAGS`, and nothing else — no socket of its own, no
+/// exec, no other ioctl.
+fn confine() -> Result<(), BrokerError> {
+    use std::collections::BTreeMap;
+
+    use seccompiler::{
+        apply_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+        SeccompFilter, SeccompRule, TargetArch,
+    };
+
+    let fail = |e: &dyn std::fmt::Display| BrokerError::Confine(e.to_string());
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => TargetArch::x86_64,
+        "aarch64" => TargetArch::aarch64,
+        other => return Err(BrokerError::Confine(format!("no filter for {other}"))),
+    };
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BROKER_SYSCALLS
+        .iter()
+        .map(|(nr, _)| (*nr, Vec::new()))
+        .collect();
+    let siocsifflags = SeccompCondition::new(
+        1,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::SIOCSIFFLAGS,
+    )
+    .map_err(|e| fail(&e))?;
+    rules.insert(
+        libc::SYS_ioctl,
+        vec![SeccompRule::new(vec![siocsifflags]).map_err(|e| fail(&e))?],
+    );
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(|e| fail(&e))?;
+    let program: BpfProgram = filter.try_into().map_err(|e| fail(&e))?;
+    apply_filter(&program).map_err(|e| fail(&e))
 }
