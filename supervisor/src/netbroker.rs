@@ -1,16 +1,23 @@
 //! The network broker: a small process `sniffguard run` starts before it drops
-//! its capabilities, which keeps `CAP_NET_ADMIN` for one request of enforced
-//! containers that keep that capability themselves: set an interface's flags
-//! through the container's own socket (the `ioctl(SIOCSIFFLAGS)` the
-//! supervisor performs for the caller, with the copy of the request it judged,
-//! so that no second thread can turn promiscuous mode on after the check).
+//! its capabilities, which keeps two of them for two requests about enforced
+//! containers that keep `CAP_NET_ADMIN` themselves:
+//!
+//! - set an interface's flags through the container's own socket (the
+//!   `ioctl(SIOCSIFFLAGS)` the supervisor performs for the caller, with the
+//!   copy of the request it judged, so that no second thread can turn
+//!   promiscuous mode on after the check): `CAP_NET_ADMIN`;
+//! - turn promiscuous mode back off on every interface of a container's
+//!   network namespace, after an `RTM_NEWLINK` that set it (the kernel here
+//!   offers no way to refuse one netlink message: its sender is killed as the
+//!   call returns, and the flag must not outlive it): entering the namespace
+//!   takes `CAP_SYS_ADMIN` as well.
 //!
 //! Kept apart from the supervisor so that the supervisor itself never holds
-//! `CAP_NET_ADMIN` over the host's interfaces: the broker reads fixed-size
-//! requests from one `SOCK_SEQPACKET` socket and nothing else, and exits when
-//! the supervisor's end closes. Requests carry the socket to act through
-//! (`SCM_RIGHTS`), never a name or a pid, so the broker reaches no namespace
-//! the supervisor does not already hold a socket of.
+//! them: the broker reads fixed-size requests from one `SOCK_SEQPACKET`
+//! socket, confines itself to the system calls those requests need, and exits
+//! when the supervisor's end closes. Requests carry what to act through (a
+//! socket, a namespace: `SCM_RIGHTS`), never a name or a pid, so the broker
+//! reaches nothing the supervisor does not already hold.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -33,16 +40,29 @@ pub const IFREQ_LEN: usize = 40;
 const REQUEST_LEN: usize = 8 + IFREQ_LEN;
 /// Operation: `ioctl(fd, SIOCSIFFLAGS, ifreq)`.
 const OP_SET_FLAGS: u32 = 1;
+/// Operation: clear `IFF_PROMISC` on every interface of the network namespace
+/// `fd`; the answer is how many had it.
+const OP_CLEAR_PROMISCUOUS: u32 = 2;
+/// Interface indexes looked at by [`OP_CLEAR_PROMISCUOUS`]: a container has a
+/// handful; an index beyond this is not looked at.
+const MAX_INTERFACE_INDEX: i32 = 4096;
 /// How long the supervisor waits for an answer. The broker's calls do not
 /// block; a broker that does not answer in this time is stuck or gone.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the broker keeps, with the reason.
-pub const BROKER_KEEPS: [Capability; 1] = [Capability {
-    number: 12,
-    name: "CAP_NET_ADMIN",
-    why: "SIOCSIFFLAGS performed for an enforced container, through its own socket",
-}];
+pub const BROKER_KEEPS: [Capability; 2] = [
+    Capability {
+        number: 12,
+        name: "CAP_NET_ADMIN",
+        why: "SIOCSIFFLAGS performed for an enforced container, through its own socket, and promiscuous mode turned back off",
+    },
+    Capability {
+        number: 21,
+        name: "CAP_SYS_ADMIN",
+        why: "setns(2) into an enforced container's network namespace to turn promiscuous mode back off",
+    },
+];
 
 /// Errors of the broker.
 #[derive(Debug, thiserror::Error)]
@@ -136,10 +156,17 @@ impl Broker {
         socket: BorrowedFd<'_>,
         ifreq: &[u8; IFREQ_LEN],
     ) -> Result<(), Errno> {
-        self.call(OP_SET_FLAGS, ifreq, socket)
+        self.call(OP_SET_FLAGS, ifreq, socket).map(drop)
     }
 
-    fn call(&self, op: u32, ifreq: &[u8; IFREQ_LEN], fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    /// Turns `IFF_PROMISC` off on every interface of the network namespace
+    /// `netns` that has it (as a user asked for it: a packet socket's own
+    /// promiscuity is counted apart and stays); returns how many had it.
+    pub fn clear_promiscuous(&self, netns: BorrowedFd<'_>) -> Result<u32, Errno> {
+        self.call(OP_CLEAR_PROMISCUOUS, &[0; IFREQ_LEN], netns)
+    }
+
+    fn call(&self, op: u32, ifreq: &[u8; IFREQ_LEN], fd: BorrowedFd<'_>) -> Result<u32, Errno> {
         let socket = self
             .socket
             .lock()
@@ -170,10 +197,8 @@ impl Broker {
                 return Err(Errno::EIO);
             }
         };
-        if answer != 0 {
-            return Err(Errno::from_raw(answer));
-        }
-        Ok(())
+        // A count, or a negated errno.
+        u32::try_from(answer).map_err(|_| Errno::from_raw(answer.saturating_neg()))
     }
 }
 
@@ -264,17 +289,55 @@ pub fn serve() -> Result<(), BrokerError> {
                 // SAFETY: `ifreq` is a live 40-byte buffer, the size of struct
                 // ifreq; SIOCSIFFLAGS reads it and writes nothing back.
                 let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, ifreq.as_ptr()) };
-                reply(socket, if rc == 0 { Ok(()) } else { Err(Errno::last()) })?;
+                reply(socket, if rc == 0 { Ok(0) } else { Err(Errno::last()) })?;
             }
+            OP_CLEAR_PROMISCUOUS => reply(socket, clear_promiscuous(fd.as_fd()))?,
             _ => reply(socket, Err(Errno::EINVAL))?,
         }
     }
 }
 
-fn reply(socket: BorrowedFd<'_>, result: Result<(), Errno>) -> Result<(), BrokerError> {
+/// Enters `netns` and clears `IFF_PROMISC` where it is set.
+fn clear_promiscuous(netns: BorrowedFd<'_>) -> Result<u32, Errno> {
+    nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+    // SAFETY: socket(2) takes three integers and returns a new fd or -1.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: socket(2) just returned this fd; nothing else owns it.
+    let probe = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut cleared = 0;
+    for index in 1..=MAX_INTERFACE_INDEX {
+        let mut ifreq = [0u8; IFREQ_LEN];
+        ifreq[16..20].copy_from_slice(&index.to_ne_bytes());
+        // SAFETY: `ifreq` is a live struct ifreq; SIOCGIFNAME reads the index
+        // and writes the name.
+        if unsafe { libc::ioctl(probe.as_raw_fd(), libc::SIOCGIFNAME, ifreq.as_mut_ptr()) } != 0 {
+            continue;
+        }
+        // SAFETY: as above; SIOCGIFFLAGS reads the name and writes the flags.
+        if unsafe { libc::ioctl(probe.as_raw_fd(), libc::SIOCGIFFLAGS, ifreq.as_mut_ptr()) } != 0 {
+            continue;
+        }
+        let flags = u16::from_ne_bytes([ifreq[16], ifreq[17]]);
+        let promiscuous = libc::IFF_PROMISC as u16;
+        if flags & promiscuous == 0 {
+            continue;
+        }
+        ifreq[16..18].copy_from_slice(&(flags & !promiscuous).to_ne_bytes());
+        // SAFETY: as above; SIOCSIFFLAGS reads the name and the flags.
+        if unsafe { libc::ioctl(probe.as_raw_fd(), libc::SIOCSIFFLAGS, ifreq.as_ptr()) } == 0 {
+            cleared += 1;
+        }
+    }
+    Ok(cleared)
+}
+
+fn reply(socket: BorrowedFd<'_>, result: Result<u32, Errno>) -> Result<(), BrokerError> {
     let answer = match result {
-        Ok(()) => 0i32,
-        Err(errno) => errno as i32,
+        Ok(count) => i32::try_from(count).unwrap_or(i32::MAX),
+        Err(errno) => -(errno as i32),
     };
     let bytes = answer.to_ne_bytes();
     sendmsg::<()>(
@@ -305,12 +368,14 @@ const BROKER_SYSCALLS: &[(libc::c_long, &str)] = &[
         libc::SYS_sigaltstack,
         "std's stack-overflow handler at exit",
     ),
+    (libc::SYS_setns, "a container's network namespace"),
 ];
 
 /// Confines the broker with its own seccomp filter (seccompiler, as the hook
-/// does): it holds `CAP_NET_ADMIN`, so it may make the system calls above and
-/// one ioctl, `SIOCSIFFLAGS`, and nothing else — no socket of its own, no
-/// exec, no other ioctl.
+/// does): it holds `CAP_NET_ADMIN` and `CAP_SYS_ADMIN`, so it may make the
+/// system calls above, three interface ioctls (`SIOCSIFFLAGS`, `SIOCGIFFLAGS`,
+/// `SIOCGIFNAME`) and `AF_INET` sockets, and nothing else — no exec, no
+/// mount, no other ioctl.
 fn confine() -> Result<(), BrokerError> {
     use std::collections::BTreeMap;
 
@@ -336,9 +401,25 @@ fn confine() -> Result<(), BrokerError> {
         libc::SIOCSIFFLAGS,
     )
     .map_err(|e| fail(&e))?;
+    let mut ioctls = vec![SeccompRule::new(vec![siocsifflags]).map_err(|e| fail(&e))?];
+    for command in [libc::SIOCGIFNAME, libc::SIOCGIFFLAGS] {
+        let condition =
+            SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, command)
+                .map_err(|e| fail(&e))?;
+        ioctls.push(SeccompRule::new(vec![condition]).map_err(|e| fail(&e))?);
+    }
+    rules.insert(libc::SYS_ioctl, ioctls);
+    // Only a datagram socket of the namespace, to name and set flags through.
+    let inet = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::AF_INET as u64,
+    )
+    .map_err(|e| fail(&e))?;
     rules.insert(
-        libc::SYS_ioctl,
-        vec![SeccompRule::new(vec![siocsifflags]).map_err(|e| fail(&e))?],
+        libc::SYS_socket,
+        vec![SeccompRule::new(vec![inet]).map_err(|e| fail(&e))?],
     );
     let filter = SeccompFilter::new(
         rules,

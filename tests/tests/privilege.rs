@@ -1,7 +1,7 @@
 //! Least privilege of the processes: once started, `sniffguard run` holds only the
 //! capabilities it still uses (CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH), in
 //! every thread and in its bounding set, the fd keeper holds none, and the network
-//! broker CAP_NET_ADMIN alone, under its own seccomp filter — and enforcement and
+//! broker CAP_NET_ADMIN and CAP_SYS_ADMIN alone, under its own seccomp filter — and enforcement and
 //! detection work as before.
 //!
 //! Needs root; real runc containers through the shim.
@@ -147,7 +147,7 @@ fn the_supervisor_keeps_only_what_it_uses_and_still_enforces() {
 }
 
 #[test]
-fn the_network_broker_keeps_cap_net_admin_alone_and_is_confined() {
+fn the_network_broker_keeps_two_capabilities_and_is_confined() {
     if !require_root() {
         return;
     }
@@ -169,14 +169,15 @@ fn the_network_broker_keeps_cap_net_admin_alone_and_is_confined() {
     .flatten()
     .unwrap_or_else(|| panic!("no broker pid in the log\n{}", sup.report()));
     // It drops the rest, then installs its filter: wait for the filter
-    // (bounded), then look at what it kept: CAP_NET_ADMIN (12) only.
+    // (bounded), then look at what it kept: CAP_NET_ADMIN (12) and
+    // CAP_SYS_ADMIN (21) only.
     let confined = poll_until(Duration::from_secs(10), || {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .is_ok_and(|s| s.lines().any(|l| l == "Seccomp:\t2"))
     });
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(confined, "the broker runs without its filter:\n{status}");
-    assert_threads_hold(pid, 1 << 12, "network broker");
+    assert_threads_hold(pid, (1 << 12) | (1 << 21), "network broker");
     assert!(
         status.lines().any(|l| l == "NoNewPrivs:\t1"),
         "the broker could gain privileges by exec:\n{status}"
