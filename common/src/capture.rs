@@ -6,8 +6,8 @@
 //! the probe and the alert can never disagree on what counts.
 
 use crate::abi::linux::{
-    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_XDP, NETLINK_NETFILTER, NETLINK_NFLOG,
-    SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK,
+    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_XDP, IFF_PROMISC, NETLINK_NETFILTER,
+    NETLINK_NFLOG, SIOCSIFFLAGS, SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK,
 };
 
 /// `IPPROTO_ICMP`.
@@ -151,6 +151,17 @@ pub fn is_raw_icmp(rule: &CaptureSocket, protocol: u64) -> bool {
             (AF_INET, IPPROTO_ICMP) | (AF_INET6, IPPROTO_ICMPV6)
         )
 }
+
+/// The ioctl command that can turn promiscuous mode on from any socket:
+/// `SIOCSIFFLAGS` with [`IFF_PROMISC`] in the flags. The flags live in the
+/// caller's memory, so where the environment enforces, the supervisor is sent
+/// every `SIOCSIFFLAGS` (decided from the command register alone) and performs
+/// the ones it lets through itself, with the copy it judged: a second thread
+/// rewriting the request after the check changes nothing.
+pub const INTERFACE_FLAGS_IOCTL: u64 = SIOCSIFFLAGS;
+
+/// The flag [`INTERFACE_FLAGS_IOCTL`] must not turn on.
+pub const PROMISCUOUS_FLAG: u16 = IFF_PROMISC;
 
 #[cfg(test)]
 mod tests {

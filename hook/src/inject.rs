@@ -285,7 +285,20 @@ pub fn attach(config: &mut Map<String, Value>, attachment: &Attachment) -> Resul
         let linux = object_entry(config, "linux")?;
         let existing = linux.remove("seccomp");
         let listener = paths::seccomp_socket(&attachment.runtime_dir);
-        let merged = merge_seccomp(existing, &listener, &attachment.environment)?;
+        // A container that keeps CAP_NET_ADMIN can turn promiscuous mode on
+        // and mirror traffic: those requests go to the supervisor too. An
+        // exec may add the capability later (`--cap`), so what counts is the
+        // environment's floor, not the spec's sets.
+        let guard_interfaces = !attachment
+            .drop_capabilities
+            .iter()
+            .any(|c| c == "CAP_NET_ADMIN");
+        let merged = merge_seccomp(
+            existing,
+            &listener,
+            &attachment.environment,
+            guard_interfaces,
+        )?;
         linux.insert("seccomp".to_string(), merged);
     }
     Ok(())

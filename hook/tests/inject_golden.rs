@@ -320,7 +320,21 @@ fn staging_spec_without_profile_gets_allow_all_with_capture_rules() {
     // families).
     assert_eq!(
         socket_rules.len(),
-        sniffguard_common::capture::CAPTURE_SOCKETS.len()
+        sniffguard_common::capture::CAPTURE_SOCKETS.len(),
+        "{socket_rules:#?}"
+    );
+    // ioctl: SIOCSIFFLAGS only (the container keeps CAP_NET_ADMIN).
+    let ioctl: Vec<&Value> = seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"][0] == "ioctl")
+        .collect();
+    assert_eq!(ioctl.len(), 1, "{ioctl:#?}");
+    assert_eq!(ioctl[0]["action"], "SCMP_ACT_NOTIFY");
+    assert_eq!(
+        ioctl[0]["args"],
+        serde_json::json!([{"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 0xffff_ffffu64, "valueTwo": 0x8914}])
     );
     assert!(socket_rules
         .iter()
@@ -351,7 +365,13 @@ fn oversized_bundle_config_is_refused() {
 }
 
 fn merged(profile: Value) -> Value {
-    inject::merge_seccomp(Some(profile), Path::new("/run/sg/seccomp.sock"), "staging").unwrap()
+    inject::merge_seccomp(
+        Some(profile),
+        Path::new("/run/sg/seccomp.sock"),
+        "staging",
+        false,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -558,8 +578,13 @@ fn conditional_bpf_rules_are_refused_with_a_reason() {
              "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
         ]
     });
-    let err = inject::merge_seccomp(Some(profile), Path::new("/run/sg/seccomp.sock"), "staging")
-        .unwrap_err()
-        .to_string();
+    let err = inject::merge_seccomp(
+        Some(profile),
+        Path::new("/run/sg/seccomp.sock"),
+        "staging",
+        false,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("argument conditions for bpf"), "{err}");
 }

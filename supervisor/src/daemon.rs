@@ -149,6 +149,18 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let registry = Arc::new(Registry::new());
     let metrics = Metrics::new();
+    // Started while every capability is still held: it keeps CAP_NET_ADMIN
+    // for the supervisor, which gives it up below.
+    let netbroker = match crate::netbroker::Broker::spawn() {
+        Ok(broker) => {
+            tracing::info!(pid = broker.pid(), "network broker started");
+            Some(broker)
+        }
+        Err(err) => {
+            tracing::error!(%err, "no network broker: enforced containers that keep CAP_NET_ADMIN get EPERM for SIOCSIFFLAGS");
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         policy: policy.clone(),
         registry,
@@ -162,6 +174,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         notify: crate::notify::NotifyThreads::new(tokio::runtime::Handle::current()),
         health,
         forensics_budget: crate::forensics_budget::ForensicsBudget::default(),
+        netbroker,
     });
     if let Some(events) = events {
         detect::spawn_reader(events, shared.clone());

@@ -41,6 +41,7 @@ pub mod inflight;
 pub mod keeper;
 pub mod listener;
 pub mod metrics;
+pub mod netbroker;
 pub mod notify;
 pub mod peer;
 pub mod privileges;
@@ -87,6 +88,9 @@ pub struct Shared {
     pub health: health::Health,
     /// How many forensic records may still be written.
     pub forensics_budget: forensics_budget::ForensicsBudget,
+    /// The process that sets interface flags and opens `NETLINK_ROUTE`
+    /// sockets for enforced containers, when it could be started.
+    pub netbroker: Option<netbroker::Broker>,
 }
 
 impl Shared {

@@ -105,6 +105,9 @@ enum Command {
         #[arg(long)]
         resident: bool,
     },
+    /// The network broker `run` starts for itself (not for use by hand).
+    #[command(hide = true)]
+    NetBroker,
     /// Check a policy file and print what it defines.
     CheckConfig {
         /// The policy file (default: the built-in policy).
@@ -121,6 +124,8 @@ enum Failure {
     Daemon(#[from] daemon::DaemonError),
     #[error("keeper: {0}")]
     Keeper(#[from] sniffguard::keeper::KeeperError),
+    #[error(transparent)]
+    NetBroker(#[from] sniffguard::netbroker::BrokerError),
     #[error(transparent)]
     Status(#[from] status::StatusError),
     #[error("not ready: {0}")]
@@ -194,6 +199,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                 print!("{}", status::render(&report));
             }
         }
+        Command::NetBroker => sniffguard::netbroker::serve()?,
         Command::Keeper {
             runtime_dir,
             resident,

@@ -169,6 +169,20 @@ pub fn read_argv(pid: Pid, addr: u64, count: usize, width: usize) -> Vec<Vec<u8>
         .collect()
 }
 
+/// Reads exactly `buf.len()` bytes at `addr` in `pid` (a fixed-size request
+/// structure): a short read means part of it is unmapped, which the kernel
+/// answers with `EFAULT`.
+pub fn read_exact(pid: Pid, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+    let at = usize::try_from(addr).map_err(|_| TargetError::Fault(usize::MAX))?;
+    if at == 0 {
+        return Err(TargetError::Fault(0));
+    }
+    match read_into(pid, at, buf)? {
+        n if n == buf.len() => Ok(()),
+        n => Err(TargetError::Fault(at + n)),
+    }
+}
+
 fn read_into(pid: Pid, addr: usize, buf: &mut [u8]) -> Result<usize, TargetError> {
     let len = buf.len();
     let mut local = [IoSliceMut::new(buf)];

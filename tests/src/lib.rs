@@ -34,6 +34,7 @@ mod command;
 mod container;
 mod locations;
 mod process;
+mod profiles;
 mod root;
 mod rootfs;
 mod runtime;
@@ -49,6 +50,7 @@ pub use locations::{
     strip_ansi, BIN_DIR_ENV,
 };
 pub use process::{keeper_pid, poll_until, proc_fd_count, proc_rss_kib, HookInterposer};
+pub use profiles::{containers_common_profile, CONTAINERS_COMMON_PROFILE};
 pub use root::require_root;
 pub use rootfs::rootfs;
 pub use runtime::Runtime;

@@ -1,7 +1,8 @@
 //! Least privilege of the processes: once started, `sniffguard run` holds only the
 //! capabilities it still uses (CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH), in
-//! every thread and in its bounding set, and the fd keeper holds none — and
-//! enforcement and detection work as before.
+//! every thread and in its bounding set, the fd keeper holds none, and the network
+//! broker CAP_NET_ADMIN and CAP_SYS_ADMIN alone, under its own seccomp filter — and enforcement and
+//! detection work as before.
 //!
 //! Needs root; real runc containers through the shim.
 
@@ -143,4 +144,42 @@ fn the_supervisor_keeps_only_what_it_uses_and_still_enforces() {
     // Threads started since (blocking pool, per-connection work) inherit the
     // reduced sets.
     assert_threads_hold(sup.pid(), SUPERVISOR_KEEPS, "supervisor (later)");
+}
+
+#[test]
+fn the_network_broker_keeps_two_capabilities_and_is_confined() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let pid = poll_until(Duration::from_secs(10), || {
+        sup.stderr_log().contains("network broker started")
+    })
+    .then(|| {
+        let log = sup.stderr_log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("network broker started"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("pid="))
+            .and_then(|p| p.parse::<u32>().ok())
+    })
+    .flatten()
+    .unwrap_or_else(|| panic!("no broker pid in the log\n{}", sup.report()));
+    // It drops the rest, then installs its filter: wait for the filter
+    // (bounded), then look at what it kept: CAP_NET_ADMIN (12) and
+    // CAP_SYS_ADMIN (21) only.
+    let confined = poll_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|s| s.lines().any(|l| l == "Seccomp:\t2"))
+    });
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(confined, "the broker runs without its filter:\n{status}");
+    assert_threads_hold(pid, (1 << 12) | (1 << 21), "network broker");
+    assert!(
+        status.lines().any(|l| l == "NoNewPrivs:\t1"),
+        "the broker could gain privileges by exec:\n{status}"
+    );
 }

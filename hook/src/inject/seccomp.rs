@@ -34,8 +34,9 @@ use profile::{
     EXEC_SYSCALLS, REFUSED_SYSCALLS, SOCKET,
 };
 use rules::{
-    base_action, bpf_prog_load_rules, capture_socket_rules, host_architectures, notify_rule,
-    rejoin_unless_arg_rules, rule_value, socket_syscall, take_socket_rules, EPERM,
+    base_action, bpf_prog_load_rules, capture_socket_rules, host_architectures,
+    interface_flags_rule, is_other_ioctl_rule, notify_rule, other_ioctl_rules,
+    rejoin_unless_arg_rules, rule_value, socket_syscall, take_socket_rules, EPERM, IOCTL,
 };
 
 /// Merges sniffguard's notify rules into `existing` (a `linux.seccomp` object,
@@ -61,6 +62,18 @@ use rules::{
 /// supervisor, which refuses capture sockets and gives every other call the
 /// base profile's own answer.
 ///
+/// With `guard_interfaces` (the container keeps `CAP_NET_ADMIN`),
+/// `ioctl(SIOCSIFFLAGS)` goes to the supervisor too, which performs it itself
+/// unless it turns promiscuous mode on:
+///
+/// | existing treatment of `ioctl` | result |
+/// |---|---|
+/// | unconditional refusal | kept; nothing added |
+/// | unconditional permissive rule | the name leaves that rule; the rule's action for every other command, 32 rules of one bit each (see `rules::other_ioctl_rules`); `NOTIFY` for `SIOCSIFFLAGS` |
+/// | only conditional rules | kept as they are, nothing added: the profile decides `ioctl` by its arguments and a merged rule could lose to them (the probes still see, and kill, a promiscuous `SIOCSIFFLAGS`) |
+/// | not mentioned, permissive default | `NOTIFY` for `SIOCSIFFLAGS` |
+/// | not mentioned, refusing default | nothing |
+///
 /// `bpf` is handed over for one command only, `BPF_PROG_LOAD` (a `NOTIFY` rule
 /// on `args[0]`'s low 32 bits):
 ///
@@ -79,6 +92,7 @@ pub fn merge_seccomp(
     existing: Option<Value>,
     listener: &Path,
     environment: &str,
+    guard_interfaces: bool,
 ) -> Result<Value, SeccompError> {
     let listener_text = listener.display().to_string();
     let mut profile = match existing {
@@ -150,6 +164,16 @@ pub fn merge_seccomp(
                 set_rule_action(rule, "SCMP_ACT_ALLOW");
             }
         }
+        // A split `ioctl` rule turns back into the one unconditional rule it
+        // came from.
+        if let Some(first) = rules.iter().position(is_other_ioctl_rule) {
+            let mut base = rules[first].clone();
+            if let Some(base) = base.as_object_mut() {
+                base.remove("args");
+            }
+            rules.retain(|rule| !is_other_ioctl_rule(rule));
+            rules.insert(first.min(rules.len()), base);
+        }
     } else if rules.iter().any(|rule| has_action(rule, notify)) {
         return Err(SeccompError::Unmergeable(
             "linux.seccomp already has SCMP_ACT_NOTIFY rules but no listener".into(),
@@ -204,6 +228,28 @@ pub fn merge_seccomp(
         }
         Existing::Unmentioned if default_permissive => added.extend(capture_socket_rules()?),
         Existing::Unmentioned => {}
+    }
+    if guard_interfaces {
+        match existing_treatment(&rules, IOCTL) {
+            Existing::Refused | Existing::Conditional => {}
+            Existing::Unmentioned if default_permissive => added.push(interface_flags_rule()?),
+            Existing::Unmentioned => {}
+            Existing::Allowed => {
+                // Checked: an unconditional permissive rule names ioctl.
+                let base = rules
+                    .iter()
+                    .find(|r| {
+                        profile::names_syscall(r, IOCTL)
+                            && profile::is_unconditional(r)
+                            && profile::rule_action(r).is_none_or(is_permissive)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| json!({"action": "SCMP_ACT_ALLOW"}));
+                remove_name(&mut rules, IOCTL, true);
+                added.extend(other_ioctl_rules(&base));
+                added.push(interface_flags_rule()?);
+            }
+        }
     }
     // eBPF programs that see every frame of an interface or socket (socket
     // filter, tc, XDP) are loaded with bpf(BPF_PROG_LOAD): that command goes

@@ -48,9 +48,11 @@ use crate::procfs;
 use crate::{respond, Shared};
 
 pub mod decide;
+mod interfaces;
 
 pub use decide::ListenerContext;
 use decide::{decide_bpf, decide_exec, decide_socket, decide_socketcall, KeptRoot, Outcome};
+use interfaces::Done;
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (`_IOW('!', 4, __u64)`), not wrapped by
 /// libseccomp 2.5.
@@ -67,6 +69,8 @@ enum Watched {
     Socket,
     /// i386 `socketcall(call, args)`: the socket arguments are in memory.
     Socketcall,
+    /// `ioctl(fd, SIOCSIFFLAGS, ifreq)` (the filter sends no other command).
+    Ioctl,
     /// `bpf(BPF_PROG_LOAD, …)`: the only command the filter sends.
     Bpf,
     /// A syscall that can change what paths mean to the caller (`chroot`,
@@ -95,6 +99,7 @@ impl SyscallTable {
                 ("execve", Watched::Execve),
                 ("execveat", Watched::Execveat),
                 ("socket", Watched::Socket),
+                ("ioctl", Watched::Ioctl),
                 ("bpf", Watched::Bpf),
             ]
             .into_iter()
@@ -412,6 +417,7 @@ fn handle(
     };
     let policy = shared.policy.load();
     let watched = table.lookup(arch, request.syscall);
+    let mut done = None;
     let outcome = match watched {
         Some(Watched::Execve) | Some(Watched::Execveat) => decide_exec(
             fd,
@@ -425,6 +431,15 @@ fn handle(
         ),
         Some(Watched::Socket) if policy.catalogue.behaviour => {
             decide_socket(&request, &policy, &context.environment)
+        }
+        Some(Watched::Ioctl) => {
+            match interfaces::decide_interface_flags(fd, &request, pointer_width(arch), shared) {
+                Ok(outcome) => outcome,
+                Err(performed) => {
+                    done = Some(performed);
+                    Outcome::Continue
+                }
+            }
         }
         Some(Watched::Socketcall) => decide_socketcall(&request),
         Some(Watched::Socket) => Outcome::Continue,
@@ -461,12 +476,16 @@ fn handle(
         started,
         shared,
     };
-    let finding = match outcome {
-        Outcome::Continue => {
+    let finding = match (outcome, done) {
+        (Outcome::Continue, Some(done)) => {
+            answering.perform(done);
+            return;
+        }
+        (Outcome::Continue, None) => {
             answering.answer(None);
             return;
         }
-        Outcome::Sniffer(finding) => *finding,
+        (Outcome::Sniffer(finding), _) => *finding,
     };
     let subject = Subject {
         container_id: &context.container_id,
@@ -489,6 +508,7 @@ fn handle(
                 Some(Watched::RootChange) | None => "other",
                 Some(Watched::Socket) => "socket",
                 Some(Watched::Socketcall) => "socketcall",
+                Some(Watched::Ioctl) => "ioctl",
                 Some(Watched::Bpf) => "bpf",
                 _ => "execve",
             },
@@ -565,6 +585,34 @@ impl Answering<'_> {
                 tracing::debug!(container = self.container_id, %err, "answer not delivered");
                 None
             }
+        }
+    }
+}
+
+impl Answering<'_> {
+    /// Answers with the result of a call performed here in the caller's
+    /// place.
+    fn perform(&self, done: Done) {
+        let id = self.request.id;
+        let latency = self.started.elapsed();
+        let delivered = match done {
+            Done::Performed(Ok(())) => answer(
+                self.fd,
+                &ScmpNotifResp::new_val(id, 0, ScmpNotifRespFlags::empty()),
+            )
+            .map_err(|e| e.to_string()),
+            Done::Performed(Err(errno)) => answer(
+                self.fd,
+                &ScmpNotifResp::new_error(id, -(errno as i32), ScmpNotifRespFlags::empty()),
+            )
+            .map_err(|e| e.to_string()),
+        };
+        self.shared
+            .metrics
+            .decision_latency
+            .observe(latency.as_secs_f64());
+        if let Err(err) = delivered {
+            tracing::debug!(container = self.container_id, pid = self.request.pid, %err, "answer not delivered");
         }
     }
 }

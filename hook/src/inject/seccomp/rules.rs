@@ -9,7 +9,7 @@ use oci_spec::runtime::{
 };
 use serde_json::Value;
 use sniffguard_common::abi::linux::{BPF_PROG_LOAD, SOCK_TYPE_MASK};
-use sniffguard_common::capture::CAPTURE_SOCKETS;
+use sniffguard_common::capture::{CAPTURE_SOCKETS, INTERFACE_FLAGS_IOCTL};
 use sniffguard_common::listener::{
     ArgCondition, ArgOp, BaseAction, SocketRule, SocketRules, MAX_SOCKET_RULES,
 };
@@ -181,6 +181,63 @@ pub(super) fn capture_socket_rules() -> Result<Vec<Value>, SeccompError> {
             notify_rule(vec![SOCKET.to_string()], Some(args))
         })
         .collect()
+}
+
+/// The syscall whose `SIOCSIFFLAGS` command can turn promiscuous mode on.
+pub(super) const IOCTL: &str = "ioctl";
+
+/// The conditional rule that sends `ioctl(fd, SIOCSIFFLAGS, …)` to the
+/// supervisor: the command is an `unsigned int`, so its low 32 bits are what
+/// the kernel reads.
+pub(super) fn interface_flags_rule() -> Result<Value, SeccompError> {
+    notify_rule(
+        vec![IOCTL.to_string()],
+        Some(vec![masked(1, INT_MASK, INTERFACE_FLAGS_IOCTL)]),
+    )
+}
+
+/// The rules that give `action` (a base profile's unconditional permissive
+/// rule for `ioctl`) to every command but `SIOCSIFFLAGS`, so that the
+/// supervisor's rule for that one command is never placed beside a rule that
+/// also matches it. libseccomp has no "not equal under a mask", and a plain
+/// 64-bit `!=` would let `SIOCSIFFLAGS` with garbage in the register's upper
+/// half through; so "the low 32 bits differ from `SIOCSIFFLAGS`" is written
+/// as 32 rules, one per bit: "bit i differs from `SIOCSIFFLAGS`'s bit i".
+/// Every other command matches at least one of them, `SIOCSIFFLAGS` none: the
+/// rules are disjoint from [`interface_flags_rule`], so the shape of
+/// libseccomp's decision tree cannot make one win over the other. A command
+/// costs at most 32 comparisons more in the kernel filter.
+pub(super) fn other_ioctl_rules(base_rule: &Value) -> Vec<Value> {
+    (0..32)
+        .map(|bit| {
+            let mask = 1u64 << bit;
+            let mut rule = base_rule.clone();
+            if let Some(rule) = rule.as_object_mut() {
+                rule.insert("names".to_string(), Value::from(vec![IOCTL]));
+                let arg = masked(1, mask, !INTERFACE_FLAGS_IOCTL & mask);
+                rule.insert(
+                    "args".to_string(),
+                    serde_json::to_value(vec![arg]).unwrap_or(Value::Null),
+                );
+            }
+            rule
+        })
+        .collect()
+}
+
+/// Whether `rule` is one of [`other_ioctl_rules`]: it names `ioctl` only and
+/// has exactly one condition, on argument 1, for one bit of the low 32,
+/// differing from `SIOCSIFFLAGS`'s.
+pub(super) fn is_other_ioctl_rule(rule: &Value) -> bool {
+    let names: Vec<&str> = super::profile::rule_names(rule).collect();
+    let args = super::profile::rule_args(rule);
+    names == [IOCTL]
+        && args.len() == 1
+        && args[0].index() == 1
+        && args[0].op() == LinuxSeccompOperator::ScmpCmpMaskedEq
+        && args[0].value().count_ones() == 1
+        && args[0].value() <= 1 << 31
+        && args[0].value_two() == Some(!INTERFACE_FLAGS_IOCTL & args[0].value())
 }
 
 /// The rule that hands `name` to the supervisor when the `int` argument
