@@ -10,6 +10,8 @@
  *         `-j TEE --gateway 127.0.0.2 --oif lo` (compat target, revision 1)
  * manage: table ip sg, chain out, rule `counter` (plain rule management)
  * count:  no batch
+ * A second argument `connected` sends the batch with send(2) on a socket
+ * connected to the kernel, without a destination address.
  *
  * Prints "batch: ok" when the kernel acknowledged every message (or what
  * failed: "socket: …", "batch: …"), then, in every mode, sends one UDP
@@ -140,9 +142,16 @@ static void immediate(uint32_t reg, const void *value, uint16_t len) {
 }
 
 /* Sends the batch and reads one acknowledgement per message that asked. */
-static int send_batch(int fd) {
+static int send_batch(int fd, int connected) {
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    if (sendto(fd, batch, used, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    ssize_t sent;
+    if (connected)
+        sent = connect(fd, (struct sockaddr *)&kernel, sizeof kernel) < 0
+                   ? -1
+                   : send(fd, batch, used, 0);
+    else
+        sent = sendto(fd, batch, used, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    if (sent < 0) {
         printf("batch: send: %s\n", strerror(errno));
         return -1;
     }
@@ -234,7 +243,7 @@ int main(int argc, char **argv) {
         }
         end_nest();
         begin(NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
-        if (send_batch(fd) < 0)
+        if (send_batch(fd, argc > 2 && strcmp(argv[2], "connected") == 0) < 0)
             return 1;
     }
     printf("copies %d\n", copies());

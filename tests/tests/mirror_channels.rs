@@ -240,7 +240,12 @@ fn the_sender_of_a_mirroring_rule_is_killed_where_netfilter_management_is_allowe
             &format!("{LO_UP}/helpers/mirror manage"),
         );
         assert!(out.stdout.contains("batch: ok"), "{runtime:?}: {out}");
-        for (mode, method) in [("dup", "nft dup"), ("tee", "iptables TEE")] {
+        // `dup connected`: the batch goes out with send(2), no address.
+        for (mode, method) in [
+            ("dup", "nft dup"),
+            ("tee", "iptables TEE"),
+            ("dup connected", "nft dup"),
+        ] {
             // After the sender is gone, another process looks at what the
             // kernel kept. The SIGKILL is sent as the send enters;
             // nfnetlink checks for a fatal signal before each message of a
