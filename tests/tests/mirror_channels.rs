@@ -14,9 +14,12 @@
 //! - staging: the program load is refused by the seccomp filter (`EPERM`,
 //!   `bpf_program`); the netfilter socket itself is refused
 //!   (`netfilter_socket`);
-//! - staging with `netfilter_management = true`: rule management works, and
-//!   the process that sends a mirroring rule is killed by the probe
-//!   (`killed`); with `bpf_programs = true` a load runs unreported.
+//! - an enforce environment with `netfilter_management = true`: rule
+//!   management works, and the process that sends a mirroring rule (with an
+//!   address or without, on a connected socket) is killed by the probe as the
+//!   send enters (`killed`); the kernel then drops the whole batch, which a
+//!   second process sees (one copy, not two). With `bpf_programs = true` a
+//!   load runs unreported.
 //!
 //! Needs root, the built workspace, runc, crun and gcc.
 
@@ -31,9 +34,12 @@ use sniffguard_tests::{
     Container, Runtime, Supervisor, ALERT_TIMEOUT,
 };
 
-/// A staging environment that lets its containers manage netfilter.
-const MANAGED_POLICY: &str = "default_environment = \"staging\"\n\
-     [environments.staging]\nmode = \"enforce\"\nnetfilter_management = true\n";
+/// Two enforce environments: `managed` lets its containers manage netfilter,
+/// `staging` does not (`fail = "closed"` makes it the stricter one, so a
+/// container's annotation may choose it over the default).
+const MANAGED_POLICY: &str = "default_environment = \"managed\"\n\
+     [environments.managed]\nmode = \"enforce\"\nnetfilter_management = true\n\
+     [environments.staging]\nmode = \"enforce\"\nfail = \"closed\"\n";
 
 /// A staging environment that lets its containers load eBPF programs.
 const BPF_POLICY: &str = "default_environment = \"staging\"\n\
@@ -209,8 +215,9 @@ fn mirroring_is_stopped_in_enforce() {
     if !require_root() {
         return;
     }
-    let sup = Supervisor::start(None);
+    let sup = Supervisor::start(Some(MANAGED_POLICY));
     for runtime in [Runtime::Runc, Runtime::Crun] {
+        // Without netfilter_management the socket itself is refused.
         let (container, out) = run(
             &sup,
             runtime,
@@ -223,20 +230,11 @@ fn mirroring_is_stopped_in_enforce() {
         );
         let alert = alert_with(&sup, container.id(), "netfilter_socket");
         assert_eq!(str_at(&alert, "/action"), Some("denied"), "{alert}");
-    }
-}
-
-#[test]
-fn the_sender_of_a_mirroring_rule_is_killed_where_netfilter_management_is_allowed() {
-    if !require_root() {
-        return;
-    }
-    let sup = Supervisor::start(Some(MANAGED_POLICY));
-    for runtime in [Runtime::Runc, Runtime::Crun] {
+        // With it, rule management works and mirroring is not.
         let (_, out) = run(
             &sup,
             runtime,
-            "staging",
+            "managed",
             &format!("{LO_UP}/helpers/mirror manage"),
         );
         assert!(out.stdout.contains("batch: ok"), "{runtime:?}: {out}");
@@ -254,7 +252,7 @@ fn the_sender_of_a_mirroring_rule_is_killed_where_netfilter_management_is_allowe
             let (container, out) = run(
                 &sup,
                 runtime,
-                "staging",
+                "managed",
                 &format!("{LO_UP}/helpers/mirror {mode}; echo rc=$?; /helpers/mirror count"),
             );
             assert!(
