@@ -447,25 +447,21 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
     let Some(found) = scan_netlink(start, start.saturating_add(len)) else {
         return Ok(());
     };
-    // Where the kill is armed, a binding addressed to the kernel's netlink
-    // (what libmnl and libnfnetlink send) ends the sender as the call
-    // returns, before it can read one packet. Without an address the bytes
-    // might be another protocol's: user space checks the socket first. A
-    // mirroring rule is killed at once, addressed or not (a rule batch with
-    // that exact attribute is no other protocol's traffic): the kill must be
-    // pending while the kernel reads the batch, because nfnetlink then drops
-    // the whole batch (`nfnetlink_rcv_batch` checks for a fatal signal before
-    // each message), where a kill from user space would come after the rule
-    // was committed.
-    let addressed = destination != 0 && {
+    // Where the kill is armed, a message addressed to the kernel's netlink
+    // (what libmnl and libnfnetlink send, so nft and iptables-nft too) ends
+    // the sender as the call returns: before it can read one packet through
+    // a binding, and, for a mirroring rule, while the kernel reads the batch,
+    // which it then drops whole (`nfnetlink_rcv_batch` checks for a fatal
+    // signal before each message), so the rule is never committed. Without an
+    // address the bytes might be another protocol's (a proxy forwarding what
+    // a remote peer sent, on a TCP or UDP socket): user space checks the
+    // socket first and kills after the fact.
+    let mut killed = false;
+    if flags & MONITOR_ENFORCE != 0 && destination != 0 {
         // SAFETY: fault-tolerant read of the caller's sockaddr.
         let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
-        u64::from(family) == linux::AF_NETLINK
-    };
-    let mut killed = false;
-    if flags & MONITOR_ENFORCE != 0 && (addressed || matches!(found, Found::Mirror(_))) {
         // SAFETY: plain helper call; signals the current task.
-        if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+        if u64::from(family) == linux::AF_NETLINK && unsafe { bpf_send_signal(SIGKILL) } == 0 {
             killed = true;
             count(COUNTER_KILLS);
         }

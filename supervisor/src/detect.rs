@@ -290,6 +290,17 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                 // inherited its file table: end them too.
                 sweep_capture_holders(&container.id, init, &mut responses);
             }
+            if let Event::Net(net) = &event {
+                if net.header.kind == abi::EVENT_MIRROR && header.flags & FLAG_KILLED == 0 {
+                    // Sent without a netlink address, so the probe left the
+                    // kill to this check of the socket: the kernel had the
+                    // batch by then and may have committed the rule.
+                    tracing::warn!(container = container.id, pid = header.tgid, "a mirroring rule was sent without an address; its sender was killed after the kernel read the batch, so the rule may be in place");
+                    responses.push(
+                        "the rule was sent without a netlink address and may be in place: check the container's nf_tables ruleset".to_string(),
+                    );
+                }
+            }
         }
         Some(Acted {
             syscall: match &event {
