@@ -211,7 +211,8 @@ int main(int argc, char **argv) {
         begin(NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
         int tee = strcmp(mode, "tee") == 0;
         /* x_tables' TEE may only be used in a table named mangle. */
-        const char *table = tee ? "mangle" : "sg";
+        int manage = strcmp(mode, "manage") == 0;
+        const char *table = tee ? "mangle" : manage && argc > 2 ? argv[2] : "sg";
         table_and_chain(table);
         rule_start(table);
         if (strcmp(mode, "dup") == 0) {
@@ -234,7 +235,7 @@ int main(int argc, char **argv) {
             be32(NFTA_TARGET_REV, 1);
             attr(NFTA_TARGET_INFO, info, sizeof info);
             expr_end();
-        } else if (strcmp(mode, "manage") == 0) {
+        } else if (manage) {
             expr_start("counter");
             expr_end();
         } else {
@@ -243,7 +244,7 @@ int main(int argc, char **argv) {
         }
         end_nest();
         begin(NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
-        if (send_batch(fd, argc > 2 && strcmp(argv[2], "connected") == 0) < 0)
+        if (send_batch(fd, !manage && argc > 2 && strcmp(argv[2], "connected") == 0) < 0)
             return 1;
     }
     printf("copies %d\n", copies());
