@@ -154,14 +154,19 @@ pub mod linux {
     /// `nlmsg_type` of an nf_tables new rule (`NFNL_SUBSYS_NFTABLES << 8 |
     /// NFT_MSG_NEWRULE`).
     pub const NFT_NEWRULE_TYPE: u16 = 0x0a06;
-    /// The attribute that names an nft expression `dup` as it appears in a
-    /// rule, read as a little-endian u64: `nla_len` 8, `nla_type` 1
-    /// (`NFTA_EXPR_NAME`), then `"dup\0"`.
-    pub const NLA_NAME_DUP: u64 = u64::from_le_bytes(*b"\x08\x00\x01\x00dup\x00");
-    /// The attribute that names an x_tables target `TEE` inside a compat
-    /// `target` expression: `nla_len` 8, `nla_type` 1 (`NFTA_TARGET_NAME`),
-    /// then `"TEE\0"`.
-    pub const NLA_NAME_TEE: u64 = u64::from_le_bytes(*b"\x08\x00\x01\x00TEE\x00");
+    /// The name attribute's type in an nft expression (`NFTA_EXPR_NAME`) and
+    /// in a compat target (`NFTA_TARGET_NAME`), without the flag bits
+    /// (`NLA_TYPE_MASK`).
+    pub const NLA_NAME_TYPE: u64 = 1;
+    /// `NLA_TYPE_MASK`: the kernel ignores an attribute type's two top bits.
+    pub const NLA_TYPE_MASK: u64 = 0x3fff;
+    /// `"dup\0"` as the four bytes after an attribute header, little-endian.
+    /// The kernel compares an expression's name like `nla_strcmp`: "dup"
+    /// with one NUL (`nla_len` 8) or without (`nla_len` 7, any padding byte).
+    pub const NAME_DUP: u64 = u32::from_le_bytes(*b"dup\0") as u64;
+    /// `"TEE\0"` likewise: a compat target's name is read up to its first NUL,
+    /// whatever follows it in the attribute (`nla_len` 8 or more).
+    pub const NAME_TEE: u64 = u32::from_le_bytes(*b"TEE\0") as u64;
 }
 
 /// Whether a `bpf(BPF_PROG_LOAD)` of `prog_type` loads a program that can
@@ -378,9 +383,12 @@ mod tests {
         dup[..2].copy_from_slice(&8u16.to_ne_bytes());
         dup[2..4].copy_from_slice(&1u16.to_ne_bytes());
         dup[4..].copy_from_slice(b"dup\0");
-        assert_eq!(u64::from_ne_bytes(dup), linux::NLA_NAME_DUP);
+        let word = u64::from_ne_bytes(dup);
+        assert_eq!(word & 0xffff, 8);
+        assert_eq!((word >> 16) & linux::NLA_TYPE_MASK, linux::NLA_NAME_TYPE);
+        assert_eq!(word >> 32, linux::NAME_DUP);
         dup[4..].copy_from_slice(b"TEE\0");
-        assert_eq!(u64::from_ne_bytes(dup), linux::NLA_NAME_TEE);
+        assert_eq!(u64::from_ne_bytes(dup) >> 32, linux::NAME_TEE);
         assert_eq!(capture_program_type(6), Some("BPF_PROG_TYPE_XDP"));
         assert_eq!(capture_program_type(8), None, "cgroup skb");
     }

@@ -484,16 +484,18 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
     })
 }
 
-/// Walks the netlink messages in the caller's `[at, end)`: the first NFLOG or
-/// NFQUEUE configuration message, or the first nf_tables rule that names a
+/// Walks the netlink messages in the caller's `[start, end)`: the first NFLOG
+/// or NFQUEUE configuration message, or the first nf_tables rule that names a
 /// `dup` expression or a `TEE` target. The walk is one flat loop (what the
 /// verifier can follow): a step reads a message header, or, inside an
 /// `NFT_MSG_NEWRULE` message only (its type is checked first), one 4-byte
-/// aligned position (netlink attributes are 4-byte aligned) compared with the
-/// whole 8-byte attribute that names the expression (`nla_len` 8, type 1, the
-/// NUL-terminated name). Another attribute of type 1 with those bytes is the
-/// rule's table (`NFTA_RULE_TABLE`), skipped where libnftnl puts it; one
-/// elsewhere could only be a false alarm, never a miss.
+/// aligned position (netlink attributes are 4-byte aligned) read as an
+/// attribute header and the first four bytes of its value: type 1 (flag bits
+/// ignored, as the kernel does) and a name the kernel would take for `dup`
+/// (`nla_strcmp`: with or without one NUL) or `TEE` (read up to its NUL).
+/// Another attribute of type 1 with those bytes is the rule's table
+/// (`NFTA_RULE_TABLE`), skipped where libnftnl puts it; one elsewhere could
+/// only be a false alarm, never a miss.
 fn scan_netlink(start: u64, end: u64) -> Option<Found> {
     // Every state is kept in values the verifier does not know (addresses),
     // and the body branches little (plain additions of user addresses wrap,
@@ -511,11 +513,19 @@ fn scan_netlink(start: u64, end: u64) -> Option<Found> {
         if at.wrapping_add(8) <= rule_end {
             // SAFETY: fault-tolerant read of the caller's buffer.
             let word = unsafe { bpf_probe_read_user(at as *const u64) }.unwrap_or(0);
-            if word == linux::NLA_NAME_DUP && at != rule_attrs {
-                return Some(Found::Mirror(MIRROR_NFT_DUP));
-            }
-            if word == linux::NLA_NAME_TEE && at != rule_attrs {
-                return Some(Found::Mirror(MIRROR_XT_TEE));
+            // An attribute header (length, type without its flag bits) and
+            // the first four bytes of its value.
+            let len = word & 0xffff;
+            let name = word >> 32;
+            if (word >> 16) & linux::NLA_TYPE_MASK == linux::NLA_NAME_TYPE && at != rule_attrs {
+                if (len == 8 && name == linux::NAME_DUP)
+                    || (len == 7 && name & 0xff_ffff == linux::NAME_DUP)
+                {
+                    return Some(Found::Mirror(MIRROR_NFT_DUP));
+                }
+                if len >= 8 && name == linux::NAME_TEE {
+                    return Some(Found::Mirror(MIRROR_XT_TEE));
+                }
             }
             at = at.wrapping_add(4);
             continue;

@@ -9,6 +9,10 @@
  * tee:    table ip mangle, chain out (filter hook output), rule
  *         `-j TEE --gateway 127.0.0.2 --oif lo` (compat target, revision 1)
  * manage: table ip sg, chain out, rule `counter` (plain rule management)
+ * dup-odd, tee-odd: the same rules with their name attributes written the
+ *         other ways the kernel accepts: "dup" without its NUL (nla_len 7)
+ *         and a flag bit in the attribute's type; "TEE\0" followed by more
+ *         bytes
  * count:  no batch
  * A second argument `connected` sends the batch with send(2) on a socket
  * connected to the kernel, without a destination address.
@@ -209,18 +213,27 @@ int main(int argc, char **argv) {
         struct timeval wait = {.tv_sec = 2};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
         begin(NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
-        int tee = strcmp(mode, "tee") == 0;
+        int tee = strcmp(mode, "tee") == 0 || strcmp(mode, "tee-odd") == 0;
+        int odd = strcmp(mode, "dup-odd") == 0 || strcmp(mode, "tee-odd") == 0;
         /* x_tables' TEE may only be used in a table named mangle. */
         int manage = strcmp(mode, "manage") == 0;
         const char *table = tee ? "mangle" : manage && argc > 2 ? argv[2] : "sg";
         table_and_chain(table);
         rule_start(table);
-        if (strcmp(mode, "dup") == 0) {
+        if (strcmp(mode, "dup") == 0 || strcmp(mode, "dup-odd") == 0) {
             struct in_addr gw = {htonl(0x7f000002)};
             uint32_t lo = if_nametoindex("lo");
             immediate(NFT_REG_1, &gw, sizeof gw);
             immediate(NFT_REG_2, &lo, sizeof lo);
-            expr_start("dup");
+            if (odd) {
+                /* expr_start by hand: the name without its NUL, type 1 with
+                 * NLA_F_NET_BYTEORDER. */
+                nest(NFTA_LIST_ELEM);
+                attr(NFTA_EXPR_NAME | NLA_F_NET_BYTEORDER, "dup", 3);
+                nest(NFTA_EXPR_DATA);
+            } else {
+                expr_start("dup");
+            }
             be32(NFTA_DUP_SREG_ADDR, NFT_REG_1);
             be32(NFTA_DUP_SREG_DEV, NFT_REG_2);
             expr_end();
@@ -231,7 +244,10 @@ int main(int argc, char **argv) {
             memcpy(info, &gw, sizeof gw);
             memcpy(info + 16, "lo", 2);
             expr_start("target");
-            str(NFTA_TARGET_NAME, "TEE");
+            if (odd)
+                attr(NFTA_TARGET_NAME, "TEE\0odd", 8);
+            else
+                str(NFTA_TARGET_NAME, "TEE");
             be32(NFTA_TARGET_REV, 1);
             attr(NFTA_TARGET_INFO, info, sizeof info);
             expr_end();

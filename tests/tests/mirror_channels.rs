@@ -177,7 +177,14 @@ fn nft_dup_and_iptables_tee_are_alerted_in_audit() {
         return;
     }
     let sup = Supervisor::start(None);
-    for (mode, method) in [("dup", "nft dup"), ("tee", "iptables TEE")] {
+    // The `-odd` modes write the name attributes the other ways the kernel
+    // accepts (no NUL, a flag bit in the type, bytes after the NUL).
+    for (mode, method) in [
+        ("dup", "nft dup"),
+        ("tee", "iptables TEE"),
+        ("dup-odd", "nft dup"),
+        ("tee-odd", "iptables TEE"),
+    ] {
         let (container, out) = run(
             &sup,
             Runtime::Runc,
