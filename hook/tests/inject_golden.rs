@@ -588,3 +588,46 @@ fn conditional_bpf_rules_are_refused_with_a_reason() {
     .to_string();
     assert!(err.contains("argument conditions for bpf"), "{err}");
 }
+
+#[test]
+fn an_outright_ioctl_allow_is_split_around_siocsifflags_and_joined_again() {
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["ioctl", "read"], "action": "SCMP_ACT_ALLOW"}],
+    });
+    let merge = |profile: Value| {
+        inject::merge_seccomp(
+            Some(profile),
+            Path::new("/run/sg/seccomp.sock"),
+            "staging",
+            true,
+        )
+        .unwrap()
+    };
+    let once = merge(profile);
+    let seccomp = once.as_object().unwrap();
+    let ioctl: Vec<&Value> = seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"] == serde_json::json!(["ioctl"]))
+        .collect();
+    // 32 one-bit ALLOW rules (every other command) and the NOTIFY rule.
+    assert_eq!(ioctl.len(), 33, "{ioctl:#?}");
+    assert_eq!(
+        ioctl
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .count(),
+        32
+    );
+    assert!(rule_names(&once, "SCMP_ACT_ALLOW").contains(&"read".to_string()));
+    // A second injection (a retried create) gives the same document.
+    assert_eq!(merge(once.clone()), once);
+    // Without CAP_NET_ADMIN kept, ioctl stays as the profile wrote it.
+    let plain = merged(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["ioctl", "read"], "action": "SCMP_ACT_ALLOW"}],
+    }));
+    assert!(rule_names(&plain, "SCMP_ACT_ALLOW").contains(&"ioctl".to_string()));
+}

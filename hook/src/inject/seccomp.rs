@@ -34,8 +34,7 @@ use profile::{
     EXEC_SYSCALLS, REFUSED_SYSCALLS, SOCKET,
 };
 use rules::{
-    base_action, bpf_prog_load_rules, capture_socket_rules, host_architectures,
-    interface_flags_rule, is_other_ioctl_rule, notify_rule, other_ioctl_rules,
+    base_action, capture_socket_rules, host_architectures, notify_rule, one_command_rules,
     rejoin_unless_arg_rules, rule_value, socket_syscall, take_socket_rules, EPERM, IOCTL,
 };
 
@@ -148,9 +147,12 @@ pub fn merge_seccomp(
                 rules.push(socket_syscall(rule)?);
             }
         }
-        // A `bpf` rule a previous injection split around BPF_PROG_LOAD is
-        // joined again (its NOTIFY half goes with the conditional rules below).
-        rejoin_unless_arg_rules(&mut rules, BPF, 0, BPF_PROG_LOAD);
+        // A `bpf` or `ioctl` rule a previous injection split around its one
+        // command is joined again (its NOTIFY half goes with the conditional
+        // rules below).
+        for command in [&PROGRAM_LOADS, &INTERFACE_FLAGS] {
+            rejoin_unless_arg_rules(&mut rules, command.name, command.index, command.value);
+        }
         // A previous injection's rules are the only NOTIFY rules a profile with
         // our listener can have. Undo them before merging afresh: an unconditional
         // one replaced an unconditional allow (or a permissive default), so it
@@ -163,16 +165,6 @@ pub fn merge_seccomp(
             if has_action(rule, notify) {
                 set_rule_action(rule, "SCMP_ACT_ALLOW");
             }
-        }
-        // A split `ioctl` rule turns back into the one unconditional rule it
-        // came from.
-        if let Some(first) = rules.iter().position(is_other_ioctl_rule) {
-            let mut base = rules[first].clone();
-            if let Some(base) = base.as_object_mut() {
-                base.remove("args");
-            }
-            rules.retain(|rule| !is_other_ioctl_rule(rule));
-            rules.insert(first.min(rules.len()), base);
         }
     } else if rules.iter().any(|rule| has_action(rule, notify)) {
         return Err(SeccompError::Unmergeable(
@@ -229,34 +221,25 @@ pub fn merge_seccomp(
         Existing::Unmentioned if default_permissive => added.extend(capture_socket_rules()?),
         Existing::Unmentioned => {}
     }
+    // Promiscuous mode by ioctl(SIOCSIFFLAGS): only a container that keeps
+    // CAP_NET_ADMIN can, and only that command goes to the supervisor.
     if guard_interfaces {
-        match existing_treatment(&rules, IOCTL) {
-            Existing::Refused | Existing::Conditional => {}
-            Existing::Unmentioned if default_permissive => added.push(interface_flags_rule()?),
-            Existing::Unmentioned => {}
-            Existing::Allowed => {
-                // Checked: an unconditional permissive rule names ioctl.
-                let base = rules
-                    .iter()
-                    .find(|r| {
-                        profile::names_syscall(r, IOCTL)
-                            && profile::is_unconditional(r)
-                            && profile::rule_action(r).is_none_or(is_permissive)
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| json!({"action": "SCMP_ACT_ALLOW"}));
-                remove_name(&mut rules, IOCTL, true);
-                added.extend(other_ioctl_rules(&base));
-                added.push(interface_flags_rule()?);
-            }
-        }
+        added.extend(merge_one_command(
+            &mut rules,
+            default_action,
+            &INTERFACE_FLAGS,
+        )?);
     }
     // eBPF programs that see every frame of an interface or socket (socket
     // filter, tc, XDP) are loaded with bpf(BPF_PROG_LOAD): that command goes
     // to the supervisor, decided from the register. The base profile's answer
     // for every other command is kept, without ever putting our rule beside a
     // permissive one that also matches it (see `bpf_prog_load_rules`).
-    added.extend(merge_bpf(&mut rules, default_action)?);
+    added.extend(merge_one_command(
+        &mut rules,
+        default_action,
+        &PROGRAM_LOADS,
+    )?);
     // Syscalls that change what `/` means to a process (chroot, a mount over
     // a directory, another mount namespace's root) are handed over as well,
     // so the supervisor may keep the container's root open between execs
@@ -328,44 +311,83 @@ pub fn merge_seccomp(
     Ok(Value::Object(profile))
 }
 
-/// `BPF_PROG_LOAD`, the `bpf(2)` command handed to the supervisor.
-const BPF_PROG_LOAD: u64 = sniffguard_common::abi::linux::BPF_PROG_LOAD;
+/// A syscall handed to the supervisor for one value of one `int` argument
+/// (its low 32 bits), every other call keeping the base profile's answer.
+struct OneCommand {
+    /// The syscall.
+    name: &'static str,
+    /// The argument holding the command.
+    index: usize,
+    /// The command.
+    value: u64,
+    /// What a base profile's conditional rules for the syscall mean:
+    /// `Some(why)`, the merge is refused; `None`, they are kept and nothing is
+    /// added (the probes still report the command).
+    refuse_conditional: Option<&'static str>,
+}
 
-/// The `bpf` step of [`merge_seccomp`] (its second table): takes the base
-/// profile's unconditional permissive `bpf` rule out of `rules` when there is
-/// one, and returns the rules to add.
-fn merge_bpf(
+/// `bpf(BPF_PROG_LOAD, …)`: loading socket-filter, tc and XDP programs.
+const PROGRAM_LOADS: OneCommand = OneCommand {
+    name: BPF,
+    index: 0,
+    value: sniffguard_common::abi::linux::BPF_PROG_LOAD,
+    refuse_conditional: Some("sniffguard must see every bpf(BPF_PROG_LOAD) and cannot split those rules around it without changing their meaning"),
+};
+
+/// `ioctl(fd, SIOCSIFFLAGS, …)`: promiscuous mode on any socket.
+const INTERFACE_FLAGS: OneCommand = OneCommand {
+    name: IOCTL,
+    index: 1,
+    value: sniffguard_common::capture::INTERFACE_FLAGS_IOCTL,
+    refuse_conditional: None,
+};
+
+/// The step of [`merge_seccomp`] for one [`OneCommand`] (its second table):
+/// takes the base profile's unconditional permissive rule for the syscall out
+/// of `rules` when there is one, and returns the rules to add.
+fn merge_one_command(
     rules: &mut Vec<Value>,
     default_action: LinuxSeccompAction,
+    command: &OneCommand,
 ) -> Result<Vec<Value>, SeccompError> {
-    match existing_treatment(rules, BPF) {
+    let name = command.name;
+    let conditional = |what: &str| match command.refuse_conditional {
+        Some(why) => Err(SeccompError::Unmergeable(format!(
+            "linux.seccomp has {what} for {name}; {why}"
+        ))),
+        None => Ok(Vec::new()),
+    };
+    match existing_treatment(rules, name) {
         Existing::Refused => Ok(Vec::new()),
-        Existing::Unmentioned if is_permissive(default_action) => bpf_prog_load_rules(None),
+        Existing::Unmentioned if is_permissive(default_action) => {
+            one_command_rules(None, name, command.index, command.value)
+        }
         Existing::Unmentioned => Ok(Vec::new()),
-        Existing::Conditional => Err(SeccompError::Unmergeable(
-            "linux.seccomp has rules with argument conditions for bpf; sniffguard must see every bpf(BPF_PROG_LOAD) and cannot split those rules around it without changing their meaning".into(),
-        )),
+        Existing::Conditional => conditional("rules with argument conditions"),
         Existing::Allowed => {
             if rules
                 .iter()
-                .any(|rule| names_syscall(rule, BPF) && !is_unconditional(rule))
+                .any(|rule| names_syscall(rule, name) && !is_unconditional(rule))
             {
-                return Err(SeccompError::Unmergeable(
-                    "linux.seccomp has both unconditional and conditional rules for bpf; sniffguard cannot split them around bpf(BPF_PROG_LOAD) without changing their meaning".into(),
-                ));
+                return conditional("both unconditional and conditional rules");
             }
             // The first unconditional permissive rule is the one libseccomp
             // would have applied.
             let base = rules
                 .iter()
-                .find(|rule| names_syscall(rule, BPF))
+                .find(|rule| names_syscall(rule, name))
                 .cloned()
-                .ok_or_else(|| SeccompError::Unmergeable("no rule for bpf".into()))?;
-            remove_name(rules, BPF, true);
+                .ok_or_else(|| SeccompError::Unmergeable(format!("no rule for {name}")))?;
+            remove_name(rules, name, true);
             // A copy with the default's own action would be a no-op that
             // runtimes skip or refuse: the default answers those commands.
             let same_as_default = rule_action(&base) == Some(default_action);
-            bpf_prog_load_rules((!same_as_default).then_some(&base))
+            one_command_rules(
+                (!same_as_default).then_some(&base),
+                name,
+                command.index,
+                command.value,
+            )
         }
     }
 }

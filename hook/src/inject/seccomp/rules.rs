@@ -8,15 +8,15 @@ use oci_spec::runtime::{
     LinuxSyscall,
 };
 use serde_json::Value;
-use sniffguard_common::abi::linux::{BPF_PROG_LOAD, SOCK_TYPE_MASK};
-use sniffguard_common::capture::{CAPTURE_SOCKETS, INTERFACE_FLAGS_IOCTL};
+use sniffguard_common::abi::linux::SOCK_TYPE_MASK;
+use sniffguard_common::capture::CAPTURE_SOCKETS;
 use sniffguard_common::listener::{
     ArgCondition, ArgOp, BaseAction, SocketRule, SocketRules, MAX_SOCKET_RULES,
 };
 
 use super::error::SeccompError;
 use super::profile::{
-    names_syscall, remove_name, rule_action, rule_args, rule_errno, rule_names, BPF, SOCKET,
+    names_syscall, remove_name, rule_action, rule_args, rule_errno, rule_names, SOCKET,
 };
 
 /// `EPERM`, the answer to a refused call.
@@ -186,60 +186,6 @@ pub(super) fn capture_socket_rules() -> Result<Vec<Value>, SeccompError> {
 /// The syscall whose `SIOCSIFFLAGS` command can turn promiscuous mode on.
 pub(super) const IOCTL: &str = "ioctl";
 
-/// The conditional rule that sends `ioctl(fd, SIOCSIFFLAGS, …)` to the
-/// supervisor: the command is an `unsigned int`, so its low 32 bits are what
-/// the kernel reads.
-pub(super) fn interface_flags_rule() -> Result<Value, SeccompError> {
-    notify_rule(
-        vec![IOCTL.to_string()],
-        Some(vec![masked(1, INT_MASK, INTERFACE_FLAGS_IOCTL)]),
-    )
-}
-
-/// The rules that give `action` (a base profile's unconditional permissive
-/// rule for `ioctl`) to every command but `SIOCSIFFLAGS`, so that the
-/// supervisor's rule for that one command is never placed beside a rule that
-/// also matches it. libseccomp has no "not equal under a mask", and a plain
-/// 64-bit `!=` would let `SIOCSIFFLAGS` with garbage in the register's upper
-/// half through; so "the low 32 bits differ from `SIOCSIFFLAGS`" is written
-/// as 32 rules, one per bit: "bit i differs from `SIOCSIFFLAGS`'s bit i".
-/// Every other command matches at least one of them, `SIOCSIFFLAGS` none: the
-/// rules are disjoint from [`interface_flags_rule`], so the shape of
-/// libseccomp's decision tree cannot make one win over the other. A command
-/// costs at most 32 comparisons more in the kernel filter.
-pub(super) fn other_ioctl_rules(base_rule: &Value) -> Vec<Value> {
-    (0..32)
-        .map(|bit| {
-            let mask = 1u64 << bit;
-            let mut rule = base_rule.clone();
-            if let Some(rule) = rule.as_object_mut() {
-                rule.insert("names".to_string(), Value::from(vec![IOCTL]));
-                let arg = masked(1, mask, !INTERFACE_FLAGS_IOCTL & mask);
-                rule.insert(
-                    "args".to_string(),
-                    serde_json::to_value(vec![arg]).unwrap_or(Value::Null),
-                );
-            }
-            rule
-        })
-        .collect()
-}
-
-/// Whether `rule` is one of [`other_ioctl_rules`]: it names `ioctl` only and
-/// has exactly one condition, on argument 1, for one bit of the low 32,
-/// differing from `SIOCSIFFLAGS`'s.
-pub(super) fn is_other_ioctl_rule(rule: &Value) -> bool {
-    let names: Vec<&str> = super::profile::rule_names(rule).collect();
-    let args = super::profile::rule_args(rule);
-    names == [IOCTL]
-        && args.len() == 1
-        && args[0].index() == 1
-        && args[0].op() == LinuxSeccompOperator::ScmpCmpMaskedEq
-        && args[0].value().count_ones() == 1
-        && args[0].value() <= 1 << 31
-        && args[0].value_two() == Some(!INTERFACE_FLAGS_IOCTL & args[0].value())
-}
-
 /// The rule that hands `name` to the supervisor when the `int` argument
 /// `index` equals `value` (its low 32 bits: [`INT_MASK`]). Generic over the
 /// syscall, argument and value: `bpf` with `cmd == BPF_PROG_LOAD` is one use.
@@ -336,16 +282,23 @@ pub(super) fn rejoin_unless_arg_rules(
     rules.insert(first, joined);
 }
 
-/// What sniffguard writes for `bpf`: the rule that sends
-/// `bpf(BPF_PROG_LOAD, …)` to the supervisor, and, when the base profile
-/// allowed `bpf` unconditionally with `base` (an action other than the
-/// default's), that rule split to keep its answer for every other command.
-pub(super) fn bpf_prog_load_rules(base: Option<&Value>) -> Result<Vec<Value>, SeccompError> {
+/// What sniffguard writes for a syscall it takes over for one command (the
+/// `int` argument `index` equal to `value`): the rule that sends those calls
+/// to the supervisor, and, when the base profile allowed the syscall
+/// unconditionally with `base` (an action other than the default's), that rule
+/// split to keep its answer for every other command. `bpf(BPF_PROG_LOAD)` and
+/// `ioctl(SIOCSIFFLAGS)` are the two uses.
+pub(super) fn one_command_rules(
+    base: Option<&Value>,
+    name: &str,
+    index: usize,
+    value: u64,
+) -> Result<Vec<Value>, SeccompError> {
     let mut rules = match base {
-        Some(base) => unless_arg_rules(base, BPF, 0, BPF_PROG_LOAD)?,
+        Some(base) => unless_arg_rules(base, name, index, value)?,
         None => Vec::new(),
     };
-    rules.push(notify_if_arg_rule(BPF, 0, BPF_PROG_LOAD)?);
+    rules.push(notify_if_arg_rule(name, index, value)?);
     Ok(rules)
 }
 
@@ -364,7 +317,9 @@ pub(super) fn host_architectures() -> Vec<Arch> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use sniffguard_common::abi::linux::BPF_PROG_LOAD;
 
+    use super::super::profile::BPF;
     use super::*;
 
     /// Whether a rule's conditions hold for a call whose arguments are `args`,
@@ -430,7 +385,7 @@ mod tests {
 
     #[test]
     fn bpf_rules_without_a_base_rule_are_the_notify_rule_alone() {
-        let rules = bpf_prog_load_rules(None).unwrap();
+        let rules = one_command_rules(None, BPF, 0, BPF_PROG_LOAD).unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0]["action"], "SCMP_ACT_NOTIFY");
         assert!(matches(
