@@ -15,10 +15,11 @@ use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
     linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
     COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_BYTES, EVENT_EXEC, EVENT_IOCTL,
-    EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED,
-    FLAG_NO_ARGV, MAX_KILL_NAMES, MAX_MONITORED, MAX_PENDING_ARGV, MONITOR_ENFORCE,
+    EVENT_LINK, EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_KILLED,
+    FLAG_NO_ARGV, FLAG_ROUTE_SOCKET, MAX_KILL_NAMES, MAX_MONITORED, MAX_PENDING_ARGV,
+    MAX_PENDING_NETLINK, MAX_ROUTE_SOCKETS, MONITOR_ENFORCE, NETLINK_SCAN_BYTES,
 };
-use sniffguard_common::capture;
+use sniffguard_common::capture::{self, LinkChannel};
 
 #[map]
 static SG_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -35,6 +36,17 @@ static SG_PENDING_ARGV: LruHashMap<u32, PendingArgv> =
 
 #[map]
 static SG_SCRATCH: PerCpuArray<PendingArgv> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static SG_PENDING_NETLINK: LruHashMap<u32, u32> =
+    LruHashMap::with_max_entries(MAX_PENDING_NETLINK, 0);
+
+#[map]
+static SG_ROUTE_SOCKETS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(MAX_ROUTE_SOCKETS, 0);
+
+#[map]
+static SG_NETLINK_SCRATCH: PerCpuArray<[u8; NETLINK_SCAN_BYTES]> =
+    PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static SG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
@@ -307,6 +319,14 @@ fn report_socket(ctx: &TracePointContext) -> Res {
     let family = syscall_arg(ctx, 0)? & 0xffff_ffff;
     let sock_type = syscall_arg(ctx, 1)? & linux::SOCK_TYPE_MASK;
     let protocol = syscall_arg(ctx, 2)? & 0xffff_ffff;
+    if family == linux::AF_NETLINK {
+        // Which netlink family an fd is, for the kill of a link or tc
+        // request (`report_netlink_send`): noted here, kept when the call
+        // returns the fd.
+        monitored().ok_or(0)?;
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = SG_PENDING_NETLINK.insert(&tid, &(protocol as u32), 0);
+    }
     // A netfilter socket captures only once a group or queue is bound on it:
     // the configuration message is reported (`report_netlink_send`).
     match capture::capture_socket(family, sock_type, protocol) {
@@ -319,6 +339,43 @@ fn report_socket(ctx: &TracePointContext) -> Res {
         e.sock_type = sock_type as u32;
         e.protocol = protocol as u32;
     })
+}
+
+/// `syscalls/sys_exit_*`: the return value at 16.
+const SYSCALL_RET: usize = 16;
+
+#[tracepoint(category = "syscalls", name = "sys_exit_socket")]
+pub fn sys_exit_socket(ctx: TracePointContext) -> u32 {
+    let _ = note_netlink_socket(&ctx);
+    0
+}
+
+/// Remembers the fd of a `NETLINK_ROUTE` socket a monitored process just
+/// opened, and forgets an fd number that now holds another netlink family.
+/// (An fd closed, or replaced by `dup2` or another kind of socket, is not
+/// followed: the entry only arms the kill of a message that must also look
+/// like a link or tc request addressed to the kernel.)
+fn note_netlink_socket(ctx: &TracePointContext) -> Res {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the value is copied out before the entry is removed.
+    let protocol = unsafe { SG_PENDING_NETLINK.get(&tid) }.copied().ok_or(0)?;
+    let _ = SG_PENDING_NETLINK.remove(&tid);
+    // SAFETY: a field of the fixed tracepoint record.
+    let fd = unsafe { ctx.read_at::<i64>(SYSCALL_RET) }.map_err(i64::from)?;
+    if fd < 0 {
+        return Ok(());
+    }
+    let key = route_socket_key(fd as u64);
+    if u64::from(protocol) == linux::NETLINK_ROUTE {
+        SG_ROUTE_SOCKETS.insert(&key, &1, 0).map_err(i64::from)
+    } else {
+        SG_ROUTE_SOCKETS.remove(&key).map_err(i64::from)
+    }
+}
+
+/// The [`SG_ROUTE_SOCKETS`] key of `fd` in the current process.
+fn route_socket_key(fd: u64) -> u64 {
+    (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff)
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_setsockopt")]
@@ -403,7 +460,9 @@ pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
 }
 
 /// Reports an NFLOG or NFQUEUE configuration message (binding a log group or
-/// a queue: what turns netfilter capture on) sent from a monitored container.
+/// a queue: what turns netfilter capture on), or a `NETLINK_ROUTE` request
+/// that sets promiscuous mode or installs a tc `mirred` action
+/// ([`link_request`]), sent from a monitored container.
 /// The bytes are the sender's, read as the call enters; user space checks the
 /// socket is netfilter's while the sender lives.
 fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
@@ -430,19 +489,47 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
         )
     };
     let end = at.saturating_add(len);
+    let send = Send {
+        flags,
+        cgroup,
+        fd,
+        destination,
+        msghdr,
+    };
+    let (mut tc_type, mut tc_at, mut tc_len) = (0u16, 0u64, 0u64);
     let mut scanned = 0;
     while scanned < NETLINK_MESSAGES_SCANNED {
         if at.saturating_add(u64::from(linux::NLMSG_HDRLEN)) > end {
-            return Ok(());
+            break;
         }
         // SAFETY: fault-tolerant reads of the caller's buffer.
-        let msg_len = unsafe { bpf_probe_read_user(at as *const u32) }.map_err(|_| 0)?;
+        let Ok(msg_len) = (unsafe { bpf_probe_read_user(at as *const u32) }) else {
+            break;
+        };
         // SAFETY: as above.
-        let msg_type =
-            unsafe { bpf_probe_read_user((at + linux::NLMSG_TYPE_OFFSET) as *const u16) }
-                .map_err(|_| 0)?;
+        let Ok(msg_type) =
+            (unsafe { bpf_probe_read_user((at + linux::NLMSG_TYPE_OFFSET) as *const u16) })
+        else {
+            break;
+        };
         if msg_len < linux::NLMSG_HDRLEN {
-            return Ok(());
+            break;
+        }
+        match capture::link_channel(msg_type) {
+            Some(LinkChannel::Promiscuous) => {
+                let available = end.saturating_sub(at).min(u64::from(msg_len));
+                if let Some(value) = sets_promisc(at, available) {
+                    return report_link(&send, msg_type, value);
+                }
+            }
+            // Searched once the walk is over, and only the first: the
+            // search is the costly part, for the verifier too.
+            Some(LinkChannel::Mirroring) if tc_type == 0 => {
+                tc_type = msg_type;
+                tc_at = at;
+                tc_len = end.saturating_sub(at).min(u64::from(msg_len));
+            }
+            _ => {}
         }
         if msg_type == linux::NFULNL_CONFIG_TYPE || msg_type == linux::NFQNL_CONFIG_TYPE {
             // Where the kill is armed, a message addressed to the kernel's
@@ -478,7 +565,112 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
         at = at.saturating_add((u64::from(msg_len) + 3) & !3);
         scanned += 1;
     }
+    if tc_type != 0 && carries_mirred(tc_at, tc_len) {
+        return report_link(&send, tc_type, 0);
+    }
     Ok(())
+}
+
+/// Whether the link message at `at` (`len` bytes sent) turns promiscuous
+/// mode on; `Some` of its `ifi_flags` if so.
+fn sets_promisc(at: u64, len: u64) -> Option<u32> {
+    if len < u64::from(linux::NLMSG_HDRLEN + linux::IFINFOMSG_LEN) {
+        return None;
+    }
+    let body = at + u64::from(linux::NLMSG_HDRLEN);
+    // SAFETY: fault-tolerant reads of the caller's ifinfomsg.
+    let flags =
+        unsafe { bpf_probe_read_user((body + linux::IFINFOMSG_FLAGS_OFFSET) as *const u32) }
+            .ok()?;
+    // SAFETY: as above.
+    let change =
+        unsafe { bpf_probe_read_user((body + linux::IFINFOMSG_CHANGE_OFFSET) as *const u32) }
+            .ok()?;
+    capture::sets_promisc(flags, change).then_some(flags)
+}
+
+/// Whether the tc message at `at` (`len` bytes sent) carries a `mirred`
+/// action, judged by its first `NETLINK_SCAN_BYTES` bytes
+/// ([`capture::carries_mirred`]).
+#[inline(never)]
+fn carries_mirred(at: u64, len: u64) -> bool {
+    let Some(scratch) = SG_NETLINK_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: the per-CPU scratch slot is exclusively ours while this
+    // program runs on this CPU.
+    let buf = unsafe { &mut *scratch };
+    // Only the bytes sent are read: a message that ends where its mapping
+    // ends must not fail the read.
+    let len = len.min(NETLINK_SCAN_BYTES as u64) as u32;
+    if len == 0 || len > NETLINK_SCAN_BYTES as u32 {
+        return false;
+    }
+    // SAFETY: `buf` holds NETLINK_SCAN_BYTES bytes and `len` is at most
+    // that; the helper tolerates faults in the source.
+    let read = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            buf.as_mut_ptr().cast(),
+            len,
+            at as *const core::ffi::c_void,
+        )
+    };
+    read == 0 && capture::carries_mirred(buf, len as usize)
+}
+
+/// A netlink send being looked at: its container's monitoring flags and id,
+/// the socket, the destination address (0: none) and the call.
+#[derive(Clone, Copy)]
+struct Send {
+    flags: u32,
+    cgroup: u64,
+    fd: u64,
+    destination: u64,
+    msghdr: bool,
+}
+
+/// Reports a link or tc request seen by [`link_request`]. In enforce
+/// containers the sender is killed as the call enters when the probe saw it
+/// open this fd as a `NETLINK_ROUTE` socket and the message goes to the
+/// kernel (no address: the socket's default, or a netlink address); user
+/// space checks the rest.
+fn report_link(send: &Send, msg_type: u16, value: u32) -> Res {
+    let Send {
+        flags,
+        cgroup,
+        fd,
+        destination,
+        msghdr,
+    } = *send;
+    // SAFETY: plain map lookup with a stack key.
+    let route = unsafe { SG_ROUTE_SOCKETS.get(&route_socket_key(fd)) }.is_some();
+    let mut killed = false;
+    if flags & MONITOR_ENFORCE != 0 && route {
+        let to_kernel = destination == 0 || {
+            // SAFETY: fault-tolerant read of the caller's sockaddr.
+            let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+            u64::from(family) == linux::AF_NETLINK
+        };
+        // SAFETY: plain helper call; signals the current task.
+        if to_kernel && unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            killed = true;
+            count(COUNTER_KILLS);
+        }
+    }
+    emit_net(EVENT_LINK, cgroup, |e| {
+        if killed {
+            e.header.flags |= FLAG_KILLED;
+        }
+        if route {
+            e.header.flags |= FLAG_ROUTE_SOCKET;
+        }
+        e.family = linux::AF_NETLINK as u32;
+        e.level = u32::from(msghdr);
+        e.protocol = linux::NETLINK_ROUTE as u32;
+        e.optname = u32::from(msg_type);
+        e.value = value;
+        e.fd = fd as u32;
+    })
 }
 
 /// i386 `socket(2)` (`int $0x80`, or a 32-bit program): no 64-bit syscall has

@@ -13,8 +13,10 @@ use std::time::Duration;
 use aya::maps::{MapData, RingBuf};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
-use sniffguard_common::capture;
+use sniffguard_common::abi::{
+    self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED, FLAG_ROUTE_SOCKET,
+};
+use sniffguard_common::capture::{self, LinkChannel};
 use sniffguard_common::policy::Policy;
 use std::os::fd::AsFd;
 
@@ -43,7 +45,7 @@ const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const IDLE_AFTER: u32 = 50;
 
 /// Processes already alerted, remembered so that one tcpdump's socket, filter
-/// and promiscuous calls make one alert, not four.
+/// and promiscuous calls make one alert, not four (see [`Seen::admit`]).
 const MAX_REMEMBERED: usize = 8192;
 
 /// Reads the ring buffer on a thread of its own until the supervisor stops.
@@ -190,15 +192,59 @@ fn locate_exited(container: &ContainerRecord, filename: &[u8]) -> Option<Located
 
 #[derive(Default)]
 struct Seen {
-    alerted: HashMap<(u64, u32), ()>,
+    alerted: HashMap<(u64, u32), Alerted>,
+}
+
+/// What was alerted about one process image.
+#[derive(Clone, Copy)]
+struct Alerted {
+    /// The exec probe named the file a sniffer.
+    by_exec: bool,
+    /// [`widening`] bits already named by its alerts.
+    widened: u8,
+}
+
+/// The bit of evidence that widens a capture beyond the process's own
+/// socket, to the whole interface or another device: promiscuous mode,
+/// mirroring.
+fn widening(evidence: &Evidence) -> u8 {
+    match evidence {
+        Evidence::Promiscuous { .. } => 1,
+        Evidence::Mirroring { .. } => 2,
+        _ => 0,
+    }
 }
 
 impl Seen {
-    fn first(&mut self, cgroup: u64, tgid: u32) -> bool {
+    /// Whether a finding about this process makes an alert. One alert per
+    /// process image, with one exception: a process alerted only for what it
+    /// did (a capture socket) is alerted again the first time it puts an
+    /// interface into promiscuous mode or mirrors traffic, so that the alerts
+    /// name it. A process the exec probe named a sniffer is not: that is what
+    /// sniffers do (tcpdump's socket, filter and promiscuous calls stay one
+    /// alert).
+    fn admit(&mut self, cgroup: u64, tgid: u32, by_exec: bool, evidence: &[Evidence]) -> bool {
         if self.alerted.len() >= MAX_REMEMBERED {
             self.alerted.clear();
         }
-        self.alerted.insert((cgroup, tgid), ()).is_none()
+        let wide = evidence.iter().fold(0, |bits, e| bits | widening(e));
+        match self.alerted.entry((cgroup, tgid)) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Alerted {
+                    by_exec,
+                    widened: wide,
+                });
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let alerted = entry.get_mut();
+                if alerted.by_exec || wide & !alerted.widened == 0 {
+                    return false;
+                }
+                alerted.widened |= wide;
+                true
+            }
+        }
     }
 
     fn new_image(&mut self, cgroup: u64, tgid: u32) {
@@ -230,15 +276,18 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
         Event::Net(net) => classify_net(net, &policy).map(|evidence| {
-            Finding::new(
+            let mut finding = Finding::new(
                 vec![evidence],
                 procfs::running_exe(header.tgid),
                 procfs::cmdline(header.tgid),
-            )
+            );
+            finding.process.comm = Some(text(abi::c_str(&net.comm)));
+            finding
         }),
     };
     let Some(finding) = finding else { return };
-    if !seen.first(header.cgroup_id, header.tgid) {
+    let by_exec = matches!(event, Event::Exec(_));
+    if !seen.admit(header.cgroup_id, header.tgid, by_exec, &finding.evidence) {
         tracing::debug!(
             container = container.id,
             pid = header.tgid,
@@ -300,8 +349,8 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                     abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
                     abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
                     abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
-                    abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
-                    abi::EVENT_NETFILTER => "sendto",
+                    abi::EVENT_NETFILTER | abi::EVENT_LINK if net.level == 1 => "sendmsg",
+                    abi::EVENT_NETFILTER | abi::EVENT_LINK => "sendto",
                     _ => "socket",
                 },
             },
@@ -454,6 +503,7 @@ fn classify_net(net: &NetEvent, policy: &Policy) -> Option<Evidence> {
             })
         }
         abi::EVENT_NETFILTER => netfilter_binding(net),
+        abi::EVENT_LINK => link_request(net),
         abi::EVENT_IOCTL => Some(Evidence::Promiscuous {
             method: "SIOCSIFFLAGS".into(),
         }),
@@ -481,6 +531,39 @@ fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
         linux::NFULNL_CONFIG_TYPE => Some(Evidence::NetfilterLog { method }),
         linux::NFQNL_CONFIG_TYPE => Some(Evidence::NetfilterQueue { method }),
         _ => None,
+    }
+}
+
+/// A `NETLINK_ROUTE` request the probe saw sent: promiscuous mode by
+/// `RTM_NEWLINK`/`RTM_SETLINK`, or a tc `mirred` action. The message types
+/// are shared with other netlink families (generic netlink's controller is
+/// 16 too), so the socket must be `NETLINK_ROUTE` (`/proc/PID/net/netlink`
+/// protocol 0) while the sender lives; once it is gone (`ip` and `tc` exit
+/// at once), or killed by the probe, it is taken as the probe saw it only if
+/// the probe saw the process open that fd as a `NETLINK_ROUTE` socket.
+fn link_request(net: &NetEvent) -> Option<Evidence> {
+    let probe_saw_route = net.header.flags & (FLAG_KILLED | FLAG_ROUTE_SOCKET) != 0;
+    let is_route = socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
+        fields.get(1) == Some(&"0")
+    });
+    if !is_route.unwrap_or(probe_saw_route) && net.header.flags & FLAG_KILLED == 0 {
+        return None;
+    }
+    let msg_type = u16::try_from(net.optname).ok()?;
+    let name = match msg_type {
+        linux::RTM_NEWLINK => "RTM_NEWLINK",
+        linux::RTM_SETLINK => "RTM_SETLINK",
+        linux::RTM_NEWTFILTER => "RTM_NEWTFILTER",
+        linux::RTM_NEWACTION => "RTM_NEWACTION",
+        _ => return None,
+    };
+    match capture::link_channel(msg_type)? {
+        LinkChannel::Promiscuous => Some(Evidence::Promiscuous {
+            method: name.into(),
+        }),
+        LinkChannel::Mirroring => Some(Evidence::Mirroring {
+            method: format!("tc mirred ({name})"),
+        }),
     }
 }
 

@@ -22,11 +22,12 @@ static PROGRAMS: &[u8] =
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// The tracepoints attached, as (category, name) — the program carries the name.
-const TRACEPOINTS: [(&str, &str); 8] = [
+const TRACEPOINTS: [(&str, &str); 9] = [
     ("syscalls", "sys_enter_execve"),
     ("syscalls", "sys_enter_execveat"),
     ("sched", "sched_process_exec"),
     ("syscalls", "sys_enter_socket"),
+    ("syscalls", "sys_exit_socket"),
     ("syscalls", "sys_enter_setsockopt"),
     ("syscalls", "sys_enter_ioctl"),
     ("syscalls", "sys_enter_sendto"),

@@ -126,7 +126,13 @@ pub enum Evidence {
     NetfilterSocket {},
     /// An interface put into promiscuous mode.
     Promiscuous {
-        /// How: `PACKET_ADD_MEMBERSHIP` or `SIOCSIFFLAGS`.
+        /// How: `PACKET_ADD_MEMBERSHIP`, `SIOCSIFFLAGS`, or a `NETLINK_ROUTE`
+        /// `RTM_NEWLINK` / `RTM_SETLINK` with `IFF_PROMISC`.
+        method: String,
+    },
+    /// Traffic mirrored or redirected to another device.
+    Mirroring {
+        /// How: `tc mirred (RTM_NEWTFILTER)`, `tc mirred (RTM_NEWACTION)`, …
         method: String,
     },
     /// A packet filter attached to a packet socket.
