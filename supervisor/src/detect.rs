@@ -537,17 +537,26 @@ fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
 /// A `NETLINK_ROUTE` request the probe saw sent: promiscuous mode by
 /// `RTM_NEWLINK`/`RTM_SETLINK`, or a tc `mirred` action. The message types
 /// are shared with other netlink families (generic netlink's controller is
-/// 16 too), so the socket must be `NETLINK_ROUTE` (`/proc/PID/net/netlink`
-/// protocol 0) while the sender lives; once it is gone (`ip` and `tc` exit
-/// at once), or killed by the probe, it is taken as the probe saw it only if
-/// the probe saw the process open that fd as a `NETLINK_ROUTE` socket.
+/// 16 too), so the socket must be `NETLINK_ROUTE`: the probe saw the process
+/// open that fd as one (or killed it), or else `/proc/PID/net/netlink` says
+/// so (protocol 0) while the sender lives — a socket inherited or passed on.
+/// The probe's word comes first: by the time `/proc` is read the sender may
+/// have closed the socket and reused its number for another (what `ip` and
+/// `tc` do not, and what would otherwise hide the request).
 fn link_request(net: &NetEvent) -> Option<Evidence> {
-    let probe_saw_route = net.header.flags & (FLAG_KILLED | FLAG_ROUTE_SOCKET) != 0;
-    let is_route = socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
-        fields.get(1) == Some(&"0")
-    });
-    if !is_route.unwrap_or(probe_saw_route) && net.header.flags & FLAG_KILLED == 0 {
-        return None;
+    if net.header.flags & (FLAG_KILLED | FLAG_ROUTE_SOCKET) == 0 {
+        let is_route = socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
+            fields.get(1) == Some(&"0")
+        });
+        if is_route != Some(true) {
+            tracing::debug!(
+                pid = net.header.tgid,
+                fd = net.fd,
+                ?is_route,
+                "a link or tc request on a socket not known to be NETLINK_ROUTE"
+            );
+            return None;
+        }
     }
     let msg_type = u16::try_from(net.optname).ok()?;
     let name = match msg_type {
@@ -585,10 +594,20 @@ fn socket_in_table(
         return Some(false);
     };
     let text = std::fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
-    Some(text.lines().skip(1).any(|line| {
+    let listed = text.lines().skip(1).any(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         fields.last() == Some(&inode) && select(&fields)
-    }))
+    });
+    // A socket closed between the two reads is in neither: unknown, not
+    // "another socket" (`ip` and `tc` close theirs and exit at once).
+    if !listed
+        && std::fs::read_link(format!("/proc/{tgid}/fd/{fd}"))
+            .ok()
+            .is_none_or(|now| now.to_string_lossy() != link)
+    {
+        return None;
+    }
+    Some(listed)
 }
 
 /// Whether fd `fd` of `tgid` is a packet socket: its inode is listed in the
