@@ -407,6 +407,21 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!(back, net);
+
+        let link = NetEvent {
+            header: EventHeader {
+                kind: EVENT_LINK,
+                flags: FLAG_ROUTE_SOCKET,
+                ..EventHeader::default()
+            },
+            optname: u32::from(linux::RTM_NEWLINK),
+            value: 0x100,
+            ..NetEvent::default()
+        };
+        let Event::Net(back) = Event::decode(as_bytes(&link)).unwrap() else {
+            panic!("wrong kind")
+        };
+        assert_eq!(back, link);
     }
 
     #[test]

@@ -638,3 +638,109 @@ fn sweep_capture_holders(container: &str, init: u32, responses: &mut Vec<String>
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promiscuous() -> Evidence {
+        Evidence::Promiscuous {
+            method: "PACKET_ADD_MEMBERSHIP".into(),
+        }
+    }
+
+    fn packet_socket() -> Evidence {
+        Evidence::PacketSocket {
+            family: "AF_PACKET".into(),
+            socket_type: 3,
+        }
+    }
+
+    #[test]
+    fn widening_a_behaviour_alerted_capture_is_alerted_once_more() {
+        let mut seen = Seen::default();
+        assert!(seen.admit(1, 10, false, &[packet_socket()]));
+        let filter = Evidence::SocketFilter {
+            option: "SO_ATTACH_FILTER".into(),
+        };
+        assert!(!seen.admit(1, 10, false, &[filter]), "folded");
+        assert!(seen.admit(1, 10, false, &[promiscuous()]), "named");
+        assert!(!seen.admit(1, 10, false, &[promiscuous()]), "named once");
+        let mirroring = Evidence::Mirroring {
+            method: "tc mirred (RTM_NEWTFILTER)".into(),
+        };
+        assert!(seen.admit(1, 10, false, &[mirroring]));
+        assert!(
+            seen.admit(2, 10, false, &[packet_socket()]),
+            "another container"
+        );
+    }
+
+    #[test]
+    fn a_process_the_exec_probe_named_is_alerted_once() {
+        let mut seen = Seen::default();
+        let name = Evidence::CatalogueName {
+            name: "tcpdump".into(),
+        };
+        assert!(seen.admit(1, 10, true, &[name]));
+        assert!(!seen.admit(1, 10, false, &[packet_socket()]));
+        assert!(!seen.admit(1, 10, false, &[promiscuous()]));
+        seen.new_image(1, 10);
+        assert!(seen.admit(1, 10, false, &[promiscuous()]), "a new image");
+    }
+
+    fn link_event(msg_type: u16, flags: u32) -> NetEvent {
+        NetEvent {
+            header: abi::EventHeader {
+                kind: abi::EVENT_LINK,
+                flags,
+                // No such process: /proc has nothing to say.
+                tgid: u32::MAX,
+                ..abi::EventHeader::default()
+            },
+            optname: u32::from(msg_type),
+            fd: 3,
+            ..NetEvent::default()
+        }
+    }
+
+    #[test]
+    fn link_requests_are_named_by_their_message_type() {
+        let promisc = |method: &str| Evidence::Promiscuous {
+            method: method.into(),
+        };
+        let mirror = |method: &str| Evidence::Mirroring {
+            method: method.into(),
+        };
+        let cases = [
+            (linux::RTM_NEWLINK, Some(promisc("RTM_NEWLINK"))),
+            (linux::RTM_SETLINK, Some(promisc("RTM_SETLINK"))),
+            (
+                linux::RTM_NEWTFILTER,
+                Some(mirror("tc mirred (RTM_NEWTFILTER)")),
+            ),
+            (
+                linux::RTM_NEWACTION,
+                Some(mirror("tc mirred (RTM_NEWACTION)")),
+            ),
+            (20, None),
+        ];
+        for (msg_type, expected) in cases {
+            assert_eq!(
+                link_request(&link_event(msg_type, FLAG_ROUTE_SOCKET)),
+                expected,
+                "{msg_type}"
+            );
+            assert_eq!(
+                link_request(&link_event(msg_type, FLAG_KILLED)),
+                expected,
+                "{msg_type} killed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_request_on_an_unknown_socket_of_a_gone_process_is_not_believed() {
+        assert_eq!(link_request(&link_event(linux::RTM_NEWLINK, 0)), None);
+    }
+}

@@ -197,8 +197,7 @@ impl Outcome {
         let last = self
             .output
             .lines()
-            .filter(|l| l.starts_with("promisc: "))
-            .last()
+            .rfind(|l| l.starts_with("promisc: "))
             .unwrap_or_else(|| panic!("no flags read: {}", self.output));
         last == "promisc: on"
     }
