@@ -169,6 +169,8 @@ pub enum LinkChannel {
 /// any. The body decides whether it does ([`sets_promisc`],
 /// [`carries_mirred`]). Other netlink families reuse these numbers (generic
 /// netlink's controller is 16 too): the socket must be checked as well.
+/// `RTM_NEWCHAIN` is not listed: a chain's template holds a classifier's key
+/// masks, never actions.
 #[inline(always)]
 pub const fn link_channel(msg_type: u16) -> Option<LinkChannel> {
     match msg_type {

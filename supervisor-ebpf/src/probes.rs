@@ -462,7 +462,7 @@ pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
 /// Reports an NFLOG or NFQUEUE configuration message (binding a log group or
 /// a queue: what turns netfilter capture on), or a `NETLINK_ROUTE` request
 /// that sets promiscuous mode or installs a tc `mirred` action
-/// ([`link_request`]), sent from a monitored container.
+/// ([`sets_promisc`], [`carries_mirred`]), sent from a monitored container.
 /// The bytes are the sender's, read as the call enters; user space checks the
 /// socket is netfilter's while the sender lives.
 fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
@@ -629,7 +629,7 @@ struct Send {
     msghdr: bool,
 }
 
-/// Reports a link or tc request seen by [`link_request`]. In enforce
+/// Reports a link or tc request. In enforce
 /// containers the sender is killed as the call enters when the probe saw it
 /// open this fd as a `NETLINK_ROUTE` socket and the message goes to the
 /// kernel (no address: the socket's default, or a netlink address); user
