@@ -9,7 +9,8 @@
 # test root filesystem's ingredients (busybox-static, tcpdump), libseccomp's
 # headers for the `libseccomp` crate, gcc for static test helpers (libpcap-dev
 # for the one that embeds libpcap, patchelf to rename a tcpdump's libpcap), jq for the
-# demo's table, iptables (the netfilter capture tests' rules), podman, containerd and docker.io (dockerd, started by the tests
+# demo's table, iptables (the netfilter capture tests' rules), iproute2 (ip and tc: the
+# rtnetlink tests' veth pair and qdisc, and the tools they copy into containers), podman, containerd and docker.io (dockerd, started by the tests
 # themselves with a private data root) for the integration tests, protobuf-compiler
 # for the CRI client the CRI test builds (k8s-cri compiles the CRI protobuf files),
 # python3-venv and unzip for the offline Kubernetes checks' tools (below).

@@ -6,8 +6,10 @@ fn main() -> anyhow::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let ebpf_dir = format!("{manifest_dir}/../supervisor-ebpf");
     let common_dir = format!("{manifest_dir}/../common");
-    // The ABI lives in common/: a change there must rebuild the programs.
+    // The ABI and the capture rule live in common/: a change there must
+    // rebuild the programs.
     println!("cargo:rerun-if-changed={common_dir}/src/abi.rs");
+    println!("cargo:rerun-if-changed={common_dir}/src/capture.rs");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "sniffguard-ebpf",

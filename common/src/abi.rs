@@ -19,6 +19,16 @@ pub const PENDING_ARGV_MAP: &str = "SG_PENDING_ARGV";
 pub const SCRATCH_MAP: &str = "SG_SCRATCH";
 /// Per-CPU array of `u64` counters, indexed by the `COUNTER_*` constants.
 pub const COUNTERS_MAP: &str = "SG_COUNTERS";
+/// LRU hash map: thread id at `socket(AF_NETLINK, …)` entry → the protocol
+/// asked for, until the call returns.
+pub const PENDING_NETLINK_MAP: &str = "SG_PENDING_NETLINK";
+/// LRU hash map: `tgid << 32 | fd` → protocol + 1 for the `NETLINK_ROUTE`
+/// and `NETLINK_NETFILTER` sockets a monitored process opened with
+/// `socket(2)`.
+pub const NETLINK_SOCKETS_MAP: &str = "SG_NETLINK_SOCKETS";
+/// Per-CPU array with one [`NETLINK_SCAN_BYTES`]-byte buffer: the start of a
+/// traffic-control message, searched for a `mirred` action.
+pub const NETLINK_SCRATCH_MAP: &str = "SG_NETLINK_SCRATCH";
 /// Global `u32`: the supervisor's own tgid, whose events are skipped.
 pub const SUPERVISOR_TGID_GLOBAL: &str = "SG_SUPERVISOR_TGID";
 
@@ -30,6 +40,12 @@ pub const MAX_MONITORED: u32 = 16 * 1024;
 pub const MAX_KILL_NAMES: u32 = 1024;
 /// Execs in flight between `sys_enter_execve` and `sched_process_exec`.
 pub const MAX_PENDING_ARGV: u32 = 16 * 1024;
+/// Netlink sockets in flight between `socket(2)`'s entry and its return.
+pub const MAX_PENDING_NETLINK: u32 = 1024;
+/// Netlink sockets remembered (least recently used forgotten first).
+pub const MAX_NETLINK_SOCKETS: u32 = 16 * 1024;
+/// Bytes of a traffic-control message searched for a `mirred` action.
+pub const NETLINK_SCAN_BYTES: usize = 512;
 
 /// Counter: ring-buffer reservations that failed (events lost).
 pub const COUNTER_RINGBUF_DROPS: u32 = 0;
@@ -55,6 +71,12 @@ pub const EVENT_IOCTL: u32 = 4;
 /// queue (`optname`: its `nlmsg_type`; `level`: 1 if sent by `sendmsg`, 0 by
 /// `sendto`).
 pub const EVENT_NETFILTER: u32 = 5;
+/// Event kind: a `NETLINK_ROUTE` message that puts an interface into
+/// promiscuous mode (`RTM_NEWLINK`/`RTM_SETLINK` with `IFF_PROMISC`) or
+/// installs a tc `mirred` action (`RTM_NEWTFILTER`/`RTM_NEWACTION`):
+/// `optname` is its `nlmsg_type`, `value` the `ifi_flags` of a link message,
+/// `level` 1 if sent by `sendmsg`, 0 by `sendto`, `fd` the socket.
+pub const EVENT_LINK: u32 = 6;
 /// Event kind: `bpf(BPF_PROG_LOAD)` of a program type that can capture or
 /// mirror traffic (`value`: the `prog_type`; `fd`: 0).
 pub const EVENT_BPF: u32 = 7;
@@ -75,6 +97,14 @@ pub const FLAG_KILLED: u32 = 1;
 pub const FLAG_NO_ARGV: u32 = 2;
 /// Header flag: there were more arguments than [`ARGV_SLOTS`].
 pub const FLAG_ARGV_TRUNCATED: u32 = 4;
+/// Header flag of an [`EVENT_LINK`]: the probe saw the sending process open
+/// this fd as a `NETLINK_ROUTE` socket (unless the fd was closed and reused
+/// since, which the probe does not follow).
+pub const FLAG_ROUTE_SOCKET: u32 = 8;
+/// Header flag of an [`EVENT_NETFILTER`] or [`EVENT_MIRROR`]: the probe saw
+/// the sending process open this fd as a `NETLINK_NETFILTER` socket (unless
+/// the fd was closed and reused since, which the probe does not follow).
+pub const FLAG_NETFILTER_SOCKET: u32 = 16;
 
 /// Bytes of the executed file name kept.
 pub const FILENAME_LEN: usize = 256;
@@ -100,6 +130,8 @@ pub mod linux {
     /// `NETLINK_NFLOG`: the legacy ULOG netlink family (removed from Linux
     /// 3.17, refused anyway).
     pub const NETLINK_NFLOG: u64 = 5;
+    /// `NETLINK_ROUTE`: links, addresses, routes, traffic control.
+    pub const NETLINK_ROUTE: u64 = 0;
     /// `NETLINK_NETFILTER`: netfilter management, and NFLOG/NFQUEUE capture.
     pub const NETLINK_NETFILTER: u64 = 12;
     /// `nlmsg_type` of an NFLOG configuration message (`NFNL_SUBSYS_ULOG << 8 |
@@ -108,6 +140,21 @@ pub mod linux {
     /// `nlmsg_type` of an NFQUEUE configuration message (`NFNL_SUBSYS_QUEUE << 8
     /// | NFQNL_MSG_CONFIG`): binding a queue, setting its copy mode.
     pub const NFQNL_CONFIG_TYPE: u16 = 0x0302;
+    /// `RTM_NEWLINK`: create or change a link.
+    pub const RTM_NEWLINK: u16 = 16;
+    /// `RTM_SETLINK`: change a link.
+    pub const RTM_SETLINK: u16 = 19;
+    /// `RTM_NEWTFILTER`: add or change a traffic-control filter (and the
+    /// actions it carries).
+    pub const RTM_NEWTFILTER: u16 = 44;
+    /// `RTM_NEWACTION`: add a standalone traffic-control action.
+    pub const RTM_NEWACTION: u16 = 48;
+    /// Size of `struct ifinfomsg`.
+    pub const IFINFOMSG_LEN: u32 = 16;
+    /// Offset of `ifi_flags` in `struct ifinfomsg`.
+    pub const IFINFOMSG_FLAGS_OFFSET: u64 = 8;
+    /// Offset of `ifi_change` in `struct ifinfomsg`.
+    pub const IFINFOMSG_CHANGE_OFFSET: u64 = 12;
     /// Offset of `nlmsg_type` in `struct nlmsghdr`.
     pub const NLMSG_TYPE_OFFSET: u64 = 4;
     /// Size of `struct nlmsghdr`.
@@ -234,7 +281,7 @@ pub struct ExecEvent {
 }
 
 /// `EVENT_SOCKET`, `EVENT_SETSOCKOPT`, `EVENT_IOCTL`, `EVENT_NETFILTER`,
-/// `EVENT_BPF`, `EVENT_MIRROR`.
+/// `EVENT_LINK`, `EVENT_BPF`, `EVENT_MIRROR`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetEvent {
@@ -322,8 +369,8 @@ impl Event {
         let header: EventHeader = read(bytes)?;
         match header.kind {
             EVENT_EXEC => read(bytes).map(|e| Event::Exec(Box::new(e))),
-            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL | EVENT_NETFILTER | EVENT_BPF
-            | EVENT_MIRROR => read(bytes).map(Event::Net),
+            EVENT_SOCKET | EVENT_SETSOCKOPT | EVENT_IOCTL | EVENT_NETFILTER | EVENT_LINK
+            | EVENT_BPF | EVENT_MIRROR => read(bytes).map(Event::Net),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }
@@ -435,6 +482,21 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!(back, net);
+
+        let link = NetEvent {
+            header: EventHeader {
+                kind: EVENT_LINK,
+                flags: FLAG_ROUTE_SOCKET,
+                ..EventHeader::default()
+            },
+            optname: u32::from(linux::RTM_NEWLINK),
+            value: 0x100,
+            ..NetEvent::default()
+        };
+        let Event::Net(back) = Event::decode(as_bytes(&link)).unwrap() else {
+            panic!("wrong kind")
+        };
+        assert_eq!(back, link);
     }
 
     #[test]

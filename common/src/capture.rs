@@ -6,9 +6,11 @@
 //! the probe and the alert can never disagree on what counts.
 
 use crate::abi::linux::{
-    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_XDP, IFF_PROMISC, NETLINK_NETFILTER,
-    NETLINK_NFLOG, SIOCSIFFLAGS, SOCK_PACKET, SOCK_RAW, SOCK_TYPE_MASK,
+    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_XDP, NETLINK_NETFILTER, NETLINK_NFLOG,
+    RTM_NEWACTION, RTM_NEWLINK, RTM_NEWTFILTER, RTM_SETLINK, SIOCSIFFLAGS, SOCK_PACKET, SOCK_RAW,
+    SOCK_TYPE_MASK,
 };
+use crate::abi::NETLINK_SCAN_BYTES;
 
 /// `IPPROTO_ICMP`.
 pub const IPPROTO_ICMP: u64 = 1;
@@ -153,7 +155,7 @@ pub fn is_raw_icmp(rule: &CaptureSocket, protocol: u64) -> bool {
 }
 
 /// The ioctl command that can turn promiscuous mode on from any socket:
-/// `SIOCSIFFLAGS` with [`IFF_PROMISC`] in the flags. The flags live in the
+/// `SIOCSIFFLAGS` with `IFF_PROMISC` in the flags. The flags live in the
 /// caller's memory, so where the environment enforces, the supervisor is sent
 /// every `SIOCSIFFLAGS` (decided from the command register alone) and performs
 /// the ones it lets through itself, with the copy it judged: a second thread
@@ -161,7 +163,94 @@ pub fn is_raw_icmp(rule: &CaptureSocket, protocol: u64) -> bool {
 pub const INTERFACE_FLAGS_IOCTL: u64 = SIOCSIFFLAGS;
 
 /// The flag [`INTERFACE_FLAGS_IOCTL`] must not turn on.
-pub const PROMISCUOUS_FLAG: u16 = IFF_PROMISC;
+pub const PROMISCUOUS_FLAG: u16 = crate::abi::linux::IFF_PROMISC;
+
+/// A `NETLINK_ROUTE` request that widens what a capture on the host's side
+/// of an interface can read, without any capture socket of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChannel {
+    /// `RTM_NEWLINK`/`RTM_SETLINK` turning `IFF_PROMISC` on: the interface
+    /// takes frames addressed to other hosts.
+    Promiscuous,
+    /// `RTM_NEWTFILTER`/`RTM_NEWACTION` carrying a tc `mirred` action: a
+    /// copy of (or all) the traffic goes to another device.
+    Mirroring,
+}
+
+/// The channel a `NETLINK_ROUTE` message of this `nlmsg_type` can open, if
+/// any. The body decides whether it does ([`sets_promisc`],
+/// [`carries_mirred`]). Other netlink families reuse these numbers (generic
+/// netlink's controller is 16 too): the socket must be checked as well.
+/// `RTM_NEWCHAIN` is not listed: a chain's template holds a classifier's key
+/// masks, never actions.
+#[inline(always)]
+pub const fn link_channel(msg_type: u16) -> Option<LinkChannel> {
+    match msg_type {
+        RTM_NEWLINK | RTM_SETLINK => Some(LinkChannel::Promiscuous),
+        RTM_NEWTFILTER | RTM_NEWACTION => Some(LinkChannel::Mirroring),
+        _ => None,
+    }
+}
+
+/// `IFF_PROMISC` as `struct ifinfomsg` carries it.
+const IFF_PROMISC: u32 = 0x100;
+
+/// Whether a link message with these `ifi_flags` and `ifi_change` turns
+/// promiscuous mode on, as the kernel combines them (`net/core/rtnetlink.c`,
+/// `rtnl_dev_combine_flags`): `ifi_change == 0` takes `ifi_flags` whole,
+/// otherwise only the bits in `ifi_change` are taken from `ifi_flags`.
+#[inline(always)]
+pub const fn sets_promisc(ifi_flags: u32, ifi_change: u32) -> bool {
+    ifi_flags & IFF_PROMISC != 0 && (ifi_change == 0 || ifi_change & IFF_PROMISC != 0)
+}
+
+/// `TCA_KIND` / `TCA_ACT_KIND`: the attribute type that names a classifier or
+/// an action.
+const TCA_ACT_KIND: u16 = 1;
+/// The bits of `nla_type` that are flags (`NLA_F_NESTED`,
+/// `NLA_F_NET_BYTEORDER`), masked off as the kernel's `nla_type()` does.
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// Whether the first `len` bytes of a traffic-control message (`msg[0]` is
+/// its `nlmsghdr`) carry an action of kind `mirred`.
+///
+/// Not a parse of the nested attributes (a bounded program cannot walk them
+/// all): a scan for an attribute of type `TCA_ACT_KIND` whose string is
+/// `mirred`. It is complete for what it covers because netlink attributes
+/// start on 4-byte boundaries of the message, so the scan looks only there,
+/// and because the kernel reads the kind with `nla_strscpy` (up to the
+/// attribute's end or a NUL): `mirred` is followed by a NUL or ends the
+/// attribute. An action placed beyond the first [`NETLINK_SCAN_BYTES`] bytes
+/// (behind large other attributes) is not seen.
+///
+/// Shaped for the eBPF verifier, which walks a loop once per iteration and
+/// each way out of it once: words compared whole, and no running count (a
+/// count would make each iteration's states differ by it).
+#[inline(always)]
+pub fn carries_mirred(msg: &[u8; NETLINK_SCAN_BYTES], len: usize) -> bool {
+    const MIRR: u32 = u32::from_ne_bytes(*b"mirr");
+    const ED: u16 = u16::from_ne_bytes(*b"ed");
+    // An attribute's data starts 4 bytes after its header; the first one
+    // can start right after the 16-byte nlmsghdr and the 4-byte tcamsg.
+    let mut at = 24;
+    while at + 8 <= NETLINK_SCAN_BYTES {
+        if at + 6 > len {
+            return false;
+        }
+        let word = u32::from_ne_bytes([msg[at], msg[at + 1], msg[at + 2], msg[at + 3]]);
+        let half = u16::from_ne_bytes([msg[at + 4], msg[at + 5]]);
+        if word == MIRR && half == ED {
+            let nla_len = u16::from_ne_bytes([msg[at - 4], msg[at - 3]]);
+            let nla_type = u16::from_ne_bytes([msg[at - 2], msg[at - 1]]) & NLA_TYPE_MASK;
+            let ends = nla_len == 10 || (nla_len > 10 && at + 7 <= len && msg[at + 6] == 0);
+            if nla_type == TCA_ACT_KIND && ends {
+                return true;
+            }
+        }
+        at += 4;
+    }
+    false
+}
 
 #[cfg(test)]
 mod tests {
@@ -219,5 +308,66 @@ mod tests {
         assert!(!is_raw_icmp(v4, 255), "IPPROTO_RAW");
         let packet = capture_socket(AF_PACKET, SOCK_RAW, 0).unwrap();
         assert!(!is_raw_icmp(packet, IPPROTO_ICMP));
+    }
+
+    /// A tc message (`nlmsghdr`, `tcamsg`) with one action of `kind`, its
+    /// kind attribute `nla_len` long, at `pad` bytes of other attributes.
+    fn tc_message(
+        kind: &[u8],
+        nla_len: u16,
+        nla_type: u16,
+        pad: usize,
+    ) -> ([u8; NETLINK_SCAN_BYTES], usize) {
+        let mut msg = [0u8; NETLINK_SCAN_BYTES];
+        let mut at = 20 + pad;
+        msg[at..at + 2].copy_from_slice(&nla_len.to_ne_bytes());
+        msg[at + 2..at + 4].copy_from_slice(&nla_type.to_ne_bytes());
+        at += 4;
+        msg[at..at + kind.len()].copy_from_slice(kind);
+        (msg, at + kind.len().next_multiple_of(4))
+    }
+
+    #[test]
+    fn promiscuous_mode_follows_rtnl_dev_combine_flags() {
+        assert!(sets_promisc(0x100, 0));
+        assert!(sets_promisc(0x101, 0x100));
+        assert!(sets_promisc(0x100, 0xffff_ffff));
+        assert!(
+            !sets_promisc(0x100, 0x1),
+            "IFF_UP changed, promisc kept as it was"
+        );
+        assert!(!sets_promisc(0x1, 0x101), "promisc turned off");
+        assert!(!sets_promisc(0, 0));
+        assert_eq!(link_channel(RTM_NEWLINK), Some(LinkChannel::Promiscuous));
+        assert_eq!(link_channel(RTM_SETLINK), Some(LinkChannel::Promiscuous));
+        assert_eq!(link_channel(RTM_NEWTFILTER), Some(LinkChannel::Mirroring));
+        assert_eq!(link_channel(RTM_NEWACTION), Some(LinkChannel::Mirroring));
+        assert_eq!(link_channel(20), None, "RTM_NEWADDR");
+    }
+
+    #[test]
+    fn mirred_is_found_only_as_an_action_kind() {
+        let (msg, len) = tc_message(b"mirred\0", 11, 1, 0);
+        assert!(carries_mirred(&msg, len));
+        let (msg, len) = tc_message(b"mirred", 10, 1, 0);
+        assert!(
+            carries_mirred(&msg, len),
+            "no NUL: the attribute ends the name"
+        );
+        let (msg, len) = tc_message(b"mirred", 10, 1 | 0x8000, 64);
+        assert!(carries_mirred(&msg, len), "flag bits are masked off");
+        let (msg, len) = tc_message(b"mirredx\0", 12, 1, 0);
+        assert!(!carries_mirred(&msg, len), "another name");
+        let (msg, len) = tc_message(b"mirred\0", 11, 3, 0);
+        assert!(!carries_mirred(&msg, len), "not a kind attribute");
+        let (msg, len) = tc_message(b"gact\0", 9, 1, 0);
+        assert!(!carries_mirred(&msg, len));
+        let (mut msg, len) = tc_message(b"mirred\0", 11, 1, 0);
+        msg.copy_within(24..32, 26);
+        assert!(!carries_mirred(&msg, len + 4), "not on a 4-byte boundary");
+        let (msg, _) = tc_message(b"mirred\0", 11, 1, 0);
+        assert!(!carries_mirred(&msg, 26), "beyond the bytes sent");
+        let (msg, len) = tc_message(b"mirred\0", 11, 1, 480);
+        assert!(carries_mirred(&msg, len), "late, within the scanned bytes");
     }
 }

@@ -15,11 +15,12 @@ use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
     linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
     COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_BYTES, EVENT_BPF, EVENT_EXEC,
-    EVENT_IOCTL, EVENT_MIRROR, EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET,
-    FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NO_ARGV, MAX_KILL_NAMES, MAX_MONITORED,
-    MAX_PENDING_ARGV, MIRROR_NFT_DUP, MIRROR_XT_TEE, MONITOR_ENFORCE,
+    EVENT_IOCTL, EVENT_LINK, EVENT_MIRROR, EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET,
+    FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NETFILTER_SOCKET, FLAG_NO_ARGV, FLAG_ROUTE_SOCKET,
+    MAX_KILL_NAMES, MAX_MONITORED, MAX_NETLINK_SOCKETS, MAX_PENDING_ARGV, MAX_PENDING_NETLINK,
+    MIRROR_NFT_DUP, MIRROR_XT_TEE, MONITOR_ENFORCE, NETLINK_SCAN_BYTES,
 };
-use sniffguard_common::capture;
+use sniffguard_common::capture::{self, LinkChannel};
 
 #[map]
 static SG_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -36,6 +37,18 @@ static SG_PENDING_ARGV: LruHashMap<u32, PendingArgv> =
 
 #[map]
 static SG_SCRATCH: PerCpuArray<PendingArgv> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static SG_PENDING_NETLINK: LruHashMap<u32, u32> =
+    LruHashMap::with_max_entries(MAX_PENDING_NETLINK, 0);
+
+#[map]
+static SG_NETLINK_SOCKETS: LruHashMap<u64, u32> =
+    LruHashMap::with_max_entries(MAX_NETLINK_SOCKETS, 0);
+
+#[map]
+static SG_NETLINK_SCRATCH: PerCpuArray<[u8; NETLINK_SCAN_BYTES]> =
+    PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static SG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
@@ -308,6 +321,14 @@ fn report_socket(ctx: &TracePointContext) -> Res {
     let family = syscall_arg(ctx, 0)? & 0xffff_ffff;
     let sock_type = syscall_arg(ctx, 1)? & linux::SOCK_TYPE_MASK;
     let protocol = syscall_arg(ctx, 2)? & 0xffff_ffff;
+    if family == linux::AF_NETLINK {
+        // Which netlink family an fd is, for the kill of a link or tc
+        // request (`report_netlink_send`): noted here, kept when the call
+        // returns the fd.
+        monitored().ok_or(0)?;
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = SG_PENDING_NETLINK.insert(&tid, &(protocol as u32), 0);
+    }
     // A netfilter socket captures only once a group or queue is bound on it:
     // the configuration message is reported (`report_netlink_send`).
     match capture::capture_socket(family, sock_type, protocol) {
@@ -320,6 +341,56 @@ fn report_socket(ctx: &TracePointContext) -> Res {
         e.sock_type = sock_type as u32;
         e.protocol = protocol as u32;
     })
+}
+
+/// `syscalls/sys_exit_*`: the return value at 16.
+const SYSCALL_RET: usize = 16;
+
+#[tracepoint(category = "syscalls", name = "sys_exit_socket")]
+pub fn sys_exit_socket(ctx: TracePointContext) -> u32 {
+    let _ = note_netlink_socket(&ctx);
+    0
+}
+
+/// Remembers the fd of a `NETLINK_ROUTE` or `NETLINK_NETFILTER` socket a
+/// monitored process just opened (the value: its protocol, plus one), and
+/// forgets an fd number that now holds another netlink family.
+/// (An fd closed, or replaced by `dup2` or another kind of socket, is not
+/// followed: the entry only arms the kill of a message that must also look
+/// like a link or tc request addressed to the kernel.)
+fn note_netlink_socket(ctx: &TracePointContext) -> Res {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the value is copied out before the entry is removed.
+    let protocol = unsafe { SG_PENDING_NETLINK.get(&tid) }.copied().ok_or(0)?;
+    let _ = SG_PENDING_NETLINK.remove(&tid);
+    // SAFETY: a field of the fixed tracepoint record.
+    let fd = unsafe { ctx.read_at::<i64>(SYSCALL_RET) }.map_err(i64::from)?;
+    if fd < 0 {
+        return Ok(());
+    }
+    let key = netlink_socket_key(fd as u64);
+    let protocol = u64::from(protocol);
+    if protocol == linux::NETLINK_ROUTE || protocol == linux::NETLINK_NETFILTER {
+        SG_NETLINK_SOCKETS
+            .insert(&key, &(protocol as u32 + 1), 0)
+            .map_err(i64::from)
+    } else {
+        SG_NETLINK_SOCKETS.remove(&key).map_err(i64::from)
+    }
+}
+
+/// Whether the probe saw the current process open `fd` as a netlink socket
+/// of `protocol` (`NETLINK_ROUTE` or `NETLINK_NETFILTER`). A plain integer
+/// comparison: the verifier rejected what `Option` equality compiled to.
+fn is_netlink_socket(fd: u64, protocol: u64) -> bool {
+    // SAFETY: plain map lookup with a stack key; the value is copied out.
+    let value = unsafe { SG_NETLINK_SOCKETS.get(&netlink_socket_key(fd)) }.map_or(0, |v| *v);
+    u64::from(value) == protocol + 1
+}
+
+/// The [`SG_NETLINK_SOCKETS`] key of `fd` in the current process.
+fn netlink_socket_key(fd: u64) -> u64 {
+    (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff)
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_setsockopt")]
@@ -394,6 +465,9 @@ const NETLINK_SCAN_STEPS: u32 = 1024;
 const NFT_RULE_ATTRS: u64 = 20;
 /// `struct user_msghdr`: `msg_iov` at 16.
 const MSGHDR_IOV_OFFSET: u64 = 16;
+/// `NETLINK_ROUTE` messages looked at per send: a link or tc request hidden
+/// behind this many others is not seen.
+const NETLINK_MESSAGES_SCANNED: u32 = 4;
 
 #[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
 pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
@@ -407,24 +481,10 @@ pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// What a netlink send configures that the probe reports.
-enum Found {
-    /// An NFLOG or NFQUEUE configuration message (its `nlmsg_type`).
-    Binding(u16),
-    /// An nf_tables rule that copies traffic (a `MIRROR_*` method).
-    Mirror(u32),
-}
-
-/// Reports an NFLOG or NFQUEUE configuration message (binding a log group or
-/// a queue: what turns netfilter capture on), or an nf_tables rule that
-/// mirrors traffic (an nft `dup` expression, an x_tables `TEE` target through
-/// iptables-nft's compat expression), sent from a monitored container. The
-/// bytes are the sender's, read as the call enters; user space checks the
-/// socket is netfilter's while the sender lives.
-fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
-    let (flags, cgroup) = monitored().ok_or(0)?;
+/// A send's socket, first buffer (start, length) and destination address
+/// (0: none): `sendto`'s arguments, or `sendmsg`'s `msg_name` and first iovec.
+fn netlink_send(ctx: &TracePointContext, msghdr: bool) -> Result<(u64, u64, u64, u64), i64> {
     let fd = syscall_arg(ctx, 0)?;
-    // The destination: `sendto`'s address, `sendmsg`'s `msg_name`.
     let (start, len, destination) = if msghdr {
         let msg = syscall_arg(ctx, 1)?;
         // SAFETY: fault-tolerant read of the caller's msghdr.
@@ -444,6 +504,26 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
             syscall_arg(ctx, 4)?,
         )
     };
+    Ok((fd, start, len, destination))
+}
+
+/// What a netlink send configures that the probe reports.
+enum Found {
+    /// An NFLOG or NFQUEUE configuration message (its `nlmsg_type`).
+    Binding(u16),
+    /// An nf_tables rule that copies traffic (a `MIRROR_*` method).
+    Mirror(u32),
+}
+
+/// Reports an NFLOG or NFQUEUE configuration message (binding a log group or
+/// a queue: what turns netfilter capture on), or an nf_tables rule that
+/// mirrors traffic (an nft `dup` expression, an x_tables `TEE` target through
+/// iptables-nft's compat expression), sent from a monitored container. The
+/// bytes are the sender's, read as the call enters; user space checks the
+/// socket is netfilter's while the sender lives.
+fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
+    let (flags, cgroup) = monitored().ok_or(0)?;
+    let (fd, start, len, destination) = netlink_send(ctx, msghdr)?;
     let Some(found) = scan_netlink(start, start.saturating_add(len)) else {
         return Ok(());
     };
@@ -454,14 +534,19 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
     // which it then drops whole (`nfnetlink_rcv_batch` checks for a fatal
     // signal before each message), so the rule is never committed. Without an
     // address the bytes might be another protocol's (a proxy forwarding what
-    // a remote peer sent, on a TCP or UDP socket): user space checks the
-    // socket first and kills after the fact.
+    // a remote peer sent, on a TCP or UDP socket), unless the probe saw the
+    // process open this fd as a netfilter socket: otherwise user space checks
+    // the socket first and kills after the fact.
+    let netfilter = is_netlink_socket(fd, linux::NETLINK_NETFILTER);
     let mut killed = false;
-    if flags & MONITOR_ENFORCE != 0 && destination != 0 {
-        // SAFETY: fault-tolerant read of the caller's sockaddr.
-        let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+    if flags & MONITOR_ENFORCE != 0 && (destination != 0 || netfilter) {
+        let to_kernel = netfilter || {
+            // SAFETY: fault-tolerant read of the caller's sockaddr.
+            let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+            u64::from(family) == linux::AF_NETLINK
+        };
         // SAFETY: plain helper call; signals the current task.
-        if u64::from(family) == linux::AF_NETLINK && unsafe { bpf_send_signal(SIGKILL) } == 0 {
+        if to_kernel && unsafe { bpf_send_signal(SIGKILL) } == 0 {
             killed = true;
             count(COUNTER_KILLS);
         }
@@ -473,6 +558,9 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
     emit_net(kind, cgroup, |e| {
         if killed {
             e.header.flags |= FLAG_KILLED;
+        }
+        if netfilter {
+            e.header.flags |= FLAG_NETFILTER_SOCKET;
         }
         e.family = linux::AF_NETLINK as u32;
         // Which call: 1 for sendmsg, 0 for sendto.
@@ -583,6 +671,183 @@ fn report_bpf(ctx: &TracePointContext) -> Res {
     }
     emit_net(EVENT_BPF, cgroup, |e| {
         e.value = prog_type;
+    })
+}
+
+/// `NETLINK_ROUTE` requests are looked at by programs of their own on the
+/// same tracepoints: each program is verified alone, and the netfilter scan
+/// and the link walk together would exceed what the verifier follows.
+#[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
+pub fn link_sendto(ctx: TracePointContext) -> u32 {
+    let _ = report_link_send(&ctx, false);
+    0
+}
+
+/// See [`link_sendto`].
+#[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]
+pub fn link_sendmsg(ctx: TracePointContext) -> u32 {
+    let _ = report_link_send(&ctx, true);
+    0
+}
+
+/// Reports a `NETLINK_ROUTE` request that sets promiscuous mode or installs a
+/// tc `mirred` action ([`sets_promisc`], [`carries_mirred`]), sent from a
+/// monitored container, within the first messages of the send. The bytes are
+/// the sender's, read as the call enters; user space checks the socket.
+fn report_link_send(ctx: &TracePointContext, msghdr: bool) -> Res {
+    let (flags, cgroup) = monitored().ok_or(0)?;
+    let (fd, mut at, len, destination) = netlink_send(ctx, msghdr)?;
+    let end = at.saturating_add(len);
+    let send = Send {
+        flags,
+        cgroup,
+        fd,
+        destination,
+        msghdr,
+    };
+    let (mut tc_type, mut tc_at, mut tc_len) = (0u16, 0u64, 0u64);
+    let mut scanned = 0;
+    while scanned < NETLINK_MESSAGES_SCANNED {
+        if at.saturating_add(u64::from(linux::NLMSG_HDRLEN)) > end {
+            break;
+        }
+        // SAFETY: fault-tolerant reads of the caller's buffer.
+        let Ok(msg_len) = (unsafe { bpf_probe_read_user(at as *const u32) }) else {
+            break;
+        };
+        // SAFETY: as above.
+        let Ok(msg_type) =
+            (unsafe { bpf_probe_read_user((at + linux::NLMSG_TYPE_OFFSET) as *const u16) })
+        else {
+            break;
+        };
+        if msg_len < linux::NLMSG_HDRLEN {
+            break;
+        }
+        match capture::link_channel(msg_type) {
+            Some(LinkChannel::Promiscuous) => {
+                let available = end.saturating_sub(at).min(u64::from(msg_len));
+                if let Some(value) = sets_promisc(at, available) {
+                    return report_link(&send, msg_type, value);
+                }
+            }
+            // Searched once the walk is over, and only the first: the
+            // search is the costly part, for the verifier too.
+            Some(LinkChannel::Mirroring) if tc_type == 0 => {
+                tc_type = msg_type;
+                tc_at = at;
+                tc_len = end.saturating_sub(at).min(u64::from(msg_len));
+            }
+            _ => {}
+        }
+        // NLMSG_ALIGN: messages start on 4-byte boundaries.
+        at = at.saturating_add((u64::from(msg_len) + 3) & !3);
+        scanned += 1;
+    }
+    if tc_type != 0 && carries_mirred(tc_at, tc_len) {
+        return report_link(&send, tc_type, 0);
+    }
+    Ok(())
+}
+
+/// Whether the link message at `at` (`len` bytes sent) turns promiscuous
+/// mode on; `Some` of its `ifi_flags` if so.
+fn sets_promisc(at: u64, len: u64) -> Option<u32> {
+    if len < u64::from(linux::NLMSG_HDRLEN + linux::IFINFOMSG_LEN) {
+        return None;
+    }
+    let body = at + u64::from(linux::NLMSG_HDRLEN);
+    // SAFETY: fault-tolerant reads of the caller's ifinfomsg.
+    let flags =
+        unsafe { bpf_probe_read_user((body + linux::IFINFOMSG_FLAGS_OFFSET) as *const u32) }
+            .ok()?;
+    // SAFETY: as above.
+    let change =
+        unsafe { bpf_probe_read_user((body + linux::IFINFOMSG_CHANGE_OFFSET) as *const u32) }
+            .ok()?;
+    capture::sets_promisc(flags, change).then_some(flags)
+}
+
+/// Whether the tc message at `at` (`len` bytes sent) carries a `mirred`
+/// action, judged by its first `NETLINK_SCAN_BYTES` bytes
+/// ([`capture::carries_mirred`]).
+#[inline(never)]
+fn carries_mirred(at: u64, len: u64) -> bool {
+    let Some(scratch) = SG_NETLINK_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: the per-CPU scratch slot is exclusively ours while this
+    // program runs on this CPU.
+    let buf = unsafe { &mut *scratch };
+    // Only the bytes sent are read: a message that ends where its mapping
+    // ends must not fail the read.
+    let len = len.min(NETLINK_SCAN_BYTES as u64) as u32;
+    if len == 0 || len > NETLINK_SCAN_BYTES as u32 {
+        return false;
+    }
+    // SAFETY: `buf` holds NETLINK_SCAN_BYTES bytes and `len` is at most
+    // that; the helper tolerates faults in the source.
+    let read = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            buf.as_mut_ptr().cast(),
+            len,
+            at as *const core::ffi::c_void,
+        )
+    };
+    read == 0 && capture::carries_mirred(buf, len as usize)
+}
+
+/// A netlink send being looked at: its container's monitoring flags and id,
+/// the socket, the destination address (0: none) and the call.
+#[derive(Clone, Copy)]
+struct Send {
+    flags: u32,
+    cgroup: u64,
+    fd: u64,
+    destination: u64,
+    msghdr: bool,
+}
+
+/// Reports a link or tc request. In enforce
+/// containers the sender is killed as the call enters when the probe saw it
+/// open this fd as a `NETLINK_ROUTE` socket and the message goes to the
+/// kernel (no address: the socket's default, or a netlink address); user
+/// space checks the rest.
+fn report_link(send: &Send, msg_type: u16, value: u32) -> Res {
+    let Send {
+        flags,
+        cgroup,
+        fd,
+        destination,
+        msghdr,
+    } = *send;
+    let route = is_netlink_socket(fd, linux::NETLINK_ROUTE);
+    let mut killed = false;
+    if flags & MONITOR_ENFORCE != 0 && route {
+        let to_kernel = destination == 0 || {
+            // SAFETY: fault-tolerant read of the caller's sockaddr.
+            let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+            u64::from(family) == linux::AF_NETLINK
+        };
+        // SAFETY: plain helper call; signals the current task.
+        if to_kernel && unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            killed = true;
+            count(COUNTER_KILLS);
+        }
+    }
+    emit_net(EVENT_LINK, cgroup, |e| {
+        if killed {
+            e.header.flags |= FLAG_KILLED;
+        }
+        if route {
+            e.header.flags |= FLAG_ROUTE_SOCKET;
+        }
+        e.family = linux::AF_NETLINK as u32;
+        e.level = u32::from(msghdr);
+        e.protocol = linux::NETLINK_ROUTE as u32;
+        e.optname = u32::from(msg_type);
+        e.value = value;
+        e.fd = fd as u32;
     })
 }
 

@@ -231,10 +231,12 @@ pub fn document(incident: &Incident, host: &str, policy: &Policy) -> serde_json:
         .get(&incident.environment)
         .map(|env| env.next_steps.clone())
         .unwrap_or_default();
+    // A process gone before /proc was read is named by its comm.
     let what = incident
         .process
         .exe
         .clone()
+        .or_else(|| incident.process.comm.clone())
         .unwrap_or_else(|| "a process".to_string());
     let verb = match incident.action {
         Action::Denied => "was refused",

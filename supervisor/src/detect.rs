@@ -13,8 +13,10 @@ use std::time::Duration;
 use aya::maps::{MapData, RingBuf};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use sniffguard_common::abi::{self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED};
-use sniffguard_common::capture;
+use sniffguard_common::abi::{
+    self, linux, Event, ExecEvent, NetEvent, FLAG_KILLED, FLAG_NETFILTER_SOCKET, FLAG_ROUTE_SOCKET,
+};
+use sniffguard_common::capture::{self, LinkChannel};
 use sniffguard_common::policy::Policy;
 use std::os::fd::AsFd;
 
@@ -43,7 +45,7 @@ const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const IDLE_AFTER: u32 = 50;
 
 /// Processes already alerted, remembered so that one tcpdump's socket, filter
-/// and promiscuous calls make one alert, not four.
+/// and promiscuous calls make one alert, not four (see [`Seen::admit`]).
 const MAX_REMEMBERED: usize = 8192;
 
 /// Reads the ring buffer on a thread of its own until the supervisor stops.
@@ -190,15 +192,59 @@ fn locate_exited(container: &ContainerRecord, filename: &[u8]) -> Option<Located
 
 #[derive(Default)]
 struct Seen {
-    alerted: HashMap<(u64, u32), ()>,
+    alerted: HashMap<(u64, u32), Alerted>,
+}
+
+/// What was alerted about one process image.
+#[derive(Clone, Copy)]
+struct Alerted {
+    /// The exec probe named the file a sniffer.
+    by_exec: bool,
+    /// [`widening`] bits already named by its alerts.
+    widened: u8,
+}
+
+/// The bit of evidence that widens a capture beyond the process's own
+/// socket, to the whole interface or another device: promiscuous mode,
+/// mirroring.
+fn widening(evidence: &Evidence) -> u8 {
+    match evidence {
+        Evidence::Promiscuous { .. } => 1,
+        Evidence::Mirroring { .. } => 2,
+        _ => 0,
+    }
 }
 
 impl Seen {
-    fn first(&mut self, cgroup: u64, tgid: u32) -> bool {
+    /// Whether a finding about this process makes an alert. One alert per
+    /// process image, with one exception: a process alerted only for what it
+    /// did (a capture socket) is alerted again the first time it puts an
+    /// interface into promiscuous mode or mirrors traffic, so that the alerts
+    /// name it. A process the exec probe named a sniffer is not: that is what
+    /// sniffers do (tcpdump's socket, filter and promiscuous calls stay one
+    /// alert).
+    fn admit(&mut self, cgroup: u64, tgid: u32, by_exec: bool, evidence: &[Evidence]) -> bool {
         if self.alerted.len() >= MAX_REMEMBERED {
             self.alerted.clear();
         }
-        self.alerted.insert((cgroup, tgid), ()).is_none()
+        let wide = evidence.iter().fold(0, |bits, e| bits | widening(e));
+        match self.alerted.entry((cgroup, tgid)) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Alerted {
+                    by_exec,
+                    widened: wide,
+                });
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let alerted = entry.get_mut();
+                if alerted.by_exec || wide & !alerted.widened == 0 {
+                    return false;
+                }
+                alerted.widened |= wide;
+                true
+            }
+        }
     }
 
     fn new_image(&mut self, cgroup: u64, tgid: u32) {
@@ -230,15 +276,18 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
         Event::Net(net) => classify_net(net, &policy, &container.environment).map(|evidence| {
-            Finding::new(
+            let mut finding = Finding::new(
                 vec![evidence],
                 procfs::running_exe(header.tgid),
                 procfs::cmdline(header.tgid),
-            )
+            );
+            finding.process.comm = Some(text(abi::c_str(&net.comm)));
+            finding
         }),
     };
     let Some(finding) = finding else { return };
-    if !seen.first(header.cgroup_id, header.tgid) {
+    let by_exec = matches!(event, Event::Exec(_));
+    if !seen.admit(header.cgroup_id, header.tgid, by_exec, &finding.evidence) {
         tracing::debug!(
             container = container.id,
             pid = header.tgid,
@@ -300,6 +349,9 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                         "the rule was sent without a netlink address and may be in place: check the container's nf_tables ruleset".to_string(),
                     );
                 }
+                if sets_interface_flag(&finding.evidence) {
+                    responses.push(clear_promiscuous(shared, header.tgid, container.pid));
+                }
             }
         }
         Some(Acted {
@@ -311,8 +363,12 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
                     abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
                     abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
                     abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
-                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR if net.level == 1 => "sendmsg",
-                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR => "sendto",
+                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR | abi::EVENT_LINK
+                        if net.level == 1 =>
+                    {
+                        "sendmsg"
+                    }
+                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR | abi::EVENT_LINK => "sendto",
                     abi::EVENT_BPF => "bpf",
                     _ => "socket",
                 },
@@ -322,6 +378,46 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
             pid: header.tgid,
         })
     });
+}
+
+/// Whether the evidence is promiscuous mode set as an interface flag
+/// (`SIOCSIFFLAGS`, `RTM_NEWLINK`/`RTM_SETLINK`): a flag that outlives the
+/// process that set it, unlike a packet socket's membership.
+fn sets_interface_flag(evidence: &[Evidence]) -> bool {
+    evidence.iter().any(|e| {
+        matches!(e, Evidence::Promiscuous { method }
+            if method.starts_with("RTM_") || method.starts_with("SIOCSIFFLAGS"))
+    })
+}
+
+/// Turns promiscuous mode back off in the network namespace of the killed
+/// sender (or, once it is gone, of the container's init): the kernel applied
+/// the request before the kill landed. Returns what to say in the alert.
+fn clear_promiscuous(shared: &Shared, sender: u32, init: Option<u32>) -> String {
+    let netns = std::fs::File::open(format!("/proc/{sender}/ns/net")).or_else(|err| match init {
+        Some(init) => std::fs::File::open(format!("/proc/{init}/ns/net")),
+        None => Err(err),
+    });
+    let outcome = match (netns, shared.netbroker.as_ref()) {
+        (Ok(netns), Some(broker)) => broker
+            .clear_promiscuous(std::os::fd::AsFd::as_fd(&netns))
+            .map_err(|errno| errno.to_string()),
+        (Err(err), _) => Err(format!("the container's network namespace is gone ({err})")),
+        (_, None) => Err("no network broker".to_string()),
+    };
+    match outcome {
+        Ok(cleared) => {
+            format!("promiscuous mode turned back off ({cleared} interface(s) had it)")
+        }
+        Err(why) => {
+            tracing::warn!(
+                pid = sender,
+                why,
+                "promiscuous mode could not be turned back off"
+            );
+            format!("promiscuous mode could NOT be turned back off: {why}")
+        }
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -480,6 +576,7 @@ fn classify_net(net: &NetEvent, policy: &Policy, environment: &str) -> Option<Ev
         abi::EVENT_BPF => abi::capture_program_type(net.value).map(|name| Evidence::BpfProgram {
             program_type: name.to_string(),
         }),
+        abi::EVENT_LINK => link_request(net),
         abi::EVENT_IOCTL => Some(Evidence::Promiscuous {
             method: "SIOCSIFFLAGS".into(),
         }),
@@ -494,7 +591,7 @@ fn classify_net(net: &NetEvent, policy: &Policy, environment: &str) -> Option<Ev
 /// as the probe saw it.
 fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
     // A sender the probe killed is reported whatever its socket was.
-    if net.header.flags & FLAG_KILLED == 0 && !is_netfilter_socket(net) {
+    if !is_netfilter_socket(net) {
         return None;
     }
     let method = format!("nlmsg_type {:#06x} on NETLINK_NETFILTER", net.optname);
@@ -508,7 +605,7 @@ fn netfilter_binding(net: &NetEvent) -> Option<Evidence> {
 /// An nf_tables rule that copies traffic, seen sent by the probe: reported
 /// when the socket is netfilter's (checked as for [`netfilter_binding`]).
 fn mirroring_rule(net: &NetEvent) -> Option<Evidence> {
-    if net.header.flags & FLAG_KILLED == 0 && !is_netfilter_socket(net) {
+    if !is_netfilter_socket(net) {
         return None;
     }
     let method = match net.value {
@@ -521,14 +618,62 @@ fn mirroring_rule(net: &NetEvent) -> Option<Evidence> {
     })
 }
 
-/// Whether the fd of a netlink event is a netfilter netlink socket
-/// (`/proc/PID/net/netlink` protocol 12); a sender gone already is taken as
-/// the probe saw it.
+/// Whether the fd of a netlink event is a netfilter netlink socket: the probe
+/// saw the process open it as one, or killed the sender, or else
+/// `/proc/PID/net/netlink` says protocol 12 (a socket inherited or passed
+/// on); a sender gone already is taken as the probe saw it. The probe's word
+/// comes first: by the time `/proc` is read the sender may have closed the
+/// socket and reused its number for another.
 fn is_netfilter_socket(net: &NetEvent) -> bool {
+    if net.header.flags & (FLAG_KILLED | FLAG_NETFILTER_SOCKET) != 0 {
+        return true;
+    }
     socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
         fields.get(1) == Some(&"12")
     })
     .unwrap_or(true)
+}
+
+/// A `NETLINK_ROUTE` request the probe saw sent: promiscuous mode by
+/// `RTM_NEWLINK`/`RTM_SETLINK`, or a tc `mirred` action. The message types
+/// are shared with other netlink families (generic netlink's controller is
+/// 16 too), so the socket must be `NETLINK_ROUTE`: the probe saw the process
+/// open that fd as one (or killed it), or else `/proc/PID/net/netlink` says
+/// so (protocol 0) while the sender lives — a socket inherited or passed on.
+/// The probe's word comes first: by the time `/proc` is read the sender may
+/// have closed the socket and reused its number for another (what `ip` and
+/// `tc` do not, and what would otherwise hide the request).
+fn link_request(net: &NetEvent) -> Option<Evidence> {
+    if net.header.flags & (FLAG_KILLED | FLAG_ROUTE_SOCKET) == 0 {
+        let is_route = socket_in_table(net.header.tgid, net.fd, "netlink", |fields| {
+            fields.get(1) == Some(&"0")
+        });
+        if is_route != Some(true) {
+            tracing::debug!(
+                pid = net.header.tgid,
+                fd = net.fd,
+                ?is_route,
+                "a link or tc request on a socket not known to be NETLINK_ROUTE"
+            );
+            return None;
+        }
+    }
+    let msg_type = u16::try_from(net.optname).ok()?;
+    let name = match msg_type {
+        linux::RTM_NEWLINK => "RTM_NEWLINK",
+        linux::RTM_SETLINK => "RTM_SETLINK",
+        linux::RTM_NEWTFILTER => "RTM_NEWTFILTER",
+        linux::RTM_NEWACTION => "RTM_NEWACTION",
+        _ => return None,
+    };
+    match capture::link_channel(msg_type)? {
+        LinkChannel::Promiscuous => Some(Evidence::Promiscuous {
+            method: name.into(),
+        }),
+        LinkChannel::Mirroring => Some(Evidence::Mirroring {
+            method: format!("tc mirred ({name})"),
+        }),
+    }
 }
 
 /// Whether fd `fd` of `tgid` is a socket listed in `/proc/PID/net/TABLE` on a
@@ -549,10 +694,20 @@ fn socket_in_table(
         return Some(false);
     };
     let text = std::fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
-    Some(text.lines().skip(1).any(|line| {
+    let listed = text.lines().skip(1).any(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         fields.last() == Some(&inode) && select(&fields)
-    }))
+    });
+    // A socket closed between the two reads is in neither: unknown, not
+    // "another socket" (`ip` and `tc` close theirs and exit at once).
+    if !listed
+        && std::fs::read_link(format!("/proc/{tgid}/fd/{fd}"))
+            .ok()
+            .is_none_or(|now| now.to_string_lossy() != link)
+    {
+        return None;
+    }
+    Some(listed)
 }
 
 /// Whether fd `fd` of `tgid` is a packet socket: its inode is listed in the
@@ -582,4 +737,110 @@ fn sweep_capture_holders(container: &str, init: u32, responses: &mut Vec<String>
             tracing::warn!(container, pids = ?killed, "capture socket holders ended (second look)");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promiscuous() -> Evidence {
+        Evidence::Promiscuous {
+            method: "PACKET_ADD_MEMBERSHIP".into(),
+        }
+    }
+
+    fn packet_socket() -> Evidence {
+        Evidence::PacketSocket {
+            family: "AF_PACKET".into(),
+            socket_type: 3,
+        }
+    }
+
+    #[test]
+    fn widening_a_behaviour_alerted_capture_is_alerted_once_more() {
+        let mut seen = Seen::default();
+        assert!(seen.admit(1, 10, false, &[packet_socket()]));
+        let filter = Evidence::SocketFilter {
+            option: "SO_ATTACH_FILTER".into(),
+        };
+        assert!(!seen.admit(1, 10, false, &[filter]), "folded");
+        assert!(seen.admit(1, 10, false, &[promiscuous()]), "named");
+        assert!(!seen.admit(1, 10, false, &[promiscuous()]), "named once");
+        let mirroring = Evidence::Mirroring {
+            method: "tc mirred (RTM_NEWTFILTER)".into(),
+        };
+        assert!(seen.admit(1, 10, false, &[mirroring]));
+        assert!(
+            seen.admit(2, 10, false, &[packet_socket()]),
+            "another container"
+        );
+    }
+
+    #[test]
+    fn a_process_the_exec_probe_named_is_alerted_once() {
+        let mut seen = Seen::default();
+        let name = Evidence::CatalogueName {
+            name: "tcpdump".into(),
+        };
+        assert!(seen.admit(1, 10, true, &[name]));
+        assert!(!seen.admit(1, 10, false, &[packet_socket()]));
+        assert!(!seen.admit(1, 10, false, &[promiscuous()]));
+        seen.new_image(1, 10);
+        assert!(seen.admit(1, 10, false, &[promiscuous()]), "a new image");
+    }
+
+    fn link_event(msg_type: u16, flags: u32) -> NetEvent {
+        NetEvent {
+            header: abi::EventHeader {
+                kind: abi::EVENT_LINK,
+                flags,
+                // No such process: /proc has nothing to say.
+                tgid: u32::MAX,
+                ..abi::EventHeader::default()
+            },
+            optname: u32::from(msg_type),
+            fd: 3,
+            ..NetEvent::default()
+        }
+    }
+
+    #[test]
+    fn link_requests_are_named_by_their_message_type() {
+        let promisc = |method: &str| Evidence::Promiscuous {
+            method: method.into(),
+        };
+        let mirror = |method: &str| Evidence::Mirroring {
+            method: method.into(),
+        };
+        let cases = [
+            (linux::RTM_NEWLINK, Some(promisc("RTM_NEWLINK"))),
+            (linux::RTM_SETLINK, Some(promisc("RTM_SETLINK"))),
+            (
+                linux::RTM_NEWTFILTER,
+                Some(mirror("tc mirred (RTM_NEWTFILTER)")),
+            ),
+            (
+                linux::RTM_NEWACTION,
+                Some(mirror("tc mirred (RTM_NEWACTION)")),
+            ),
+            (20, None),
+        ];
+        for (msg_type, expected) in cases {
+            assert_eq!(
+                link_request(&link_event(msg_type, FLAG_ROUTE_SOCKET)),
+                expected,
+                "{msg_type}"
+            );
+            assert_eq!(
+                link_request(&link_event(msg_type, FLAG_KILLED)),
+                expected,
+                "{msg_type} killed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_request_on_an_unknown_socket_of_a_gone_process_is_not_believed() {
+        assert_eq!(link_request(&link_event(linux::RTM_NEWLINK, 0)), None);
+    }
 }

@@ -21,17 +21,22 @@ static PROGRAMS: &[u8] =
 /// Where tracefs is expected.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
-/// The tracepoints attached, as (category, name) — the program carries the name.
-const TRACEPOINTS: [(&str, &str); 9] = [
-    ("syscalls", "sys_enter_execve"),
-    ("syscalls", "sys_enter_execveat"),
-    ("sched", "sched_process_exec"),
-    ("syscalls", "sys_enter_socket"),
-    ("syscalls", "sys_enter_setsockopt"),
-    ("syscalls", "sys_enter_ioctl"),
-    ("syscalls", "sys_enter_sendto"),
-    ("syscalls", "sys_enter_sendmsg"),
-    ("syscalls", "sys_enter_bpf"),
+/// The tracepoints attached, as (category, name, program): most programs
+/// carry their tracepoint's name; the `NETLINK_ROUTE` walk has programs of
+/// its own on the send tracepoints (verified apart from the netfilter scan).
+const TRACEPOINTS: [(&str, &str, &str); 12] = [
+    ("syscalls", "sys_enter_execve", "sys_enter_execve"),
+    ("syscalls", "sys_enter_execveat", "sys_enter_execveat"),
+    ("sched", "sched_process_exec", "sched_process_exec"),
+    ("syscalls", "sys_enter_socket", "sys_enter_socket"),
+    ("syscalls", "sys_exit_socket", "sys_exit_socket"),
+    ("syscalls", "sys_enter_setsockopt", "sys_enter_setsockopt"),
+    ("syscalls", "sys_enter_ioctl", "sys_enter_ioctl"),
+    ("syscalls", "sys_enter_sendto", "sys_enter_sendto"),
+    ("syscalls", "sys_enter_sendmsg", "sys_enter_sendmsg"),
+    ("syscalls", "sys_enter_sendto", "link_sendto"),
+    ("syscalls", "sys_enter_sendmsg", "link_sendmsg"),
+    ("syscalls", "sys_enter_bpf", "sys_enter_bpf"),
 ];
 
 /// The raw tracepoints attached, as (tracepoint, program): `sys_enter` sees
@@ -140,14 +145,14 @@ impl Probes {
             kill_names: take(&mut ebpf, KILL_NAMES_MAP)?,
             counters: take(&mut ebpf, COUNTERS_MAP)?,
         };
-        for (category, name) in TRACEPOINTS {
+        for (category, name, program_name) in TRACEPOINTS {
             let attach_err = |source| ProbeError::Attach {
                 category,
                 name,
                 source,
             };
             let program: &mut TracePoint = ebpf
-                .program_mut(name)
+                .program_mut(program_name)
                 .ok_or(ProbeError::Attach {
                     category,
                     name,

@@ -33,6 +33,11 @@ pub struct ProcessInfo {
     pub exe: Option<String>,
     /// Its arguments.
     pub argv: Vec<String>,
+    /// Its `comm` as the kernel saw it at the call (the probes record it), so
+    /// that an alert names the program even when it is gone before `/proc`
+    /// is read (`ip`, `tc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
     /// Working directory inside the container.
     pub cwd: Option<String>,
     /// SHA-256 of `exe`.

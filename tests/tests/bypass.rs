@@ -1149,7 +1149,7 @@ scenarios! {
         "",
         sniff!("promisc-sockopt"),
         &["promiscuous"],
-    )), ignore_audit = "gap: the promiscuous setsockopt is folded into the packet_socket alert and not named";
+    ));
     t6_promisc_ioctl: "6 promiscuous by ioctl(SIOCSIFFLAGS)" => Run::Sniffer(Sniffer::new(
         "",
         sniff!("promisc-ioctl"),

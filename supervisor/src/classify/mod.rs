@@ -126,7 +126,14 @@ pub enum Evidence {
     NetfilterSocket {},
     /// An interface put into promiscuous mode.
     Promiscuous {
-        /// How: `PACKET_ADD_MEMBERSHIP` or `SIOCSIFFLAGS`.
+        /// How: `PACKET_ADD_MEMBERSHIP`, `SIOCSIFFLAGS`, or a `NETLINK_ROUTE`
+        /// `RTM_NEWLINK` / `RTM_SETLINK` with `IFF_PROMISC`.
+        method: String,
+    },
+    /// Traffic copied or redirected to another address or device.
+    Mirroring {
+        /// How: `tc mirred (RTM_NEWTFILTER)`, `tc mirred (RTM_NEWACTION)`,
+        /// `nft dup`, `iptables TEE`.
         method: String,
     },
     /// A packet filter attached to a packet socket.
@@ -141,11 +148,6 @@ pub enum Evidence {
     BpfProgram {
         /// The `prog_type` (`BPF_PROG_TYPE_XDP`, …), or why it is not known.
         program_type: String,
-    },
-    /// Traffic copied to another address or device.
-    Mirroring {
-        /// How: "nft dup", "iptables TEE", "tc mirred".
-        method: String,
     },
     /// The file an exec names could not be resolved or read, for a reason
     /// other than its absence: an enforce environment refuses what it cannot
