@@ -359,12 +359,11 @@ fn classify_exec(
         });
     }
     let identity = ExecIdentity::of(exec);
-    let is_it = |resolved: &resolve::Resolved| identity.is_none_or(|id| id.matches(&resolved.stat));
     // A process that has run another file since (a launcher exec'ing through
     // an fd, say) is not judged by that later file: its own event judges it.
     let live = resolve::Resolved::running(header.tgid)
         .ok()
-        .filter(|resolved| is_it(resolved))
+        .filter(|resolved| identity.is_none_or(|id| id.is_running_image(&resolved.stat)))
         .map(|resolved| Located {
             resolved,
             root: None,
@@ -388,7 +387,7 @@ fn classify_exec(
         Some(live) => Some(live),
         None => exited
             .locate(header.cgroup_id, container, filename)
-            .filter(|located| is_it(&located.resolved)),
+            .filter(|located| identity.is_none_or(|id| id.matches(&located.resolved.stat))),
     };
     if let Some(Located {
         resolved,

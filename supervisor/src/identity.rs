@@ -71,7 +71,8 @@ impl ExecIdentity {
         }
     }
 
-    /// Whether `stat` is of this very file, unchanged since the exec.
+    /// Whether `stat` is of this very file, unchanged since the exec (a file
+    /// found again by its path).
     ///
     /// All of device, inode and change time must agree. A file system whose
     /// `stat` reports another device than its superblock's (btrfs
@@ -84,6 +85,21 @@ impl ExecIdentity {
             && stat.st_ino == self.ino
             && stat.st_ctime == self.ctime_sec
             && u32::try_from(stat.st_ctime_nsec).ok() == Some(self.ctime_nsec)
+    }
+
+    /// Whether `stat`, taken of a live process's running image
+    /// (`/proc/PID/exe`), is of this file.
+    ///
+    /// Its content cannot have changed since the exec (the kernel denies
+    /// write access to a file while a process runs it), but its metadata can:
+    /// a chmod, a link added or removed (a binary deleted while it runs)
+    /// moves its change time forward. So the device and inode must agree and
+    /// the change time must not be earlier than the recorded one.
+    pub fn is_running_image(&self, stat: &FileStat) -> bool {
+        let nsec = u32::try_from(stat.st_ctime_nsec).unwrap_or(u32::MAX);
+        stat.st_dev == self.dev
+            && stat.st_ino == self.ino
+            && (stat.st_ctime, nsec) >= (self.ctime_sec, self.ctime_nsec)
     }
 
     /// Whether the file last changed long enough ago for a judgement of its
@@ -201,6 +217,17 @@ mod tests {
         let mut other = id;
         other.ctime_nsec ^= 1;
         assert!(!other.matches(&stat("/bin/ls")));
+        // A running image whose metadata changed since (later change time)
+        // is still the file; one changed "before" the exec is not.
+        let mut earlier = id;
+        earlier.ctime_sec -= 1;
+        assert!(earlier.is_running_image(&stat("/bin/ls")));
+        let mut later = id;
+        later.ctime_sec += 1;
+        assert!(!later.is_running_image(&stat("/bin/ls")));
+        let mut elsewhere = id;
+        elsewhere.ino ^= 1;
+        assert!(!elsewhere.is_running_image(&stat("/bin/ls")));
     }
 
     #[test]
