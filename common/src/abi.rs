@@ -31,6 +31,9 @@ pub const NETLINK_SOCKETS_MAP: &str = "SG_NETLINK_SOCKETS";
 pub const NETLINK_SCRATCH_MAP: &str = "SG_NETLINK_SCRATCH";
 /// Global `u32`: the supervisor's own tgid, whose events are skipped.
 pub const SUPERVISOR_TGID_GLOBAL: &str = "SG_SUPERVISOR_TGID";
+/// Global [`KernelOffsets`]: where the running kernel keeps the fields the
+/// exec probe reads to name the executed file, from its BTF.
+pub const KERNEL_OFFSETS_GLOBAL: &str = "SG_KERNEL_OFFSETS";
 
 /// Ring buffer size in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 4 * 1024 * 1024;
@@ -105,6 +108,9 @@ pub const FLAG_ROUTE_SOCKET: u32 = 8;
 /// the sending process open this fd as a `NETLINK_NETFILTER` socket (unless
 /// the fd was closed and reused since, which the probe does not follow).
 pub const FLAG_NETFILTER_SOCKET: u32 = 16;
+/// Header flag: [`ExecEvent::file`] holds the executed file's identity, read
+/// in the kernel at exec time.
+pub const FLAG_FILE_IDENTITY: u32 = 32;
 
 /// Bytes of the executed file name kept.
 pub const FILENAME_LEN: usize = 256;
@@ -262,6 +268,55 @@ pub struct PendingArgv {
     pub argv: [u8; ARGV_SLOTS * ARG_LEN],
 }
 
+/// Byte offsets of kernel struct fields, found in the running kernel's BTF by
+/// the loader (there is no CO-RE from Rust: the program cannot relocate them
+/// itself). `valid` is 0 when they could not be found; the exec probe then
+/// reports no file identity.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// 1 when every offset below was found.
+    pub valid: u32,
+    /// `task_struct.mm`.
+    pub task_mm: u32,
+    /// `mm_struct.exe_file`.
+    pub mm_exe_file: u32,
+    /// `file.f_inode`.
+    pub file_inode: u32,
+    /// `inode.i_sb`.
+    pub inode_sb: u32,
+    /// `inode.i_ino`.
+    pub inode_ino: u32,
+    /// `inode.i_nlink`.
+    pub inode_nlink: u32,
+    /// `inode.i_ctime_sec` (or `tv_sec` of an older kernel's `i_ctime`).
+    pub inode_ctime_sec: u32,
+    /// `inode.i_ctime_nsec` (or `tv_nsec` of an older kernel's `i_ctime`).
+    pub inode_ctime_nsec: u32,
+    /// `super_block.s_dev`.
+    pub sb_dev: u32,
+}
+
+/// The executed file as the kernel knows it at exec time
+/// (`current->mm->exe_file`): enough to recognise it later, when the process
+/// that ran it may be gone or may run another file.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// `i_ino`.
+    pub ino: u64,
+    /// `i_ctime` seconds: a change of content or metadata changes it.
+    pub ctime_sec: i64,
+    /// `i_ctime` nanoseconds, as stored (newer kernels keep a flag in bit 31).
+    pub ctime_nsec: u32,
+    /// The superblock's device, in the kernel's encoding (major << 20 | minor).
+    pub dev: u32,
+    /// `i_nlink`: 0 for a deleted file or a memfd.
+    pub nlink: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
 /// `EVENT_EXEC`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -272,6 +327,8 @@ pub struct ExecEvent {
     pub argc: u32,
     /// Explicit padding.
     pub _pad: u32,
+    /// The executed file, when `header.flags` has [`FLAG_FILE_IDENTITY`].
+    pub file: FileIdentity,
     /// `comm` after the exec (the kernel sets it from the file name).
     pub comm: [u8; COMM_LEN],
     /// The file name as the kernel executed it (NUL terminated).
@@ -318,6 +375,8 @@ mod pod {
     unsafe impl aya::Pod for super::PendingArgv {}
     // SAFETY: repr(C), a Pod header, integers and byte arrays, explicit padding.
     unsafe impl aya::Pod for super::ExecEvent {}
+    // SAFETY: repr(C), ten u32: no padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::KernelOffsets {}
     // SAFETY: repr(C), a Pod header, integers, a byte array, explicit padding.
     unsafe impl aya::Pod for super::NetEvent {}
 }
@@ -414,8 +473,10 @@ mod tests {
         assert_eq!(core::mem::size_of::<NetEvent>(), 40 + 32 + 16);
         assert_eq!(
             core::mem::size_of::<ExecEvent>(),
-            40 + 8 + COMM_LEN + FILENAME_LEN + ARGV_SLOTS * ARG_LEN
+            40 + 8 + 32 + COMM_LEN + FILENAME_LEN + ARGV_SLOTS * ARG_LEN
         );
+        assert_eq!(core::mem::size_of::<FileIdentity>(), 32);
+        assert_eq!(core::mem::size_of::<KernelOffsets>(), 40);
         assert_eq!(
             core::mem::size_of::<PendingArgv>(),
             8 + ARGV_SLOTS * ARG_LEN
@@ -455,6 +516,14 @@ mod tests {
             },
             argc: 2,
             _pad: 0,
+            file: FileIdentity {
+                ino: 12,
+                ctime_sec: 1_700_000_000,
+                ctime_nsec: 5,
+                dev: 0x0080_0001,
+                nlink: 1,
+                _pad: 0,
+            },
             comm: [0; COMM_LEN],
             filename: [0; FILENAME_LEN],
             argv: [0; ARGV_SLOTS * ARG_LEN],
@@ -466,6 +535,7 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!(back.header, exec.header);
+        assert_eq!(back.file, exec.file);
         assert_eq!(c_str(&back.filename), b"/usr/bin/tcp");
         let args: [&[u8]; 2] = [b"tcpdump", b"-D"];
         assert!(argv_slots(&back.argv, back.argc).eq(args));

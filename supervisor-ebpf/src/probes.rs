@@ -4,21 +4,22 @@
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_comm,
-    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel,
-    bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
-    bpf_send_signal,
+    bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+    bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
+    bpf_probe_read_user_str_bytes, bpf_send_signal,
 };
 use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
 use aya_ebpf::EbpfContext;
 use sniffguard_common::abi::{
-    linux, EventHeader, ExecEvent, NetEvent, PendingArgv, ARGV_SLOTS, ARG_LEN, COMM_LEN, COUNTERS,
-    COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_BYTES, EVENT_BPF, EVENT_EXEC,
-    EVENT_IOCTL, EVENT_LINK, EVENT_MIRROR, EVENT_NETFILTER, EVENT_SETSOCKOPT, EVENT_SOCKET,
-    FLAG_ARGV_TRUNCATED, FLAG_KILLED, FLAG_NETFILTER_SOCKET, FLAG_NO_ARGV, FLAG_ROUTE_SOCKET,
-    MAX_KILL_NAMES, MAX_MONITORED, MAX_NETLINK_SOCKETS, MAX_PENDING_ARGV, MAX_PENDING_NETLINK,
-    MIRROR_NFT_DUP, MIRROR_XT_TEE, MONITOR_ENFORCE, NETLINK_SCAN_BYTES,
+    linux, EventHeader, ExecEvent, FileIdentity, KernelOffsets, NetEvent, PendingArgv, ARGV_SLOTS,
+    ARG_LEN, COMM_LEN, COUNTERS, COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS,
+    EVENTS_BYTES, EVENT_BPF, EVENT_EXEC, EVENT_IOCTL, EVENT_LINK, EVENT_MIRROR, EVENT_NETFILTER,
+    EVENT_SETSOCKOPT, EVENT_SOCKET, FLAG_ARGV_TRUNCATED, FLAG_FILE_IDENTITY, FLAG_KILLED,
+    FLAG_NETFILTER_SOCKET, FLAG_NO_ARGV, FLAG_ROUTE_SOCKET, MAX_KILL_NAMES, MAX_MONITORED,
+    MAX_NETLINK_SOCKETS, MAX_PENDING_ARGV, MAX_PENDING_NETLINK, MIRROR_NFT_DUP, MIRROR_XT_TEE,
+    MONITOR_ENFORCE, NETLINK_SCAN_BYTES,
 };
 use sniffguard_common::capture::{self, LinkChannel};
 
@@ -68,6 +69,22 @@ const WAKE_INTERVAL_NS: u64 = 50_000_000;
 /// Set by the loader: the supervisor's own tgid.
 #[unsafe(no_mangle)]
 static SG_SUPERVISOR_TGID: u32 = 0;
+
+/// Set by the loader from the running kernel's BTF: where the fields that name
+/// the executed file are. All zero (not `valid`) until then.
+#[unsafe(no_mangle)]
+static SG_KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
+    valid: 0,
+    task_mm: 0,
+    mm_exe_file: 0,
+    file_inode: 0,
+    inode_sb: 0,
+    inode_ino: 0,
+    inode_nlink: 0,
+    inode_ctime_sec: 0,
+    inode_ctime_nsec: 0,
+    sb_dev: 0,
+};
 
 /// Offset of the first syscall argument in a `syscalls/sys_enter_*` record.
 const SYSCALL_ARGS: usize = 16;
@@ -244,6 +261,13 @@ fn report_exec(ctx: &TracePointContext) -> Res {
         }
     }
     event._pad = 0;
+    match exe_identity() {
+        Some(file) => {
+            event.file = file;
+            event.header.flags |= FLAG_FILE_IDENTITY;
+        }
+        None => event.file = FileIdentity::default(),
+    }
     // SAFETY: the key is a stack array of the map's key size.
     if flags & MONITOR_ENFORCE != 0 && unsafe { SG_KILL_NAMES.get(&event.comm) }.is_some() {
         // SAFETY: signals the current task's process; no pointers involved.
@@ -256,6 +280,45 @@ fn report_exec(ctx: &TracePointContext) -> Res {
     let wake = exec_wakeup_flags();
     entry.submit(wake);
     Ok(())
+}
+
+/// A kernel value of type `T` at `offset` bytes past `base`, read with the
+/// fault-tolerant helper.
+fn kernel_at<T>(base: u64, offset: u32) -> Option<T> {
+    if base == 0 {
+        return None;
+    }
+    let at = (base as *const u8).wrapping_add(offset as usize) as *const T;
+    // SAFETY: a fault-tolerant read of kernel memory; a wrong address gives an
+    // error, never a fault.
+    unsafe { bpf_probe_read_kernel(at) }.ok()
+}
+
+/// The file the current task executes, as the kernel knows it now that the
+/// exec succeeded (`current->mm->exe_file`, the same file as `bprm->file`):
+/// user space recognises it by this identity later, whether the process is
+/// still alive, gone, or already running another file.
+fn exe_identity() -> Option<FileIdentity> {
+    // SAFETY: a read of a global the loader may have rewritten; volatile so
+    // the compiler does not fold the initial zeros.
+    let at = unsafe { core::ptr::read_volatile(&SG_KERNEL_OFFSETS) };
+    if at.valid == 0 {
+        return None;
+    }
+    // SAFETY: plain helper call; the pointer is only read through the helper.
+    let task = unsafe { bpf_get_current_task() };
+    let mm: u64 = kernel_at(task, at.task_mm)?;
+    let file: u64 = kernel_at(mm, at.mm_exe_file)?;
+    let inode: u64 = kernel_at(file, at.file_inode)?;
+    let sb: u64 = kernel_at(inode, at.inode_sb)?;
+    Some(FileIdentity {
+        ino: kernel_at(inode, at.inode_ino)?,
+        ctime_sec: kernel_at(inode, at.inode_ctime_sec)?,
+        ctime_nsec: kernel_at(inode, at.inode_ctime_nsec)?,
+        dev: kernel_at(sb, at.sb_dev)?,
+        nlink: kernel_at(inode, at.inode_nlink)?,
+        _pad: 0,
+    })
 }
 
 /// How an exec event is submitted. A wake-up per exec costs the exec ~20 µs

@@ -23,6 +23,7 @@ use std::os::fd::AsFd;
 use crate::alert::Mechanism;
 use crate::classify::{Evidence, ExecSite, SiteRoot};
 use crate::finding::{self, Acted, Finding, Subject};
+use crate::identity::{self, ExecIdentity, Judgement, Judgements};
 use crate::procfs;
 use crate::registry::ContainerRecord;
 use crate::verdict::Action;
@@ -75,6 +76,7 @@ pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
 
 fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
     let mut seen = Seen::default();
+    let mut judged = Judgements::default();
     let mut empty_drains: u32 = 0;
     loop {
         let period = if empty_drains >= IDLE_AFTER {
@@ -94,7 +96,7 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
                 return;
             }
         }
-        let drained = drain(&mut ring, &shared, &mut seen);
+        let drained = drain(&mut ring, &shared, &mut seen, &mut judged);
         empty_drains = if drained == 0 {
             empty_drains.saturating_add(1)
         } else {
@@ -104,13 +106,18 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
 }
 
 /// Handles every event in the ring; returns how many there were.
-fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) -> usize {
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    shared: &Arc<Shared>,
+    seen: &mut Seen,
+    judged: &mut Judgements,
+) -> usize {
     let mut drained = 0;
     let mut exited = ExitedPaths::default();
     while let Some(item) = ring.next() {
         drained += 1;
         match Event::decode(&item) {
-            Ok(event) => handle(event, shared, seen, &mut exited),
+            Ok(event) => handle(event, shared, seen, &mut exited, judged),
             Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
@@ -252,7 +259,13 @@ impl Seen {
     }
 }
 
-fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut ExitedPaths) {
+fn handle(
+    event: Event,
+    shared: &Arc<Shared>,
+    seen: &mut Seen,
+    exited: &mut ExitedPaths,
+    judged: &mut Judgements,
+) {
     let header = *event.header();
     if let Event::Exec(exec) = &event {
         if header.flags & FLAG_KILLED == 0
@@ -272,7 +285,7 @@ fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut Exit
     let finding = match &event {
         Event::Exec(exec) => {
             seen.new_image(header.cgroup_id, header.tgid);
-            classify_exec(exec, &container, shared, &policy, exited)
+            classify_exec(exec, &container, shared, &policy, exited, judged)
         }
         Event::Net(_) if !policy.catalogue.behaviour => None,
         Event::Net(net) => classify_net(net, &policy, &container.environment).map(|evidence| {
@@ -424,39 +437,65 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Classifies what the kernel executed, by the file the process now runs
-/// (`/proc/PID/exe`, which also reaches deleted and memfd files).
+/// Classifies what the kernel executed.
+///
+/// The file is judged, in this order, by: the file the process runs now
+/// (`/proc/PID/exe`, which also reaches deleted and memfd files), if it is
+/// still the file the probe recorded; else an earlier judgement of that same
+/// file ([`Judgements`]); else the path the kernel recorded, resolved now (see
+/// [`ExitedPaths`]), if it still leads to that file; else the names given.
+/// Without a recorded identity (a kernel whose offsets were not found) the
+/// live image and the resolved path are taken as they are, as before.
 fn classify_exec(
     exec: &ExecEvent,
     container: &ContainerRecord,
     shared: &Shared,
-    policy: &Policy,
+    policy: &Arc<Policy>,
     exited: &mut ExitedPaths,
+    judged: &mut Judgements,
 ) -> Option<Finding> {
     let header = exec.header;
     let filename = abi::c_str(&exec.filename);
     let argv: Vec<Vec<u8>> = abi::argv_slots(&exec.argv, exec.argc)
         .map(<[u8]>::to_vec)
         .collect();
+    let argv0 = argv.first().map(Vec::as_slice);
     let mut evidence = Vec::new();
     if header.flags & FLAG_KILLED != 0 {
         evidence.push(Evidence::CatalogueName {
             name: text(abi::c_str(&exec.comm)),
         });
     }
-    // The file the process runs now: through /proc while it lives (that also
-    // reaches deleted and memfd files), else the path the kernel recorded,
-    // resolved now (see ExitedPaths).
+    let identity = ExecIdentity::of(exec);
+    // A process that has run another file since (a launcher exec'ing through
+    // an fd, say) is not judged by that later file: its own event judges it.
     let live = resolve::Resolved::running(header.tgid)
         .ok()
+        .filter(|resolved| identity.is_none_or(|id| id.is_running_image(&resolved.stat)))
         .map(|resolved| Located {
             resolved,
             root: None,
             tid: header.tgid,
         });
+    if live.is_none() {
+        if let Some(earlier) = identity.and_then(|id| judged.get(policy, header.cgroup_id, &id)) {
+            merge(&mut evidence, earlier.evidence.iter().cloned());
+            merge(&mut evidence, names_given(policy, filename, argv0));
+            if evidence.is_empty() {
+                return None;
+            }
+            return Some(Finding::new(
+                evidence,
+                earlier.exe.clone().or_else(|| Some(text(filename))),
+                argv.iter().map(|a| text(a)).collect(),
+            ));
+        }
+    }
     let located = match &live {
         Some(live) => Some(live),
-        None => exited.locate(header.cgroup_id, container, filename),
+        None => exited
+            .locate(header.cgroup_id, container, filename)
+            .filter(|located| identity.is_none_or(|id| id.matches(&located.resolved.stat))),
     };
     if let Some(Located {
         resolved,
@@ -465,8 +504,11 @@ fn classify_exec(
     }) = located
     {
         let tid = *tid;
-        let argv_copy = argv.clone();
-        let read_args = move || argv_copy.clone();
+        let argv_read = std::cell::Cell::new(false);
+        let read_args = || {
+            argv_read.set(true);
+            argv.clone()
+        };
         let site = ExecSite {
             // The live process's root is opened only if a script or the
             // loader names another file.
@@ -477,49 +519,97 @@ fn classify_exec(
             tid,
             argv: &read_args,
         };
-        for found in shared.classifier.classify_exec(
-            policy,
-            &site,
-            filename,
-            argv.first().map(Vec::as_slice),
-            Some(resolved),
-        ) {
-            if !evidence.contains(&found) {
-                evidence.push(found);
-            }
+        // The file's own evidence, without the names this exec gave it: that
+        // part stands for every exec of the same file.
+        let of_file = shared
+            .classifier
+            .classify_exec(policy, &site, b"", None, Some(resolved));
+        let exe = (!of_file.is_empty() || !evidence.is_empty())
+            .then(|| procfs::path_in_container(tid, &resolved.host_path()));
+        // Remembered only when it is the file's own verdict: its content was
+        // read (not a process gone before its file could be opened), nothing
+        // it needed was missed, and it did not depend on this exec's
+        // arguments (what the loader runs).
+        let complete = !argv_read.get()
+            && !site.root.was_missed()
+            && shared.classifier.has_read(policy, resolved);
+        if let (Some(id), true) = (identity, complete) {
+            judged.insert(
+                policy,
+                header.cgroup_id,
+                id,
+                Judgement {
+                    evidence: of_file.clone(),
+                    exe: exe.clone().filter(|_| !of_file.is_empty()),
+                },
+            );
         }
+        merge(&mut evidence, of_file);
+        merge(&mut evidence, names_given(policy, filename, argv0));
         if evidence.is_empty() {
             return None;
         }
-        let mut finding = Finding::new(
-            evidence,
-            Some(procfs::path_in_container(tid, &resolved.host_path())),
-            argv.iter().map(|a| text(a)).collect(),
-        );
+        let exe = exe.unwrap_or_else(|| procfs::path_in_container(tid, &resolved.host_path()));
+        let mut finding = Finding::new(evidence, Some(exe), argv.iter().map(|a| text(a)).collect());
         finding.file = resolved.open().ok();
         return Some(finding);
     }
-    // The process is already gone: judge by the names the kernel recorded.
-    for name in [Some(filename), argv.first().map(Vec::as_slice)]
-        .into_iter()
-        .flatten()
-    {
-        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
-        if policy.is_catalogued(base) {
-            let found = Evidence::NameGiven { name: text(base) };
-            if !evidence.contains(&found) {
-                evidence.push(found);
-            }
-        }
-    }
+    // The file cannot be reached any more: judge by the names the kernel
+    // recorded.
+    merge(&mut evidence, names_given(policy, filename, argv0));
     if evidence.is_empty() {
-        return None;
+        // A file that only a descriptor named, or that had no name left, was
+        // never seen by anything but the kernel: in audit it ran, and that is
+        // said rather than dropped (DESIGN.md: "in audit, let it run and say
+        // why"). A path that merely resolves elsewhere now (relative to
+        // another directory, replaced since) is not reported: that happens to
+        // benign programs every day.
+        let id = identity?;
+        if !(id.unlinked || identity::names_a_descriptor(filename)) {
+            return None;
+        }
+        evidence.push(Evidence::Unresolved {
+            reason: format!(
+                "it exited (or ran another file) before its file could be read, and that file \
+                 (device {}:{}, inode {}{}) was never judged before: it was run through {}",
+                libc::major(id.dev),
+                libc::minor(id.dev),
+                id.ino,
+                if id.unlinked { ", no name left" } else { "" },
+                if identity::names_a_descriptor(filename) {
+                    "a file descriptor"
+                } else {
+                    "a file deleted before it ran"
+                },
+            ),
+        });
     }
     Some(Finding::new(
         evidence,
         Some(text(filename)),
         argv.iter().map(|a| text(a)).collect(),
     ))
+}
+
+/// Adds each piece of `found` not in `evidence` yet.
+fn merge(evidence: &mut Vec<Evidence>, found: impl IntoIterator<Item = Evidence>) {
+    for found in found {
+        if !evidence.contains(&found) {
+            evidence.push(found);
+        }
+    }
+}
+
+/// The names an exec gave (its path and argv\[0\]) that the catalogue lists.
+fn names_given(policy: &Policy, filename: &[u8], argv0: Option<&[u8]>) -> Vec<Evidence> {
+    let mut found = Vec::new();
+    for name in [Some(filename), argv0].into_iter().flatten() {
+        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        if policy.is_catalogued(base) {
+            merge(&mut found, [Evidence::NameGiven { name: text(base) }]);
+        }
+    }
+    found
 }
 
 /// The host path of a bundle's root filesystem (`root.path` of its

@@ -9,7 +9,9 @@
 //! - **what the kernel reports**: [`notify`] (a seccomp notification, answered
 //!   before the call runs; [`inflight`] keeps what is pending across restarts)
 //!   and [`probe`] + [`detect`] (the eBPF programs and what their events
-//!   mean; [`vetted`] says which execs seccomp already decided);
+//!   mean; [`vetted`] says which execs seccomp already decided; [`btf`] finds
+//!   the kernel offsets the exec probe reads the executed file's identity
+//!   with, and [`identity`] recognises that file later);
 //! - **what it is**: [`target`] (the caller's memory), [`resolve`] (the file,
 //!   inside the container), [`classify`] (is it a sniffer), [`procfs`] (who
 //!   the caller is);
@@ -29,6 +31,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod btf;
 pub mod classify;
 pub mod commands;
 pub mod daemon;
@@ -37,6 +40,7 @@ pub mod finding;
 pub mod forensics_budget;
 pub mod grants;
 pub mod health;
+pub mod identity;
 pub mod inflight;
 pub mod keeper;
 pub mod listener;

@@ -10,8 +10,9 @@ use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use sniffguard_common::abi::{
-    COMM_LEN, COUNTERS_MAP, COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS, EVENTS_MAP,
-    KILL_NAMES_MAP, MONITORED_MAP, MONITOR_ENFORCE, SUPERVISOR_TGID_GLOBAL,
+    KernelOffsets, COMM_LEN, COUNTERS_MAP, COUNTER_EVENTS, COUNTER_KILLS, COUNTER_RINGBUF_DROPS,
+    EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, KILL_NAMES_MAP, MONITORED_MAP, MONITOR_ENFORCE,
+    SUPERVISOR_TGID_GLOBAL,
 };
 
 /// The object built by `build.rs`.
@@ -134,8 +135,13 @@ impl Probes {
     pub fn load() -> Result<Probes, ProbeError> {
         ensure_tracefs()?;
         let tgid = std::process::id();
+        let offsets = crate::btf::kernel_offsets().unwrap_or_else(|err| {
+            tracing::warn!(%err, "the kernel's struct offsets are unknown: exec events carry no file identity, and a short-lived program run through a file descriptor may go unjudged in audit containers");
+            KernelOffsets::default()
+        });
         let mut ebpf = EbpfLoader::new()
             .override_global(SUPERVISOR_TGID_GLOBAL, &tgid, true)
+            .override_global(KERNEL_OFFSETS_GLOBAL, &offsets, true)
             .load(PROGRAMS)?;
         // Maps are taken before the programs attach, so the ring buffer has a
         // reader before the first event can be written.

@@ -68,6 +68,21 @@ struct FileKey {
     ctime_nsec: i64,
 }
 
+impl FileKey {
+    fn of(resolved: &Resolved) -> FileKey {
+        let stat = &resolved.stat;
+        FileKey {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime: stat.st_mtime,
+            mtime_nsec: stat.st_mtime_nsec,
+            ctime: stat.st_ctime,
+            ctime_nsec: stat.st_ctime_nsec,
+        }
+    }
+}
+
 /// Facts of files, by identity, bounded to [`CACHE_CAPACITY`] entries.
 #[derive(Default)]
 pub(super) struct FileCache {
@@ -89,15 +104,7 @@ impl FileCache {
             return None;
         }
         let size = u64::try_from(stat.st_size).unwrap_or(0);
-        let key = FileKey {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            size,
-            mtime: stat.st_mtime,
-            mtime_nsec: stat.st_mtime_nsec,
-            ctime: stat.st_ctime,
-            ctime_nsec: stat.st_ctime_nsec,
-        };
+        let key = FileKey::of(resolved);
         let want_digest = !policy.catalogue.sha256.is_empty();
         if let Ok(cache) = self.entries.lock() {
             if let Some(facts) = cache.get(&key) {
@@ -136,6 +143,17 @@ impl FileCache {
             cache.insert(key, Arc::clone(&facts));
         }
         Some(facts)
+    }
+
+    /// Whether the facts of `resolved` are held, as complete as `policy`
+    /// wants them: its content was read and judged, and is remembered.
+    pub(super) fn holds(&self, policy: &Policy, resolved: &Resolved) -> bool {
+        let want_digest = !policy.catalogue.sha256.is_empty();
+        self.entries.lock().is_ok_and(|cache| {
+            cache
+                .get(&FileKey::of(resolved))
+                .is_some_and(|facts| facts.sha256.is_some() || !want_digest)
+        })
     }
 
     /// Entries held now.

@@ -190,6 +190,12 @@ impl SiteRoot<'_> {
         SiteRoot::Lazy(tid, std::cell::OnceCell::new())
     }
 
+    /// Whether the root was needed and could not be had (the process was
+    /// gone): what was concluded without it may be incomplete.
+    pub fn was_missed(&self) -> bool {
+        matches!(self, SiteRoot::Lazy(_, cell) if matches!(cell.get(), Some(None)))
+    }
+
     /// The root, if it can be had.
     pub fn get(&self) -> Option<&OwnedFd> {
         match self {
@@ -236,6 +242,13 @@ impl Classifier {
     /// A classifier with an empty cache.
     pub fn new() -> Classifier {
         Classifier::default()
+    }
+
+    /// Whether what [`Classifier::classify_exec`] said of `resolved` came
+    /// from its content, read and remembered (not from its name alone, for
+    /// want of a file that could still be opened).
+    pub fn has_read(&self, policy: &Policy, resolved: &Resolved) -> bool {
+        self.cache.holds(policy, resolved)
     }
 
     /// Evidence that an exec of `given` (argv\[0\] `argv0`), which resolved to
