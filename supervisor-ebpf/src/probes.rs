@@ -601,37 +601,70 @@ fn report_netlink_send(ctx: &TracePointContext, msghdr: bool) -> Res {
     // process open this fd as a netfilter socket: otherwise user space checks
     // the socket first and kills after the fact.
     let netfilter = is_netlink_socket(fd, linux::NETLINK_NETFILTER);
-    let mut killed = false;
-    if flags & MONITOR_ENFORCE != 0 && (destination != 0 || netfilter) {
-        let to_kernel = netfilter || {
-            // SAFETY: fault-tolerant read of the caller's sockaddr.
-            let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
-            u64::from(family) == linux::AF_NETLINK
-        };
-        // SAFETY: plain helper call; signals the current task.
-        if to_kernel && unsafe { bpf_send_signal(SIGKILL) } == 0 {
-            killed = true;
-            count(COUNTER_KILLS);
-        }
-    }
+    let killed = kill_sender(flags, netfilter || sent_to_netlink(destination));
     let (kind, msg_type, method) = match found {
         Found::Binding(msg_type) => (EVENT_NETFILTER, msg_type, 0),
         Found::Mirror(method) => (EVENT_MIRROR, linux::NFT_NEWRULE_TYPE, method),
     };
-    emit_net(kind, cgroup, |e| {
-        if killed {
-            e.header.flags |= FLAG_KILLED;
-        }
-        if netfilter {
-            e.header.flags |= FLAG_NETFILTER_SOCKET;
-        }
+    let known = if netfilter { FLAG_NETFILTER_SOCKET } else { 0 };
+    let sent = Sent {
+        kind,
+        cgroup,
+        flags: known | if killed { FLAG_KILLED } else { 0 },
+        protocol: linux::NETLINK_NETFILTER,
+        msg_type,
+        value: method,
+        fd,
+        msghdr,
+    };
+    emit_netlink(&sent)
+}
+
+/// Whether `destination` (a `sockaddr` in the caller's memory, 0: none) is a
+/// netlink address: the kernel's, or a peer's.
+fn sent_to_netlink(destination: u64) -> bool {
+    if destination == 0 {
+        return false;
+    }
+    // SAFETY: fault-tolerant read of the caller's sockaddr.
+    let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
+    u64::from(family) == linux::AF_NETLINK
+}
+
+/// Ends the sender where its container enforces and `armed` says the probe
+/// is sure enough of what it saw; whether `SIGKILL` was sent.
+fn kill_sender(flags: u32, armed: bool) -> bool {
+    // SAFETY: plain helper call; signals the current task.
+    if flags & MONITOR_ENFORCE != 0 && armed && unsafe { bpf_send_signal(SIGKILL) } == 0 {
+        count(COUNTER_KILLS);
+        return true;
+    }
+    false
+}
+
+/// A netlink request to report.
+struct Sent {
+    kind: u32,
+    cgroup: u64,
+    /// `FLAG_*` bits.
+    flags: u32,
+    protocol: u64,
+    msg_type: u16,
+    value: u32,
+    fd: u64,
+    msghdr: bool,
+}
+
+fn emit_netlink(sent: &Sent) -> Res {
+    emit_net(sent.kind, sent.cgroup, |e| {
+        e.header.flags |= sent.flags;
         e.family = linux::AF_NETLINK as u32;
         // Which call: 1 for sendmsg, 0 for sendto.
-        e.level = u32::from(msghdr);
-        e.protocol = linux::NETLINK_NETFILTER as u32;
-        e.optname = u32::from(msg_type);
-        e.value = method;
-        e.fd = fd as u32;
+        e.level = u32::from(sent.msghdr);
+        e.protocol = sent.protocol as u32;
+        e.optname = u32::from(sent.msg_type);
+        e.value = sent.value;
+        e.fd = sent.fd as u32;
     })
 }
 
@@ -885,32 +918,21 @@ fn report_link(send: &Send, msg_type: u16, value: u32) -> Res {
         msghdr,
     } = *send;
     let route = is_netlink_socket(fd, linux::NETLINK_ROUTE);
-    let mut killed = false;
-    if flags & MONITOR_ENFORCE != 0 && route {
-        let to_kernel = destination == 0 || {
-            // SAFETY: fault-tolerant read of the caller's sockaddr.
-            let family = unsafe { bpf_probe_read_user(destination as *const u16) }.unwrap_or(0);
-            u64::from(family) == linux::AF_NETLINK
-        };
-        // SAFETY: plain helper call; signals the current task.
-        if to_kernel && unsafe { bpf_send_signal(SIGKILL) } == 0 {
-            killed = true;
-            count(COUNTER_KILLS);
-        }
-    }
-    emit_net(EVENT_LINK, cgroup, |e| {
-        if killed {
-            e.header.flags |= FLAG_KILLED;
-        }
-        if route {
-            e.header.flags |= FLAG_ROUTE_SOCKET;
-        }
-        e.family = linux::AF_NETLINK as u32;
-        e.level = u32::from(msghdr);
-        e.protocol = linux::NETLINK_ROUTE as u32;
-        e.optname = u32::from(msg_type);
-        e.value = value;
-        e.fd = fd as u32;
+    // To the kernel: no address (the socket's default), or a netlink one.
+    let killed = kill_sender(
+        flags,
+        route && (destination == 0 || sent_to_netlink(destination)),
+    );
+    let known = if route { FLAG_ROUTE_SOCKET } else { 0 };
+    emit_netlink(&Sent {
+        kind: EVENT_LINK,
+        cgroup,
+        flags: known | if killed { FLAG_KILLED } else { 0 },
+        protocol: linux::NETLINK_ROUTE,
+        msg_type,
+        value,
+        fd,
+        msghdr,
     })
 }
 

@@ -306,6 +306,17 @@ impl Supervisor {
         .unwrap_or_else(|| panic!("{what}: no alert for {exe} in {id}\n{}", self.report()))
     }
 
+    /// The first alert about container `id` whose evidence includes `kind`,
+    /// waiting at most [`ALERT_TIMEOUT`](crate::ALERT_TIMEOUT); panics with the
+    /// supervisor's report when none comes.
+    pub fn wait_alert_with_evidence(&self, id: &str, kind: &str) -> Value {
+        self.wait_alert(
+            |a| crate::is_alert_for(a, id) && crate::evidence_kinds(a).iter().any(|k| k == kind),
+            crate::ALERT_TIMEOUT,
+        )
+        .unwrap_or_else(|| panic!("no alert with {kind} evidence for {id}\n{}", self.report()))
+    }
+
     /// Every JSON line received so far.
     pub fn alerts_so_far(&self) -> Vec<Value> {
         self.alerts.so_far()

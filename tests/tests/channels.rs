@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sniffguard_tests::{
-    evidence_kinds, helpers_dir, is_alert_for, require_root, rootfs, run_command, str_at, temp_dir,
-    Bundle, Container, Runtime, Supervisor, ALERT_TIMEOUT, COMMAND_TIMEOUT,
+    helpers_dir, is_alert_for, require_root, rootfs, run_command, str_at, temp_dir, Bundle,
+    Container, Runtime, Supervisor, COMMAND_TIMEOUT,
 };
 
 /// The NFLOG group / NFQUEUE queue number the rule feeds.
@@ -168,11 +168,7 @@ fn run(sup: &Supervisor, runtime: Runtime, environment: &str, channel: Channel) 
 
 /// The first alert about the container whose evidence includes `kind`.
 fn alert_with(sup: &Supervisor, id: &str, kind: &str) -> Value {
-    sup.wait_alert(
-        |a| is_alert_for(a, id) && evidence_kinds(a).iter().any(|k| k == kind),
-        ALERT_TIMEOUT,
-    )
-    .unwrap_or_else(|| panic!("no alert with {kind} evidence for {id}\n{}", sup.report()))
+    sup.wait_alert_with_evidence(id, kind)
 }
 
 #[test]

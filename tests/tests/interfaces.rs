@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use sniffguard_tests::{
-    containers_common_profile, evidence_kinds, helpers_dir, is_alert_for, require_root, rootfs,
-    str_at, Bundle, Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    containers_common_profile, helpers_dir, is_alert_for, require_root, rootfs, str_at, Bundle,
+    Container, Runtime, Supervisor,
 };
 
 /// Calls of the race: enough for ci to lose it many times over.
@@ -62,13 +62,9 @@ fn run_with(
     (container, output)
 }
 
-/// The first alert about container `id` whose evidence includes `kind`.
+/// The first alert about the container whose evidence includes `kind`.
 fn alert_with(sup: &Supervisor, id: &str, kind: &str) -> Value {
-    sup.wait_alert(
-        |a| is_alert_for(a, id) && evidence_kinds(a).iter().any(|k| k == kind),
-        ALERT_TIMEOUT,
-    )
-    .unwrap_or_else(|| panic!("no alert with {kind} evidence for {id}\n{}", sup.report()))
+    sup.wait_alert_with_evidence(id, kind)
 }
 
 /// The value of `key=` on the line starting with `prefix`.

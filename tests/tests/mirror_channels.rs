@@ -31,8 +31,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use sniffguard_tests::{
-    evidence_kinds, helpers_dir, is_alert_for, require_root, rootfs, str_at, Bundle, CmdOutput,
-    Container, Runtime, Supervisor, ALERT_TIMEOUT,
+    helpers_dir, is_alert_for, require_root, rootfs, str_at, Bundle, CmdOutput, Container, Runtime,
+    Supervisor,
 };
 
 /// Two enforce environments: `managed` lets its containers manage netfilter,
@@ -83,11 +83,7 @@ fn run(
 
 /// The first alert about the container whose evidence includes `kind`.
 fn alert_with(sup: &Supervisor, id: &str, kind: &str) -> Value {
-    sup.wait_alert(
-        |a| is_alert_for(a, id) && evidence_kinds(a).iter().any(|k| k == kind),
-        ALERT_TIMEOUT,
-    )
-    .unwrap_or_else(|| panic!("no alert with {kind} evidence for {id}\n{}", sup.report()))
+    sup.wait_alert_with_evidence(id, kind)
 }
 
 /// The evidence item of `kind` in `alert`.
