@@ -7,8 +7,8 @@
 //! a container started without the filter), and the process is killed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
 use nix::errno::Errno;
@@ -21,6 +21,7 @@ use std::os::fd::AsFd;
 use crate::alert::Mechanism;
 use crate::classify::{Evidence, ExecSite, SiteRoot};
 use crate::finding::{self, Acted, Finding, Subject};
+use crate::lanes::{Claim, Handler, Lanes, CLASSIFY_BOUND};
 use crate::procfs;
 use crate::registry::ContainerRecord;
 use crate::verdict::Action;
@@ -52,8 +53,15 @@ const MAX_REMEMBERED: usize = 8192;
 /// async runtime: while events flow the ring is drained every
 /// `POLL_INTERVAL`, and each of those ticks through the runtime cost a timer,
 /// an epoll round and a worker hand-off (about a fifth of the supervisor's CPU
-/// at 5,000 execs/s here); here a tick is one system call. Alerts and
-/// responses are still handed to the runtime.
+/// at 5,000 execs/s here); here a tick is one system call.
+///
+/// The reader itself reads no file: each drain's events go to the
+/// classification workers ([`crate::lanes`]), since judging an exec reads
+/// the file it runs and a file on a file system that never answers (a stalled
+/// FUSE server) would hold the reader, and every later event of every
+/// container, for as long as it likes. The reader watches the workers: an
+/// exec not judged within [`CLASSIFY_BOUND`] is alerted as unreadable in time
+/// (`unresolved` evidence). Alerts and responses are handed to the runtime.
 pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
     let runtime = tokio::runtime::Handle::current();
     let failed = shared.clone();
@@ -72,14 +80,31 @@ pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
 }
 
 fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
-    let mut seen = Seen::default();
+    let lanes = match Lanes::start(Judge {
+        shared: shared.clone(),
+        seen: Mutex::default(),
+    }) {
+        Ok(lanes) => lanes,
+        Err(err) => {
+            shared.health.fail(
+                crate::health::Component::RingReader,
+                format!("cannot start the classification workers ({err}); detection is off"),
+            );
+            return;
+        }
+    };
     let mut empty_drains: u32 = 0;
+    let mut next_deadline: Option<Instant> = None;
     loop {
         let period = if empty_drains >= IDLE_AFTER {
             IDLE_POLL_INTERVAL
         } else {
             POLL_INTERVAL
         };
+        // Wake in time to give up a job that reaches the bound.
+        let period = next_deadline.map_or(period, |at| {
+            period.min(at.saturating_duration_since(Instant::now()))
+        });
         let timeout = PollTimeout::try_from(period).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(ring.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, timeout) {
@@ -92,7 +117,8 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
                 return;
             }
         }
-        let drained = drain(&mut ring, &shared, &mut seen);
+        let drained = drain(&mut ring, &lanes);
+        next_deadline = lanes.overdue();
         empty_drains = if drained == 0 {
             empty_drains.saturating_add(1)
         } else {
@@ -101,17 +127,27 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
     }
 }
 
-/// Handles every event in the ring; returns how many there were.
-fn drain(ring: &mut RingBuf<MapData>, shared: &Arc<Shared>, seen: &mut Seen) -> usize {
-    let mut drained = 0;
-    let mut exited = ExitedPaths::default();
-    while let Some(item) = ring.next() {
-        drained += 1;
+/// Events handed to the workers in one drain, at most.
+const MAX_BATCH: usize = 4096;
+
+/// Hands every event in the ring to the workers (as many as their queue
+/// takes); returns how many there were.
+fn drain(ring: &mut RingBuf<MapData>, lanes: &Lanes<Judge>) -> usize {
+    if !lanes.has_room() {
+        // The workers are behind: what stays in the ring waits there, and
+        // what no longer fits is counted as dropped by the kernel.
+        return 0;
+    }
+    let mut batch = Vec::new();
+    while batch.len() < MAX_BATCH {
+        let Some(item) = ring.next() else { break };
         match Event::decode(&item) {
-            Ok(event) => handle(event, shared, seen, &mut exited),
+            Ok(event) => batch.push(Arc::new(event)),
             Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
+    let drained = batch.len();
+    lanes.push(batch);
     drained
 }
 
@@ -206,110 +242,240 @@ impl Seen {
     }
 }
 
-fn handle(event: Event, shared: &Arc<Shared>, seen: &mut Seen, exited: &mut ExitedPaths) {
-    let header = *event.header();
-    if let Event::Exec(exec) = &event {
-        if header.flags & FLAG_KILLED == 0
-            && shared.registry.has_listener(header.cgroup_id)
-            && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
-        {
-            // The seccomp listener checked this very exec before it ran.
-            seen.new_image(header.cgroup_id, header.tgid);
+/// What the workers do with an event: judge it, and report what it shows.
+struct Judge {
+    shared: Arc<Shared>,
+    seen: Mutex<Seen>,
+}
+
+impl Judge {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Handler for Judge {
+    type Job = Arc<Event>;
+    type Local = ExitedPaths;
+
+    /// A container's events in order, one at a time (its cgroup).
+    fn lane(event: &Arc<Event>) -> u64 {
+        event.header().cgroup_id
+    }
+
+    fn handle(&self, event: Arc<Event>, exited: &mut ExitedPaths, claim: &Claim<'_, Judge>) {
+        let shared = &self.shared;
+        let header = *event.header();
+        if let Event::Exec(exec) = &*event {
+            if header.flags & FLAG_KILLED == 0
+                && shared.registry.has_listener(header.cgroup_id)
+                && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
+            {
+                // The seccomp listener checked this very exec before it ran.
+                self.seen().new_image(header.cgroup_id, header.tgid);
+                return;
+            }
+        }
+        let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
+            // Deregistered between the event and now.
+            return;
+        };
+        let policy = shared.policy.load();
+        let finding = match &*event {
+            Event::Exec(exec) => {
+                self.seen().new_image(header.cgroup_id, header.tgid);
+                classify_exec(exec, &container, shared, &policy, exited)
+            }
+            Event::Net(net) => judge_net(net, &policy),
+        };
+        let Some(finding) = finding else { return };
+        if !claim.claim() {
+            // Too late: given up and reported as unreadable in time.
+            tracing::debug!(
+                container = container.id,
+                pid = header.tgid,
+                "a classification finished after it was given up"
+            );
             return;
         }
+        self.report(&event, &container, &policy, finding);
     }
-    let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
-        // Deregistered between the event and now.
-        return;
-    };
-    let policy = shared.policy.load();
-    let finding = match &event {
-        Event::Exec(exec) => {
-            seen.new_image(header.cgroup_id, header.tgid);
-            classify_exec(exec, &container, shared, &policy, exited)
-        }
-        Event::Net(_) if !policy.catalogue.behaviour => None,
-        Event::Net(net) => classify_net(net, &policy).map(|evidence| {
-            Finding::new(
-                vec![evidence],
-                procfs::running_exe(header.tgid),
-                procfs::cmdline(header.tgid),
-            )
-        }),
-    };
-    let Some(finding) = finding else { return };
-    if !seen.first(header.cgroup_id, header.tgid) {
-        tracing::debug!(
-            container = container.id,
-            pid = header.tgid,
-            "further sniffing evidence from an alerted process"
-        );
-        return;
+
+    fn idle(exited: &mut ExitedPaths) {
+        // Resolved paths hold fds and describe the moment they were resolved.
+        exited.located.clear();
     }
-    let subject = Subject {
-        container_id: &container.id,
-        environment: &container.environment,
-        annotations: &container.annotations,
-        record: Some(container.clone()),
-        mechanism: match &event {
-            Event::Exec(_) => Mechanism::ExecProbe,
-            Event::Net(_) => Mechanism::SocketProbe,
-        },
-        tid: header.tid,
-    };
-    finding::judge_and_report(shared, &policy, subject, finding, |finding, verdict| {
-        finding.process.pid.get_or_insert(header.tgid);
-        finding.process.uid.get_or_insert(header.uid);
-        if container.listeners > 0 && !verdict.deny() {
-            // A seccomp listener already decided (and alerted) this exec or
-            // socket and let it through: reporting it again would double the
-            // alert.
-            return None;
+
+    fn overdue(&self, event: Arc<Event>, in_hand: bool, stuck: usize) {
+        let header = *event.header();
+        let Some(container) = self.shared.registry.by_cgroup(header.cgroup_id) else {
+            return;
+        };
+        let policy = self.shared.policy.load();
+        let finding = match &*event {
+            Event::Exec(exec) => {
+                self.seen().new_image(header.cgroup_id, header.tgid);
+                let reason = if in_hand {
+                    format!(
+                        "{}: the file could not be read within {} ms (its file system does \
+                         not answer: a FUSE server that stopped?); {stuck} classification \
+                         thread(s) left waiting on reads",
+                        text(abi::c_str(&exec.filename)),
+                        CLASSIFY_BOUND.as_millis()
+                    )
+                } else {
+                    format!(
+                        "{}: not judged within {} ms: every classification thread is waiting \
+                         on a file system that does not answer ({stuck} left waiting)",
+                        text(abi::c_str(&exec.filename)),
+                        CLASSIFY_BOUND.as_millis()
+                    )
+                };
+                tracing::warn!(
+                    container = container.id,
+                    pid = header.tgid,
+                    reason,
+                    "exec not judged in time"
+                );
+                Some(unread_in_time(exec, &policy, reason))
+            }
+            // Socket events read only /proc, never a file of the container:
+            // judged here (only queued ones get here, when no worker is free).
+            Event::Net(net) => judge_net(net, &policy),
+        };
+        if let Some(finding) = finding {
+            self.report(&event, &container, &policy, finding);
         }
-        let mut responses = Vec::new();
-        if verdict.deny() {
-            // Too late to refuse: it runs. The backstop kills it, whatever the
-            // environment's other responses are.
-            verdict.action = Action::Killed;
-            verdict.kill = false;
-            if header.flags & FLAG_KILLED != 0 {
-                responses.push("kill".to_string());
-            } else {
-                match respond::kill_process(header.tgid) {
-                    Ok(()) => responses.push("kill".to_string()),
-                    // Gone already: it ran to its end before the backstop got
-                    // to it. Say so rather than claim a kill.
-                    Err(errno) => {
-                        tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
-                        verdict.action = Action::Exited;
+    }
+}
+
+/// The finding for an exec whose file could not be read within the bound:
+/// `Unresolved` evidence that says so, and what the names recorded by the
+/// kernel show, with no read of the file.
+fn unread_in_time(exec: &ExecEvent, policy: &Policy, reason: String) -> Finding {
+    let filename = abi::c_str(&exec.filename);
+    let argv: Vec<Vec<u8>> = abi::argv_slots(&exec.argv, exec.argc)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let mut evidence = vec![Evidence::Unresolved { reason }];
+    for name in [Some(filename), argv.first().map(Vec::as_slice)]
+        .into_iter()
+        .flatten()
+    {
+        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        let found = Evidence::NameGiven { name: text(base) };
+        if policy.is_catalogued(base) && !evidence.contains(&found) {
+            evidence.push(found);
+        }
+    }
+    Finding::new(
+        evidence,
+        Some(text(filename)),
+        argv.iter().map(|a| text(a)).collect(),
+    )
+}
+
+/// A socket-probe event's finding, when the policy looks at behaviour.
+fn judge_net(net: &NetEvent, policy: &Policy) -> Option<Finding> {
+    if !policy.catalogue.behaviour {
+        return None;
+    }
+    classify_net(net, policy).map(|evidence| {
+        Finding::new(
+            vec![evidence],
+            procfs::running_exe(net.header.tgid),
+            procfs::cmdline(net.header.tgid),
+        )
+    })
+}
+
+impl Judge {
+    /// Judges a finding by the policy, acts (the enforce backstop) and alerts,
+    /// once per process.
+    fn report(
+        &self,
+        event: &Event,
+        container: &ContainerRecord,
+        policy: &Policy,
+        finding: Finding,
+    ) {
+        let shared = &self.shared;
+        let header = *event.header();
+        if !self.seen().first(header.cgroup_id, header.tgid) {
+            tracing::debug!(
+                container = container.id,
+                pid = header.tgid,
+                "further sniffing evidence from an alerted process"
+            );
+            return;
+        }
+        let subject = Subject {
+            container_id: &container.id,
+            environment: &container.environment,
+            annotations: &container.annotations,
+            record: Some(container.clone()),
+            mechanism: match event {
+                Event::Exec(_) => Mechanism::ExecProbe,
+                Event::Net(_) => Mechanism::SocketProbe,
+            },
+            tid: header.tid,
+        };
+        finding::judge_and_report(shared, policy, subject, finding, |finding, verdict| {
+            finding.process.pid.get_or_insert(header.tgid);
+            finding.process.uid.get_or_insert(header.uid);
+            if container.listeners > 0 && !verdict.deny() {
+                // A seccomp listener already decided (and alerted) this exec or
+                // socket and let it through: reporting it again would double the
+                // alert.
+                return None;
+            }
+            let mut responses = Vec::new();
+            if verdict.deny() {
+                // Too late to refuse: it runs. The backstop kills it, whatever the
+                // environment's other responses are.
+                verdict.action = Action::Killed;
+                verdict.kill = false;
+                if header.flags & FLAG_KILLED != 0 {
+                    responses.push("kill".to_string());
+                } else {
+                    match respond::kill_process(header.tgid) {
+                        Ok(()) => responses.push("kill".to_string()),
+                        // Gone already: it ran to its end before the backstop got
+                        // to it. Say so rather than claim a kill.
+                        Err(errno) => {
+                            tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
+                            verdict.action = Action::Exited;
+                        }
                     }
                 }
+                if let (Event::Net(_), Some(init)) = (event, container.pid) {
+                    // The socket outlives its creator in whoever shares or
+                    // inherited its file table: end them too.
+                    sweep_capture_holders(&container.id, init, &mut responses);
+                }
             }
-            if let (Event::Net(_), Some(init)) = (&event, container.pid) {
-                // The socket outlives its creator in whoever shares or
-                // inherited its file table: end them too.
-                sweep_capture_holders(&container.id, init, &mut responses);
-            }
-        }
-        Some(Acted {
-            syscall: match &event {
-                Event::Exec(_) => "execve",
-                Event::Net(net) => match net.header.kind {
-                    abi::EVENT_SETSOCKOPT => "setsockopt",
-                    abi::EVENT_IOCTL => "ioctl",
-                    abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
-                    abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
-                    abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
-                    abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
-                    abi::EVENT_NETFILTER => "sendto",
-                    _ => "socket",
+            Some(Acted {
+                syscall: match event {
+                    Event::Exec(_) => "execve",
+                    Event::Net(net) => match net.header.kind {
+                        abi::EVENT_SETSOCKOPT => "setsockopt",
+                        abi::EVENT_IOCTL => "ioctl",
+                        abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
+                        abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
+                        abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
+                        abi::EVENT_NETFILTER if net.level == 1 => "sendmsg",
+                        abi::EVENT_NETFILTER => "sendto",
+                        _ => "socket",
+                    },
                 },
-            },
-            decision_latency: Duration::ZERO,
-            responses,
-            pid: header.tgid,
-        })
-    });
+                decision_latency: Duration::ZERO,
+                responses,
+                pid: header.tgid,
+            })
+        });
+    }
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -39,6 +39,7 @@ pub mod grants;
 pub mod health;
 pub mod inflight;
 pub mod keeper;
+pub mod lanes;
 pub mod listener;
 pub mod metrics;
 pub mod notify;
