@@ -231,3 +231,47 @@ fn a_stalled_fuse_file_is_alerted_in_time_and_other_containers_go_on() {
         "the stuck thread did not leave once its read was released"
     );
 }
+
+/// Enforce: the seccomp listener's own open of the file hangs (the server
+/// answers no open at all). After the bound the exec is refused with
+/// `unresolved` evidence, and the container's next exec is decided by a
+/// listener that took the stuck one's place.
+#[test]
+fn enforce_refuses_a_stalled_fuse_file_in_time_and_goes_on() {
+    if !require_root() {
+        return;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIPPED: no /dev/fuse");
+        return;
+    }
+    let sup = Supervisor::start(None);
+    let mount = StalledMount::start(&helpers().join("sleeper"), 0);
+    let script = "/fuse/prog 0; echo rc=$?; /bin/true && echo next-exec-ran";
+    let bundle = Bundle::new(rootfs(), &["sh", "-c", script], Some("staging"))
+        .bind_ro(mount.path(), "/fuse");
+    let container = Container::new(Runtime::Runc);
+    let out = container.run_via_shim(&sup, &bundle);
+    assert!(
+        out.stdout.contains("rc=126") && out.stdout.contains("next-exec-ran"),
+        "the stalled exec was not refused, or the container's next exec was not decided: {out}\n{}",
+        sup.report()
+    );
+    let alert = sup
+        .wait_alert(
+            |a| {
+                is_alert_for(a, container.id())
+                    && str_at(a, "/action") == Some("denied")
+                    && evidence_kinds(a).iter().any(|k| k == "unresolved")
+            },
+            ALERT_TIMEOUT,
+        )
+        .unwrap_or_else(|| panic!("no refusal alert for the stalled file\n{}", sup.report()));
+    let reason = str_at(&alert, "/evidence/0/reason").unwrap_or_default();
+    assert!(
+        reason.contains("/fuse/prog") && reason.contains("could not be read within"),
+        "{alert}"
+    );
+    assert_eq!(str_at(&alert, "/mechanism"), Some("seccomp"), "{alert}");
+    drop(mount);
+}
