@@ -139,14 +139,18 @@ fn drain(ring: &mut RingBuf<MapData>, lanes: &Lanes<Judge>) -> usize {
         return 0;
     }
     let mut batch = Vec::new();
-    while batch.len() < MAX_BATCH {
+    let mut drained = 0;
+    while drained < MAX_BATCH {
         let Some(item) = ring.next() else { break };
+        drained += 1;
         match Event::decode(&item) {
+            Ok(event) if lanes.handler().already_decided(&event) => {}
             Ok(event) => batch.push(Arc::new(event)),
             Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
-    let drained = batch.len();
+    // An enforce container's execs were decided by its seccomp listener: a
+    // drain of only those wakes no worker.
     lanes.push(batch);
     drained
 }
@@ -165,18 +169,23 @@ struct Located {
     tid: u32,
 }
 
-/// Paths of exited processes, resolved once per drain of the ring.
+/// Paths of exited processes, resolved once per batch of events: per
+/// [`POLL_INTERVAL`] at most, and anew once a worker's queue ran empty.
 ///
 /// A process that has exited by the time its event is read can only be judged
-/// by resolving the path it ran *now*, in its container's root. Every event of
-/// one drain is judged at that same moment, so one resolution per container and
-/// path serves them all: an exec storm of one short command (a build running
-/// `true` or `sed` thousands of times) resolves it once per drain, every 2 ms
-/// while events flow, rather than once per exec. Each event is still
-/// classified on its own (its arguments may differ).
+/// by resolving the path it ran *now*, in its container's root. Events judged
+/// within one poll interval are judged at about that same moment, so one
+/// resolution per container and path serves them all: an exec storm of one
+/// short command (a build running `true` or `sed` thousands of times) resolves
+/// it every 2 ms while events flow, rather than once per exec. Older
+/// resolutions are dropped: the container may have put another file at the
+/// path since. Each event is still classified on its own (its arguments may
+/// differ).
 #[derive(Default)]
 struct ExitedPaths {
     located: HashMap<(u64, Vec<u8>), Option<Located>>,
+    /// When the oldest resolution held was made.
+    since: Option<Instant>,
 }
 
 impl ExitedPaths {
@@ -187,6 +196,14 @@ impl ExitedPaths {
         filename: &[u8],
     ) -> Option<&Located> {
         let key = (cgroup, filename.to_vec());
+        let now = Instant::now();
+        if self
+            .since
+            .is_none_or(|since| now.duration_since(since) >= POLL_INTERVAL)
+        {
+            self.located.clear();
+            self.since = Some(now);
+        }
         if self.located.len() >= MAX_EXITED_PATHS && !self.located.contains_key(&key) {
             // Bounded: the fds held are dropped, not the resolutions to come.
             self.located.clear();
@@ -249,6 +266,28 @@ struct Judge {
 }
 
 impl Judge {
+    /// Whether the event needs no judging: an exec the seccomp listener
+    /// checked before it ran. Read from memory only, so the reader asks it
+    /// itself and hands the workers only what they must judge.
+    fn already_decided(&self, event: &Event) -> bool {
+        let header = event.header();
+        let Event::Exec(exec) = event else {
+            return false;
+        };
+        if header.flags & FLAG_KILLED == 0
+            && self.shared.registry.has_listener(header.cgroup_id)
+            && self
+                .shared
+                .vetted
+                .take(header.tgid, abi::c_str(&exec.filename))
+        {
+            // The same process's later events are about a new image.
+            self.seen().new_image(header.cgroup_id, header.tgid);
+            return true;
+        }
+        false
+    }
+
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen
             .lock()
@@ -268,16 +307,6 @@ impl Handler for Judge {
     fn handle(&self, event: Arc<Event>, exited: &mut ExitedPaths, claim: &Claim<'_, Judge>) {
         let shared = &self.shared;
         let header = *event.header();
-        if let Event::Exec(exec) = &*event {
-            if header.flags & FLAG_KILLED == 0
-                && shared.registry.has_listener(header.cgroup_id)
-                && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
-            {
-                // The seccomp listener checked this very exec before it ran.
-                self.seen().new_image(header.cgroup_id, header.tgid);
-                return;
-            }
-        }
         let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
             // Deregistered between the event and now.
             return;
@@ -306,6 +335,7 @@ impl Handler for Judge {
     fn idle(exited: &mut ExitedPaths) {
         // Resolved paths hold fds and describe the moment they were resolved.
         exited.located.clear();
+        exited.since = None;
     }
 
     fn overdue(&self, event: Arc<Event>, in_hand: bool, stuck: usize) {

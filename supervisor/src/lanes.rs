@@ -30,11 +30,13 @@ use std::time::{Duration, Instant};
 /// How long one job may take before it is given up and reported as unjudged.
 ///
 /// Reading and parsing an executable the cache has not seen takes a few
-/// milliseconds (tens for a debug build of the supervisor scanning a large
-/// binary on a loaded 2-core node); a second is far above that and still
+/// milliseconds (tens to hundreds for a debug build of the supervisor
+/// scanning a large binary on a loaded 2-core node); two seconds leave a wide
+/// margin over that, since a bound that fires on a slow but answering file
+/// system refuses a legitimate exec in enforce environments, and are still
 /// short enough for an alert to be prompt. The seccomp listener uses the same
 /// bound for the same reads ([`crate::notify`]).
-pub const CLASSIFY_BOUND: Duration = Duration::from_millis(1000);
+pub const CLASSIFY_BOUND: Duration = Duration::from_millis(2000);
 
 /// Workers that are not stuck: two, so that a job which blocks for the bound
 /// leaves one to take every other lane's jobs at once.
@@ -168,6 +170,11 @@ impl<H: Handler> Lanes<H> {
         Ok(Lanes { inner })
     }
 
+    /// The handler the workers run.
+    pub fn handler(&self) -> &H {
+        &self.inner.handler
+    }
+
     /// Whether another job fits in the queue.
     pub fn has_room(&self) -> bool {
         lock(&self.inner.state).queue.len() < MAX_QUEUED
@@ -219,9 +226,11 @@ impl<H: Handler> Lanes<H> {
                 break;
             }
         }
-        if state.live.iter().all(|slot| slot.in_hand.is_some()) {
-            // No worker free (all stuck, none may be added): what waited past
-            // the bound is answered for now, judged by what needs no read.
+        if state.stuck >= MAX_STUCK && state.live.iter().all(|slot| slot.in_hand.is_some()) {
+            // No worker free and none may be added: what waited past the
+            // bound is answered for now, judged by what needs no read. (Below
+            // the cap a queue that backs up is only load: it waits, as the
+            // ring would.)
             while state
                 .queue
                 .front()

@@ -314,7 +314,7 @@ pub(crate) fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
     report.line(&format!(
         "A file system that never answers (issue 18): with one more container whose \
          exec's file the supervisor cannot open (a FUSE server that stopped; one \
-         classification thread blocked for the whole row, given up after the 1-s bound), \
+         classification thread blocked for the whole row, given up after the 2-s bound), \
          the full-rate row followed **{:.0} events/s with {} lost** against {:.0}/s with {} \
          lost without it (ratio {:.2}). A renamed tcpdump's alert, timed from its \
          container's start (the start itself is most of it): **{}** without the stall, \
