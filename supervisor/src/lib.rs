@@ -9,7 +9,8 @@
 //! - **what the kernel reports**: [`notify`] (a seccomp notification, answered
 //!   before the call runs; [`inflight`] keeps what is pending across restarts)
 //!   and [`probe`] + [`detect`] (the eBPF programs and what their events
-//!   mean; [`vetted`] says which execs seccomp already decided);
+//!   mean, judged on [`lanes`]' worker threads within a bound; [`vetted`]
+//!   says which execs seccomp already decided);
 //! - **what it is**: [`target`] (the caller's memory), [`resolve`] (the file,
 //!   inside the container), [`classify`] (is it a sniffer), [`procfs`] (who
 //!   the caller is);
