@@ -7,8 +7,8 @@
 //! a container started without the filter), and the process is killed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
 use nix::errno::Errno;
@@ -24,6 +24,7 @@ use crate::alert::Mechanism;
 use crate::classify::{Evidence, ExecSite, SiteRoot};
 use crate::finding::{self, Acted, Finding, Subject};
 use crate::identity::{self, ExecIdentity, Judgement, Judgements};
+use crate::lanes::{Claim, Handler, Lanes, CLASSIFY_BOUND};
 use crate::procfs;
 use crate::registry::ContainerRecord;
 use crate::verdict::Action;
@@ -55,8 +56,15 @@ const MAX_REMEMBERED: usize = 8192;
 /// async runtime: while events flow the ring is drained every
 /// `POLL_INTERVAL`, and each of those ticks through the runtime cost a timer,
 /// an epoll round and a worker hand-off (about a fifth of the supervisor's CPU
-/// at 5,000 execs/s here); here a tick is one system call. Alerts and
-/// responses are still handed to the runtime.
+/// at 5,000 execs/s here); here a tick is one system call.
+///
+/// The reader itself reads no file: each drain's events go to the
+/// classification workers ([`crate::lanes`]), since judging an exec reads
+/// the file it runs and a file on a file system that never answers (a stalled
+/// FUSE server) would hold the reader, and every later event of every
+/// container, for as long as it likes. The reader watches the workers: an
+/// exec not judged within [`CLASSIFY_BOUND`] is alerted as unreadable in time
+/// (`unresolved` evidence). Alerts and responses are handed to the runtime.
 pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
     let runtime = tokio::runtime::Handle::current();
     let failed = shared.clone();
@@ -75,15 +83,32 @@ pub fn spawn_reader(events: RingBuf<MapData>, shared: Arc<Shared>) {
 }
 
 fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
-    let mut seen = Seen::default();
-    let mut judged = Judgements::default();
+    let lanes = match Lanes::start(Judge {
+        shared: shared.clone(),
+        seen: Mutex::default(),
+        judged: Mutex::default(),
+    }) {
+        Ok(lanes) => lanes,
+        Err(err) => {
+            shared.health.fail(
+                crate::health::Component::RingReader,
+                format!("cannot start the classification workers ({err}); detection is off"),
+            );
+            return;
+        }
+    };
     let mut empty_drains: u32 = 0;
+    let mut next_deadline: Option<Instant> = None;
     loop {
         let period = if empty_drains >= IDLE_AFTER {
             IDLE_POLL_INTERVAL
         } else {
             POLL_INTERVAL
         };
+        // Wake in time to give up a job that reaches the bound.
+        let period = next_deadline.map_or(period, |at| {
+            period.min(at.saturating_duration_since(Instant::now()))
+        });
         let timeout = PollTimeout::try_from(period).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(ring.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, timeout) {
@@ -96,7 +121,8 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
                 return;
             }
         }
-        let drained = drain(&mut ring, &shared, &mut seen, &mut judged);
+        let drained = drain(&mut ring, &lanes);
+        next_deadline = lanes.overdue();
         empty_drains = if drained == 0 {
             empty_drains.saturating_add(1)
         } else {
@@ -105,22 +131,31 @@ fn read(mut ring: RingBuf<MapData>, shared: Arc<Shared>) {
     }
 }
 
-/// Handles every event in the ring; returns how many there were.
-fn drain(
-    ring: &mut RingBuf<MapData>,
-    shared: &Arc<Shared>,
-    seen: &mut Seen,
-    judged: &mut Judgements,
-) -> usize {
+/// Events handed to the workers in one drain, at most.
+const MAX_BATCH: usize = 4096;
+
+/// Hands every event in the ring to the workers (as many as their queue
+/// takes); returns how many there were.
+fn drain(ring: &mut RingBuf<MapData>, lanes: &Lanes<Judge>) -> usize {
+    if !lanes.has_room() {
+        // The workers are behind: what stays in the ring waits there, and
+        // what no longer fits is counted as dropped by the kernel.
+        return 0;
+    }
+    let mut batch = Vec::new();
     let mut drained = 0;
-    let mut exited = ExitedPaths::default();
-    while let Some(item) = ring.next() {
+    while drained < MAX_BATCH {
+        let Some(item) = ring.next() else { break };
         drained += 1;
         match Event::decode(&item) {
-            Ok(event) => handle(event, shared, seen, &mut exited, judged),
+            Ok(event) if lanes.handler().already_decided(&event) => {}
+            Ok(event) => batch.push(Arc::new(event)),
             Err(err) => tracing::warn!(?err, "undecodable eBPF event"),
         }
     }
+    // An enforce container's execs were decided by its seccomp listener: a
+    // drain of only those wakes no worker.
+    lanes.push(batch);
     drained
 }
 
@@ -138,18 +173,23 @@ struct Located {
     tid: u32,
 }
 
-/// Paths of exited processes, resolved once per drain of the ring.
+/// Paths of exited processes, resolved once per batch of events: per
+/// [`POLL_INTERVAL`] at most, and anew once a worker's queue ran empty.
 ///
 /// A process that has exited by the time its event is read can only be judged
-/// by resolving the path it ran *now*, in its container's root. Every event of
-/// one drain is judged at that same moment, so one resolution per container and
-/// path serves them all: an exec storm of one short command (a build running
-/// `true` or `sed` thousands of times) resolves it once per drain, every 2 ms
-/// while events flow, rather than once per exec. Each event is still
-/// classified on its own (its arguments may differ).
+/// by resolving the path it ran *now*, in its container's root. Events judged
+/// within one poll interval are judged at about that same moment, so one
+/// resolution per container and path serves them all: an exec storm of one
+/// short command (a build running `true` or `sed` thousands of times) resolves
+/// it every 2 ms while events flow, rather than once per exec. Older
+/// resolutions are dropped: the container may have put another file at the
+/// path since. Each event is still classified on its own (its arguments may
+/// differ).
 #[derive(Default)]
 struct ExitedPaths {
     located: HashMap<(u64, Vec<u8>), Option<Located>>,
+    /// When the oldest resolution held was made.
+    since: Option<Instant>,
 }
 
 impl ExitedPaths {
@@ -160,6 +200,14 @@ impl ExitedPaths {
         filename: &[u8],
     ) -> Option<&Located> {
         let key = (cgroup, filename.to_vec());
+        let now = Instant::now();
+        if self
+            .since
+            .is_none_or(|since| now.duration_since(since) >= POLL_INTERVAL)
+        {
+            self.located.clear();
+            self.since = Some(now);
+        }
         if self.located.len() >= MAX_EXITED_PATHS && !self.located.contains_key(&key) {
             // Bounded: the fds held are dropped, not the resolutions to come.
             self.located.clear();
@@ -259,138 +307,283 @@ impl Seen {
     }
 }
 
-fn handle(
-    event: Event,
-    shared: &Arc<Shared>,
-    seen: &mut Seen,
-    exited: &mut ExitedPaths,
-    judged: &mut Judgements,
-) {
-    let header = *event.header();
-    if let Event::Exec(exec) = &event {
+/// What the workers do with an event: judge it, and report what it shows.
+struct Judge {
+    shared: Arc<Shared>,
+    seen: Mutex<Seen>,
+    /// Earlier judgements of executed files, by identity (shared by the
+    /// workers: a container's events may run on either).
+    judged: Mutex<Judgements>,
+}
+
+impl Judge {
+    /// Whether the event needs no judging: an exec the seccomp listener
+    /// checked before it ran. Read from memory only, so the reader asks it
+    /// itself and hands the workers only what they must judge.
+    fn already_decided(&self, event: &Event) -> bool {
+        let header = event.header();
+        let Event::Exec(exec) = event else {
+            return false;
+        };
         if header.flags & FLAG_KILLED == 0
-            && shared.registry.has_listener(header.cgroup_id)
-            && shared.vetted.take(header.tgid, abi::c_str(&exec.filename))
+            && self.shared.registry.has_listener(header.cgroup_id)
+            && self
+                .shared
+                .vetted
+                .take(header.tgid, abi::c_str(&exec.filename))
         {
-            // The seccomp listener checked this very exec before it ran.
-            seen.new_image(header.cgroup_id, header.tgid);
+            // The same process's later events are about a new image.
+            self.seen().new_image(header.cgroup_id, header.tgid);
+            return true;
+        }
+        false
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Handler for Judge {
+    type Job = Arc<Event>;
+    type Local = ExitedPaths;
+
+    /// A container's events in order, one at a time (its cgroup).
+    fn lane(event: &Arc<Event>) -> u64 {
+        event.header().cgroup_id
+    }
+
+    fn handle(&self, event: Arc<Event>, exited: &mut ExitedPaths, claim: &Claim<'_, Judge>) {
+        let shared = &self.shared;
+        let header = *event.header();
+        let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
+            // Deregistered between the event and now.
+            return;
+        };
+        let policy = shared.policy.load();
+        let finding = match &*event {
+            Event::Exec(exec) => {
+                self.seen().new_image(header.cgroup_id, header.tgid);
+                classify_exec(exec, &container, shared, &policy, exited, &self.judged)
+            }
+            Event::Net(net) => judge_net(net, &policy, &container.environment),
+        };
+        let Some(finding) = finding else { return };
+        if !claim.claim() {
+            // Too late: given up and reported as unreadable in time.
+            tracing::debug!(
+                container = container.id,
+                pid = header.tgid,
+                "a classification finished after it was given up"
+            );
             return;
         }
+        self.report(&event, &container, &policy, finding);
     }
-    let Some(container) = shared.registry.by_cgroup(header.cgroup_id) else {
-        // Deregistered between the event and now.
-        return;
-    };
-    let policy = shared.policy.load();
-    let finding = match &event {
-        Event::Exec(exec) => {
-            seen.new_image(header.cgroup_id, header.tgid);
-            classify_exec(exec, &container, shared, &policy, exited, judged)
+
+    fn idle(exited: &mut ExitedPaths) {
+        // Resolved paths hold fds and describe the moment they were resolved.
+        exited.located.clear();
+        exited.since = None;
+    }
+
+    fn overdue(&self, event: Arc<Event>, in_hand: bool, stuck: usize) {
+        let header = *event.header();
+        let Some(container) = self.shared.registry.by_cgroup(header.cgroup_id) else {
+            return;
+        };
+        let policy = self.shared.policy.load();
+        let finding = match &*event {
+            Event::Exec(exec) => {
+                self.seen().new_image(header.cgroup_id, header.tgid);
+                let reason = if in_hand {
+                    format!(
+                        "{}: the file could not be read within {} ms (its file system does \
+                         not answer: a FUSE server that stopped?); {stuck} classification \
+                         thread(s) left waiting on reads",
+                        text(abi::c_str(&exec.filename)),
+                        CLASSIFY_BOUND.as_millis()
+                    )
+                } else {
+                    format!(
+                        "{}: not judged within {} ms: every classification thread is waiting \
+                         on a file system that does not answer ({stuck} left waiting)",
+                        text(abi::c_str(&exec.filename)),
+                        CLASSIFY_BOUND.as_millis()
+                    )
+                };
+                tracing::warn!(
+                    container = container.id,
+                    pid = header.tgid,
+                    reason,
+                    "exec not judged in time"
+                );
+                Some(unread_in_time(exec, &policy, reason))
+            }
+            // Socket events read only /proc, never a file of the container:
+            // judged here (only queued ones get here, when no worker is free).
+            Event::Net(net) => judge_net(net, &policy, &container.environment),
+        };
+        if let Some(finding) = finding {
+            self.report(&event, &container, &policy, finding);
         }
-        Event::Net(_) if !policy.catalogue.behaviour => None,
-        Event::Net(net) => classify_net(net, &policy, &container.environment).map(|evidence| {
-            let mut finding = Finding::new(
-                vec![evidence],
-                procfs::running_exe(header.tgid),
-                procfs::cmdline(header.tgid),
-            );
-            finding.process.comm = Some(text(abi::c_str(&net.comm)));
-            finding
-        }),
-    };
-    let Some(finding) = finding else { return };
-    let by_exec = matches!(event, Event::Exec(_));
-    if !seen.admit(header.cgroup_id, header.tgid, by_exec, &finding.evidence) {
-        tracing::debug!(
-            container = container.id,
-            pid = header.tgid,
-            "further sniffing evidence from an alerted process"
+    }
+}
+
+/// The finding for an exec whose file could not be read within the bound:
+/// `Unresolved` evidence that says so, and what the names recorded by the
+/// kernel show, with no read of the file.
+fn unread_in_time(exec: &ExecEvent, policy: &Policy, reason: String) -> Finding {
+    let filename = abi::c_str(&exec.filename);
+    let argv: Vec<Vec<u8>> = abi::argv_slots(&exec.argv, exec.argc)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let mut evidence = vec![Evidence::Unresolved { reason }];
+    for name in [Some(filename), argv.first().map(Vec::as_slice)]
+        .into_iter()
+        .flatten()
+    {
+        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        let found = Evidence::NameGiven { name: text(base) };
+        if policy.is_catalogued(base) && !evidence.contains(&found) {
+            evidence.push(found);
+        }
+    }
+    Finding::new(
+        evidence,
+        Some(text(filename)),
+        argv.iter().map(|a| text(a)).collect(),
+    )
+}
+
+/// A socket-probe event's finding, when the policy looks at behaviour; the
+/// process is named by its `comm` as the kernel saw it too, for one gone
+/// before `/proc` is read.
+fn judge_net(net: &NetEvent, policy: &Policy, environment: &str) -> Option<Finding> {
+    if !policy.catalogue.behaviour {
+        return None;
+    }
+    classify_net(net, policy, environment).map(|evidence| {
+        let mut finding = Finding::new(
+            vec![evidence],
+            procfs::running_exe(net.header.tgid),
+            procfs::cmdline(net.header.tgid),
         );
-        return;
-    }
-    let subject = Subject {
-        container_id: &container.id,
-        environment: &container.environment,
-        annotations: &container.annotations,
-        record: Some(container.clone()),
-        mechanism: match &event {
-            Event::Exec(_) => Mechanism::ExecProbe,
-            Event::Net(_) => Mechanism::SocketProbe,
-        },
-        tid: header.tid,
-    };
-    finding::judge_and_report(shared, &policy, subject, finding, |finding, verdict| {
-        finding.process.pid.get_or_insert(header.tgid);
-        finding.process.uid.get_or_insert(header.uid);
-        if container.listeners > 0 && !verdict.deny() {
-            // A seccomp listener already decided (and alerted) this exec or
-            // socket and let it through: reporting it again would double the
-            // alert.
-            return None;
+        finding.process.comm = Some(text(abi::c_str(&net.comm)));
+        finding
+    })
+}
+
+impl Judge {
+    /// Judges a finding by the policy, acts (the enforce backstop) and alerts,
+    /// once per process.
+    fn report(
+        &self,
+        event: &Event,
+        container: &ContainerRecord,
+        policy: &Policy,
+        finding: Finding,
+    ) {
+        let shared = &self.shared;
+        let header = *event.header();
+        let by_exec = matches!(event, Event::Exec(_));
+        if !self
+            .seen()
+            .admit(header.cgroup_id, header.tgid, by_exec, &finding.evidence)
+        {
+            tracing::debug!(
+                container = container.id,
+                pid = header.tgid,
+                "further sniffing evidence from an alerted process"
+            );
+            return;
         }
-        let mut responses = Vec::new();
-        if verdict.deny() {
-            // Too late to refuse: it runs. The backstop kills it, whatever the
-            // environment's other responses are.
-            verdict.action = Action::Killed;
-            verdict.kill = false;
-            if header.flags & FLAG_KILLED != 0 {
-                responses.push("kill".to_string());
-            } else {
-                match respond::kill_process(header.tgid) {
-                    Ok(()) => responses.push("kill".to_string()),
-                    // Gone already: it ran to its end before the backstop got
-                    // to it. Say so rather than claim a kill.
-                    Err(errno) => {
-                        tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
-                        verdict.action = Action::Exited;
-                    }
-                }
-            }
-            if let (Event::Net(_), Some(init)) = (&event, container.pid) {
-                // The socket outlives its creator in whoever shares or
-                // inherited its file table: end them too.
-                sweep_capture_holders(&container.id, init, &mut responses);
-            }
-            if let Event::Net(net) = &event {
-                if net.header.kind == abi::EVENT_MIRROR && header.flags & FLAG_KILLED == 0 {
-                    // Sent without a netlink address, so the probe left the
-                    // kill to this check of the socket: the kernel had the
-                    // batch by then and may have committed the rule.
-                    tracing::warn!(container = container.id, pid = header.tgid, "a mirroring rule was sent without an address; its sender was killed after the kernel read the batch, so the rule may be in place");
-                    responses.push(
-                        "the rule was sent without a netlink address and may be in place: check the container's nf_tables ruleset".to_string(),
-                    );
-                }
-                if sets_interface_flag(&finding.evidence) {
-                    responses.push(clear_promiscuous(shared, header.tgid, container.pid));
-                }
-            }
-        }
-        Some(Acted {
-            syscall: match &event {
-                Event::Exec(_) => "execve",
-                Event::Net(net) => match net.header.kind {
-                    abi::EVENT_SETSOCKOPT => "setsockopt",
-                    abi::EVENT_IOCTL => "ioctl",
-                    abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
-                    abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
-                    abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
-                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR | abi::EVENT_LINK
-                        if net.level == 1 =>
-                    {
-                        "sendmsg"
-                    }
-                    abi::EVENT_NETFILTER | abi::EVENT_MIRROR | abi::EVENT_LINK => "sendto",
-                    abi::EVENT_BPF => "bpf",
-                    _ => "socket",
-                },
+        let subject = Subject {
+            container_id: &container.id,
+            environment: &container.environment,
+            annotations: &container.annotations,
+            record: Some(container.clone()),
+            mechanism: match event {
+                Event::Exec(_) => Mechanism::ExecProbe,
+                Event::Net(_) => Mechanism::SocketProbe,
             },
-            decision_latency: Duration::ZERO,
-            responses,
-            pid: header.tgid,
-        })
-    });
+            tid: header.tid,
+        };
+        finding::judge_and_report(shared, policy, subject, finding, |finding, verdict| {
+            finding.process.pid.get_or_insert(header.tgid);
+            finding.process.uid.get_or_insert(header.uid);
+            if container.listeners > 0 && !verdict.deny() {
+                // A seccomp listener already decided (and alerted) this exec or
+                // socket and let it through: reporting it again would double the
+                // alert.
+                return None;
+            }
+            let mut responses = Vec::new();
+            if verdict.deny() {
+                // Too late to refuse: it runs. The backstop kills it, whatever the
+                // environment's other responses are.
+                verdict.action = Action::Killed;
+                verdict.kill = false;
+                if header.flags & FLAG_KILLED != 0 {
+                    responses.push("kill".to_string());
+                } else {
+                    match respond::kill_process(header.tgid) {
+                        Ok(()) => responses.push("kill".to_string()),
+                        // Gone already: it ran to its end before the backstop got
+                        // to it. Say so rather than claim a kill.
+                        Err(errno) => {
+                            tracing::warn!(container = container.id, pid = header.tgid, %errno, "backstop kill failed");
+                            verdict.action = Action::Exited;
+                        }
+                    }
+                }
+                if let (Event::Net(_), Some(init)) = (event, container.pid) {
+                    // The socket outlives its creator in whoever shares or
+                    // inherited its file table: end them too.
+                    sweep_capture_holders(&container.id, init, &mut responses);
+                }
+                if let Event::Net(net) = event {
+                    if net.header.kind == abi::EVENT_MIRROR && header.flags & FLAG_KILLED == 0 {
+                        // Sent without a netlink address, so the probe left the
+                        // kill to this check of the socket: the kernel had the
+                        // batch by then and may have committed the rule.
+                        tracing::warn!(container = container.id, pid = header.tgid, "a mirroring rule was sent without an address; its sender was killed after the kernel read the batch, so the rule may be in place");
+                        responses.push(
+                            "the rule was sent without a netlink address and may be in place: check the container's nf_tables ruleset".to_string(),
+                        );
+                    }
+                    if sets_interface_flag(&finding.evidence) {
+                        responses.push(clear_promiscuous(shared, header.tgid, container.pid));
+                    }
+                }
+            }
+            Some(Acted {
+                syscall: match event {
+                    Event::Exec(_) => "execve",
+                    Event::Net(net) => match net.header.kind {
+                        abi::EVENT_SETSOCKOPT => "setsockopt",
+                        abi::EVENT_IOCTL => "ioctl",
+                        abi::EVENT_SOCKET if net.value == 1 => "socket (i386)",
+                        abi::EVENT_SOCKET if net.value == 2 => "socket (x32)",
+                        abi::EVENT_SOCKET if net.value == 3 => "io_uring (IORING_OP_SOCKET)",
+                        abi::EVENT_NETFILTER | abi::EVENT_MIRROR | abi::EVENT_LINK
+                            if net.level == 1 =>
+                        {
+                            "sendmsg"
+                        }
+                        abi::EVENT_NETFILTER | abi::EVENT_MIRROR | abi::EVENT_LINK => "sendto",
+                        abi::EVENT_BPF => "bpf",
+                        _ => "socket",
+                    },
+                },
+                decision_latency: Duration::ZERO,
+                responses,
+                pid: header.tgid,
+            })
+        });
+    }
 }
 
 /// Whether the evidence is promiscuous mode set as an interface flag
@@ -452,8 +645,15 @@ fn classify_exec(
     shared: &Shared,
     policy: &Arc<Policy>,
     exited: &mut ExitedPaths,
-    judged: &mut Judgements,
+    judged: &Mutex<Judgements>,
 ) -> Option<Finding> {
+    // Held for a lookup or an insert only, never across a read of the file:
+    // a read that never returns must not hold up the other workers.
+    let judgements = || {
+        judged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     let header = exec.header;
     let filename = abi::c_str(&exec.filename);
     let argv: Vec<Vec<u8>> = abi::argv_slots(&exec.argv, exec.argc)
@@ -478,7 +678,9 @@ fn classify_exec(
             tid: header.tgid,
         });
     if live.is_none() {
-        if let Some(earlier) = identity.and_then(|id| judged.get(policy, header.cgroup_id, &id)) {
+        if let Some(earlier) =
+            identity.and_then(|id| judgements().get(policy, header.cgroup_id, &id))
+        {
             merge(&mut evidence, earlier.evidence.iter().cloned());
             merge(&mut evidence, names_given(policy, filename, argv0));
             if evidence.is_empty() {
@@ -534,7 +736,7 @@ fn classify_exec(
             && !site.root.was_missed()
             && shared.classifier.has_read(policy, resolved);
         if let (Some(id), true) = (identity, complete) {
-            judged.insert(
+            judgements().insert(
                 policy,
                 header.cgroup_id,
                 id,

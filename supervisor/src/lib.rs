@@ -9,9 +9,10 @@
 //! - **what the kernel reports**: [`notify`] (a seccomp notification, answered
 //!   before the call runs; [`inflight`] keeps what is pending across restarts)
 //!   and [`probe`] + [`detect`] (the eBPF programs and what their events
-//!   mean; [`vetted`] says which execs seccomp already decided; [`btf`] finds
-//!   the kernel offsets the exec probe reads the executed file's identity
-//!   with, and [`identity`] recognises that file later);
+//!   mean, judged on [`lanes`]' worker threads within a bound; [`vetted`]
+//!   says which execs seccomp already decided; [`btf`] finds the kernel
+//!   offsets the exec probe reads the executed file's identity with, and
+//!   [`identity`] recognises that file later);
 //! - **what it is**: [`target`] (the caller's memory), [`resolve`] (the file,
 //!   inside the container), [`classify`] (is it a sniffer), [`procfs`] (who
 //!   the caller is);
@@ -43,6 +44,7 @@ pub mod health;
 pub mod identity;
 pub mod inflight;
 pub mod keeper;
+pub mod lanes;
 pub mod listener;
 pub mod metrics;
 pub mod netbroker;

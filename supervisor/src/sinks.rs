@@ -27,6 +27,11 @@ use crate::classify;
 use crate::metrics::{DecisionLabels, Metrics};
 
 /// Incidents queued before new ones are dropped (and counted).
+/// How long an alert waits for its binary's SHA-256: hashing is bounded in
+/// bytes (`MAX_HASHED_BYTES`), so only a file system that stops answering
+/// takes longer.
+const DIGEST_BOUND: Duration = Duration::from_secs(5);
+
 const QUEUE_DEPTH: usize = 4096;
 
 /// Alert lines kept in memory for `sniffguard events` (without `--follow`).
@@ -257,10 +262,19 @@ impl Writer {
         if let Some(digest) = self.digests.get(&key) {
             return Some(digest.clone());
         }
-        let digest = tokio::task::spawn_blocking(move || classify::sha256_hex(&file))
-            .await
-            .ok()
-            .flatten()?;
+        // Off the alert path and bounded: a file whose file system stops
+        // answering would otherwise hold this task, and every alert after it.
+        // The blocking thread is left to its read (it cannot be cancelled).
+        let hashing = tokio::task::spawn_blocking(move || classify::sha256_hex(&file));
+        let digest = match tokio::time::timeout(DIGEST_BOUND, hashing).await {
+            Ok(joined) => joined.ok().flatten()?,
+            Err(_) => {
+                tracing::warn!(
+                    "an alert's binary could not be hashed within {DIGEST_BOUND:?}: alerted without its SHA-256"
+                );
+                return None;
+            }
+        };
         if self.digests.len() >= DIGEST_CACHE {
             self.digests.clear();
         }

@@ -72,6 +72,9 @@ pub(super) enum Outcome {
     Continue,
     /// A sniffer.
     Sniffer(Box<Finding>),
+    /// Performed here in the caller's place (an `ioctl(SIOCSIFFLAGS)` that
+    /// does not turn promiscuous mode on): its result, or its errno.
+    Performed(Result<(), nix::errno::Errno>),
 }
 
 /// An exec whose target could not be judged (`reason` says why). Where the

@@ -40,12 +40,6 @@ const NS_GET_USERNS: libc::c_ulong = 0xb701;
 /// not be its process's. Not in the libc crate.
 const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
 
-/// What became of an `ioctl(SIOCSIFFLAGS)` not refused as a sniffer's.
-pub(super) enum Done {
-    /// Performed here: the call's result (0) or its errno.
-    Performed(Result<(), Errno>),
-}
-
 /// Decides an `ioctl(fd, SIOCSIFFLAGS, ifreq)`; `width` is the caller's
 /// pointer size.
 pub(super) fn decide_interface_flags(
@@ -53,7 +47,19 @@ pub(super) fn decide_interface_flags(
     request: &Notification,
     width: usize,
     shared: &Shared,
-) -> Result<Outcome, Done> {
+) -> Outcome {
+    match interface_flags(fd, request, width, shared) {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+/// [`decide_interface_flags`]; `Err` for an answer found early.
+fn interface_flags(
+    fd: RawFd,
+    request: &Notification,
+    width: usize,
+    shared: &Shared,
+) -> Result<Outcome, Outcome> {
     let tid = request.pid;
     let len = if width == 4 {
         COMPAT_IFREQ_LEN
@@ -68,33 +74,33 @@ pub(super) fn decide_interface_flags(
     };
     match target::read_exact(Pid::from_raw(tid as i32), pointer, &mut ifreq[..len]) {
         Ok(()) => {}
-        Err(TargetError::Fault(_)) => return Err(Done::Performed(Err(Errno::EFAULT))),
+        Err(TargetError::Fault(_)) => return Err(Outcome::Performed(Err(Errno::EFAULT))),
         Err(err) => {
             tracing::debug!(pid = tid, %err, "SIOCSIFFLAGS request unreadable");
-            return Err(Done::Performed(Err(Errno::EPERM)));
+            return Err(Outcome::Performed(Err(Errno::EPERM)));
         }
     }
     let socket = caller_fd(fd, request, request.args[0] as u32 as i32)
-        .map_err(|errno| Done::Performed(Err(errno)))?;
+        .map_err(|errno| Outcome::Performed(Err(errno)))?;
     let is_socket = std::fs::File::from(
         socket
             .try_clone()
-            .map_err(|_| Done::Performed(Err(Errno::EPERM)))?,
+            .map_err(|_| Outcome::Performed(Err(Errno::EPERM)))?,
     )
     .metadata()
     .is_ok_and(|m| m.file_type().is_socket());
     if !is_socket {
         // SIOCSIFFLAGS means nothing to other files; performing a device's
         // ioctl here, with root's rights, is not ours to do.
-        return Err(Done::Performed(Err(Errno::ENOTTY)));
+        return Err(Outcome::Performed(Err(Errno::ENOTTY)));
     }
     if !caller_may_configure(tid, &socket) {
-        return Err(Done::Performed(Err(Errno::EPERM)));
+        return Err(Outcome::Performed(Err(Errno::EPERM)));
     }
     let requested = u16::from_ne_bytes([ifreq[IFR_FLAGS], ifreq[IFR_FLAGS + 1]]);
     let current = match current_flags(&socket, &ifreq) {
         Ok(flags) => flags,
-        Err(errno) => return Err(Done::Performed(Err(errno))),
+        Err(errno) => return Err(Outcome::Performed(Err(errno))),
     };
     if requested & PROMISCUOUS_FLAG != 0 && current & PROMISCUOUS_FLAG == 0 {
         let name_end = ifreq[..16].iter().position(|&b| b == 0).unwrap_or(16);
@@ -109,9 +115,9 @@ pub(super) fn decide_interface_flags(
     }
     let Some(broker) = shared.netbroker.as_ref() else {
         tracing::warn!(pid = tid, "no network broker: SIOCSIFFLAGS refused");
-        return Err(Done::Performed(Err(Errno::EPERM)));
+        return Err(Outcome::Performed(Err(Errno::EPERM)));
     };
-    Err(Done::Performed(
+    Err(Outcome::Performed(
         broker.set_interface_flags(socket.as_fd(), &ifreq),
     ))
 }

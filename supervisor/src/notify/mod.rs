@@ -44,15 +44,16 @@ use sniffguard_common::listener::{BaseAction, ROOT_CHANGING_SYSCALLS};
 use crate::alert::Mechanism;
 use crate::finding::{self, Acted, Subject};
 use crate::inflight::{Ledger, Notification};
+use crate::lanes::CLASSIFY_BOUND;
 use crate::procfs;
 use crate::{respond, Shared};
 
 pub mod decide;
 mod interfaces;
+mod watchdog;
 
 pub use decide::ListenerContext;
 use decide::{decide_bpf, decide_exec, decide_socket, decide_socketcall, KeptRoot, Outcome};
-use interfaces::Done;
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (`_IOW('!', 4, __u64)`), not wrapped by
 /// libseccomp 2.5.
@@ -209,6 +210,7 @@ fn serve(fd: OwnedFd, mut ledger: Ledger, context: ListenerContext, shared: Arc<
     let raw = fd.as_raw_fd();
     let mut failures: u64 = 0;
     let mut kept_root = KeptRoot::new(context.root_changes_notified);
+    let watch = watchdog::Watch::register(raw, &context, &shared);
     if let Some(request) = ledger.unanswered() {
         // A previous supervisor received this and died before answering: its
         // caller still waits, and nothing but this answer releases it. The
@@ -246,8 +248,16 @@ fn serve(fd: OwnedFd, mut ledger: Ledger, context: ListenerContext, shared: Arc<
         }
         match ledger.receive(raw) {
             Ok(request) => {
+                watch.begin(&request);
                 handle(raw, request, &context, &shared, &table, &mut kept_root);
+                let still_mine = watch.end();
                 ledger.settle();
+                if !still_mine {
+                    // Given up by the watchdog after the bound: it answered,
+                    // and another listener serves the fd now.
+                    tracing::info!(container = id, "a listener whose decision stalled leaves");
+                    return;
+                }
             }
             // The usual cause is a caller killed or interrupted between poll
             // and receive (ENOENT). The listener stays in service: dropping it
@@ -417,7 +427,6 @@ fn handle(
     };
     let policy = shared.policy.load();
     let watched = table.lookup(arch, request.syscall);
-    let mut done = None;
     let outcome = match watched {
         Some(Watched::Execve) | Some(Watched::Execveat) => decide_exec(
             fd,
@@ -433,13 +442,7 @@ fn handle(
             decide_socket(&request, &policy, &context.environment)
         }
         Some(Watched::Ioctl) => {
-            match interfaces::decide_interface_flags(fd, &request, pointer_width(arch), shared) {
-                Ok(outcome) => outcome,
-                Err(performed) => {
-                    done = Some(performed);
-                    Outcome::Continue
-                }
-            }
+            interfaces::decide_interface_flags(fd, &request, pointer_width(arch), shared)
         }
         Some(Watched::Socketcall) => decide_socketcall(&request),
         Some(Watched::Socket) => Outcome::Continue,
@@ -461,6 +464,24 @@ fn handle(
             Outcome::Continue
         }
     };
+    conclude(
+        fd, &request, context, shared, watched, started, &policy, outcome,
+    );
+}
+
+/// Answers a decided notification and, for a sniffer, judges, acts and
+/// alerts.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    fd: RawFd,
+    request: &Notification,
+    context: &ListenerContext,
+    shared: &Arc<Shared>,
+    watched: Option<Watched>,
+    started: Instant,
+    policy: &sniffguard_common::policy::Policy,
+    outcome: Outcome,
+) {
     // What sniffguard lets through still gets the base profile's answer where
     // the shim moved the profile's socket rules here.
     let base = match (&context.socket_rules, watched) {
@@ -469,23 +490,23 @@ fn handle(
     };
     let answering = Answering {
         fd,
-        request: &request,
+        request,
         container_id: &context.container_id,
         watched,
         base,
         started,
         shared,
     };
-    let finding = match (outcome, done) {
-        (Outcome::Continue, Some(done)) => {
-            answering.perform(done);
+    let finding = match outcome {
+        Outcome::Performed(result) => {
+            answering.perform(result);
             return;
         }
-        (Outcome::Continue, None) => {
+        Outcome::Continue => {
             answering.answer(None);
             return;
         }
-        (Outcome::Sniffer(finding), _) => *finding,
+        Outcome::Sniffer(finding) => *finding,
     };
     let subject = Subject {
         container_id: &context.container_id,
@@ -497,7 +518,7 @@ fn handle(
     };
     // The process is described from /proc while it still waits: a refused
     // entrypoint exits the moment it gets its answer.
-    finding::judge_and_report(shared, &policy, subject, finding, |finding, verdict| {
+    finding::judge_and_report(shared, policy, subject, finding, |finding, verdict| {
         let refusal = verdict
             .deny()
             .then(|| finding.refusal.unwrap_or(libc::EPERM));
@@ -517,6 +538,65 @@ fn handle(
             pid: request.pid,
         })
     });
+}
+
+/// Answers for a decision the watchdog gave up ([`watchdog`]): an exec
+/// whose file could not be read within [`CLASSIFY_BOUND`] is judged
+/// unreadable in time (refused where the environment enforces, with
+/// `unresolved` evidence); any other call continues (only an exec's decision
+/// reads files).
+fn give_up(
+    fd: RawFd,
+    request: Notification,
+    started: Instant,
+    context: &ListenerContext,
+    shared: &Arc<Shared>,
+) {
+    let policy = shared.policy.load();
+    let Some(arch) = request.arch else {
+        // Refused at once when received: never stalls.
+        return;
+    };
+    let watched = SyscallTable::new().lookup(arch, request.syscall);
+    let (path_ptr, argv_ptr) = match watched {
+        Some(Watched::Execveat) => (request.args[1], request.args[2]),
+        Some(Watched::Execve) => (request.args[0], request.args[1]),
+        _ => {
+            // An interface-flags request is never continued (its flags are in
+            // the caller's memory): one not performed in time is refused.
+            let outcome = match watched {
+                Some(Watched::Ioctl) => Outcome::Performed(Err(nix::errno::Errno::EPERM)),
+                _ => Outcome::Continue,
+            };
+            conclude(
+                fd, &request, context, shared, watched, started, &policy, outcome,
+            );
+            return;
+        }
+    };
+    let pid = nix::unistd::Pid::from_raw(request.pid as i32);
+    let path = crate::target::read_cstring(pid, path_ptr, crate::target::PATH_MAX)
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+        .unwrap_or_else(|_| "(path unreadable)".into());
+    let reason = format!(
+        "{path}: the file could not be read within {} ms (its file system does not answer: \
+         a FUSE server that stopped?)",
+        CLASSIFY_BOUND.as_millis()
+    );
+    let mut outcome = decide::unjudged(
+        &request,
+        (pointer_width(arch), argv_ptr),
+        &policy,
+        context,
+        reason,
+        None,
+    );
+    if let Outcome::Sniffer(finding) = &mut outcome {
+        finding.process.exe = Some(path);
+    }
+    conclude(
+        fd, &request, context, shared, watched, started, &policy, outcome,
+    );
 }
 
 /// One notification waiting for its answer.
@@ -592,16 +672,16 @@ impl Answering<'_> {
 impl Answering<'_> {
     /// Answers with the result of a call performed here in the caller's
     /// place.
-    fn perform(&self, done: Done) {
+    fn perform(&self, result: Result<(), nix::errno::Errno>) {
         let id = self.request.id;
         let latency = self.started.elapsed();
-        let delivered = match done {
-            Done::Performed(Ok(())) => answer(
+        let delivered = match result {
+            Ok(()) => answer(
                 self.fd,
                 &ScmpNotifResp::new_val(id, 0, ScmpNotifRespFlags::empty()),
             )
             .map_err(|e| e.to_string()),
-            Done::Performed(Err(errno)) => answer(
+            Err(errno) => answer(
                 self.fd,
                 &ScmpNotifResp::new_error(id, -(errno as i32), ScmpNotifRespFlags::empty()),
             )

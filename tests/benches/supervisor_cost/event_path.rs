@@ -13,6 +13,7 @@ use sniffguard_tests::{Bundle, Container, Runtime, Supervisor};
 use crate::helpers::{cpu_seconds, memory, mib, monotonic_ns, sleep_until_ns};
 use crate::report::{load_average, verdict, Knobs, Report};
 use crate::shared::HELPER;
+use crate::stall::{alert_latency, Stall};
 use crate::{CPU_AT_5K_TARGET_PCT, LOSSLESS_RATE_TARGET, RUN_TIMEOUT};
 
 /// Counters and CPU at one instant.
@@ -212,6 +213,28 @@ pub(crate) fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
     );
     let after_storm = memory(supervisor.pid());
 
+    // Issue 18: the full-rate row again with one more container whose exec's file
+    // never answers the supervisor's open (one classification thread blocked for the
+    // whole row), and a renamed tcpdump's alert latency with and without it.
+    let plain_latency = alert_latency(&supervisor, rootfs);
+    let stall = Stall::start(&supervisor, rootfs, 600);
+    let stalled_latency = alert_latency(&supervisor, rootfs);
+    let stalled_row = measure(
+        "as fast as possible, + 1 container stalled on a FUSE file".to_owned(),
+        Load::Chain { rate: 0.0 },
+    );
+    drop(stall);
+    let ms = |latency: Option<Duration>| {
+        latency.map_or("no alert within the bound".to_owned(), |l| {
+            format!("{:.0} ms", l.as_secs_f64() * 1000.0)
+        })
+    };
+    println!(
+        "  event path: tcpdump alert latency (container start to alert): {} without a stall, {} with one",
+        ms(plain_latency),
+        ms(stalled_latency)
+    );
+
     // The reader stopped under the same load: the ring fills and the kernel counts drops.
     let stall = Duration::from_secs(3);
     let pid = Pid::from_raw(i32::try_from(supervisor.pid()).expect("pid fits i32"));
@@ -270,6 +293,15 @@ pub(crate) fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         ));
     }
     report.line(&format!(
+        "| {} | {:.0} | {} | {:.1} | {:.1} | {} |",
+        stalled_row.label,
+        stalled_row.rate(),
+        stalled_row.drops,
+        stalled_row.cpu_pct(),
+        stalled_row.cpu_ms_per_1000(),
+        stalled_row.load
+    ));
+    report.line(&format!(
         "| {} | {:.0} (submitted) | {} | {:.1} | — | {} |",
         stalled.label,
         stalled.rate(),
@@ -278,6 +310,23 @@ pub(crate) fn event_path(knobs: &Knobs, rootfs: &Path, report: &mut Report) {
         stalled.load
     ));
     report.line("");
+    let fastest = &steps[steps.len() - 1];
+    report.line(&format!(
+        "A file system that never answers (issue 18): with one more container whose \
+         exec's file the supervisor cannot open (a FUSE server that stopped; one \
+         classification thread blocked for the whole row, given up after the 2-s bound), \
+         the full-rate row followed **{:.0} events/s with {} lost** against {:.0}/s with {} \
+         lost without it (ratio {:.2}). A renamed tcpdump's alert, timed from its \
+         container's start (the start itself is most of it): **{}** without the stall, \
+         **{}** with it.\n",
+        stalled_row.rate(),
+        stalled_row.drops,
+        fastest.rate(),
+        fastest.drops,
+        stalled_row.rate() / fastest.rate(),
+        ms(plain_latency),
+        ms(stalled_latency)
+    ));
     let lossless: Vec<&Step> = steps.iter().filter(|s| s.drops == 0).collect();
     let max_lossless = lossless.iter().map(|s| s.rate()).fold(0.0, f64::max);
     let max_rate = steps.iter().map(Step::rate).fold(0.0, f64::max);

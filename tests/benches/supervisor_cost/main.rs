@@ -18,7 +18,10 @@
 //!    `probe_events` and `ringbuf_drops` from `sniffguard status --json`, and the
 //!    supervisor's CPU time (`utime + stime` from `/proc/PID/stat`). Then the reader is
 //!    stopped (SIGSTOP) for a few seconds under the same load, to show that loss is
-//!    reachable and counted when the reader cannot keep up.
+//!    reachable and counted when the reader cannot keep up. The full-rate row is run
+//!    again with one more container whose exec's file sits on a FUSE mount that never
+//!    answers the supervisor's open (`stall`), and a renamed tcpdump's alert latency is
+//!    timed with and without it.
 //! 4. **Container start.** create + start + delete of M containers (`sleep`), each
 //!    command timed: plain runc, the shim + hook in `ci`, and in `staging`.
 //! 5. **Footprint.** The supervisor's `VmRSS` idle, with 500 synthetic registrations
@@ -54,6 +57,7 @@ mod helpers;
 mod report;
 #[path = "../shared/mod.rs"]
 mod shared;
+mod stall;
 
 use std::fs;
 use std::path::Path;
