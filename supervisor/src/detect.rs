@@ -766,19 +766,28 @@ fn classify_exec(
         // why"). A path that merely resolves elsewhere now (relative to
         // another directory, replaced since) is not reported: that happens to
         // benign programs every day.
-        let id = identity?;
-        if !(id.unlinked || identity::names_a_descriptor(filename)) {
+        // Without a recorded identity (a read the probe could not make) a
+        // descriptor still says the file was never reachable by name.
+        let descriptor = identity::names_a_descriptor(filename);
+        let unlinked = identity.is_some_and(|id| id.unlinked);
+        if !(unlinked || descriptor) {
             return None;
         }
-        evidence.push(Evidence::Unresolved {
-            reason: format!(
-                "it exited (or ran another file) before its file could be read, and that file \
-                 (device {}:{}, inode {}{}) was never judged before: it was run through {}",
+        let which = match identity {
+            Some(id) => format!(
+                "that file (device {}:{}, inode {}{})",
                 libc::major(id.dev),
                 libc::minor(id.dev),
                 id.ino,
                 if id.unlinked { ", no name left" } else { "" },
-                if identity::names_a_descriptor(filename) {
+            ),
+            None => "that file (its identity was not recorded)".to_string(),
+        };
+        evidence.push(Evidence::Unresolved {
+            reason: format!(
+                "it exited (or ran another file) before its file could be read, and {which} was \
+                 never judged before: it was run through {}",
+                if descriptor {
                     "a file descriptor"
                 } else {
                     "a file deleted before it ran"
