@@ -18,6 +18,8 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod netlink;
+#[cfg(target_arch = "bpf")]
 mod probes;
 
 #[cfg(not(target_arch = "bpf"))]
