@@ -679,6 +679,9 @@ fn daemonset_runs_the_supervisor_with_host_pid_and_least_privileges() {
         "KILL",
         "DAC_READ_SEARCH",
         "SYS_NICE",
+        // The network broker's, kept by it alone (privilege.rs).
+        "NET_ADMIN",
+        "SYS_ADMIN",
     ]
     .into_iter()
     .map(str::to_owned)
