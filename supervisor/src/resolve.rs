@@ -109,7 +109,8 @@ pub struct Resolved {
 /// How a [`Resolved`] file is reached again.
 #[derive(Debug)]
 enum Handle {
-    /// An `O_PATH` fd of the located file.
+    /// An fd of the located file: `O_PATH`, or open for reading (a running
+    /// image held by [`Resolved::pinned`]).
     Located(OwnedFd),
     /// The running image of a live process, not opened (`/proc/PID/exe`),
     /// and the path the kernel gives for it.
@@ -168,6 +169,23 @@ impl Resolved {
                 Ok(file)
             }
         }
+    }
+
+    /// The same file, held open from now on: a running image is opened while
+    /// its process still runs it, so that the process's exit before the file
+    /// is read cannot leave it unreadable (a file run through a descriptor
+    /// has no path to reach it by). Fails as [`Resolved::open`] does: the
+    /// process gone, or running another file by now.
+    pub fn pinned(self) -> Result<Resolved, Errno> {
+        if matches!(self.handle, Handle::Located(_)) {
+            return Ok(self);
+        }
+        let file = self.open()?;
+        Ok(Resolved {
+            handle: Handle::Located(OwnedFd::from(file)),
+            stat: self.stat,
+            name: self.name,
+        })
     }
 
     /// Its path as the supervisor sees it (the `/proc/self/fd` link), for

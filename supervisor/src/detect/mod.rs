@@ -530,6 +530,18 @@ fn classify_exec(
     let live = resolve::Resolved::running(header.tgid)
         .ok()
         .filter(|resolved| identity.is_none_or(|id| id.is_running_image(&resolved.stat)))
+        // A file whose content is not remembered yet is opened now, while the
+        // process still runs it: opened only when the classifier reads it, it
+        // could be out of reach by then (a run through a descriptor has no
+        // path), and the run would be judged benign for want of a read. If
+        // the process is gone already, it is judged as a process gone.
+        .and_then(|resolved| {
+            if shared.classifier.has_read(policy, &resolved) {
+                Some(resolved)
+            } else {
+                resolved.pinned().ok()
+            }
+        })
         .map(|resolved| Located {
             resolved,
             root: None,
