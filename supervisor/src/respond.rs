@@ -54,6 +54,40 @@ pub fn kill_process(tgid: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Waits, at most `bound`, for process `tgid` to be gone (exited, a zombie
+/// or reaped); returns whether it is. A process killed while in a system call
+/// dies when the call returns: once it is gone, whatever the call did is done.
+pub fn wait_for_exit(tgid: u32, bound: std::time::Duration) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(tgid) else {
+        return true;
+    };
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no
+    // memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(raw) = i32::try_from(fd) else {
+        return true;
+    };
+    if raw < 0 {
+        // No such process any more.
+        return Errno::last() == Errno::ESRCH;
+    }
+    // SAFETY: the kernel just returned this new fd to us; nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let timeout = nix::poll::PollTimeout::try_from(bound).unwrap_or(nix::poll::PollTimeout::MAX);
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    loop {
+        match nix::poll::poll(&mut fds, timeout) {
+            // A pidfd is readable once its thread group has exited.
+            Ok(ready) => return ready > 0,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Which freezer a container was frozen with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frozen {

@@ -15,10 +15,13 @@
 //!   `tc mirred (RTM_NEWTFILTER)`) and the program that sent it;
 //! - staging (runc and crun): the sender is killed by the probe as its
 //!   request enters the kernel, and alerted `killed`;
+//! - staging, once the sender is dead: promiscuous mode is back off, and the
+//!   tc filter is gone (traffic sent after the alert reaches the mirror's
+//!   target no more), both undone by the supervisor's network broker;
 //! - staging, the stronger guarantee: the flag is never set and nothing is
 //!   mirrored. The kill lands as the call returns, after the kernel applied
-//!   the request, so this waits for enforce containers' `NETLINK_ROUTE`
-//!   sockets to be refused link configuration (`#[ignore]`d until then);
+//!   the request, so this waits for a kernel that can refuse one netlink
+//!   message (`#[ignore]`d until then);
 //! - iproute2's own `ip` and `tc` (copied in with their libraries): the alert
 //!   names them, and an ordinary `ip link set lo up` raises nothing.
 //!
@@ -114,9 +117,10 @@ enum Technique {
 }
 
 impl Technique {
-    /// The container's script once the host has prepared its namespace.
-    fn script(self) -> &'static str {
-        match self {
+    /// The container's script once the host has prepared its namespace;
+    /// `then` runs between the request and the traffic that shows a mirror.
+    fn script(self, then: &str) -> String {
+        let script = match self {
             Technique::Promisc => {
                 "/helpers/rtlink flags lo; /helpers/rtlink promisc lo; echo rc=$?; \
                  /helpers/rtlink flags lo"
@@ -133,19 +137,20 @@ impl Technique {
             }
             Technique::Mirror => {
                 "echo before: $(/helpers/rtlink rx sgm1); /helpers/rtlink mirror lo sgm0; \
-                 echo rc=$?; /helpers/udpgen $$ 400 >/dev/null 2>&1; \
+                 echo rc=$?; THEN /helpers/udpgen $$ 400 >/dev/null 2>&1; \
                  echo after: $(/helpers/rtlink rx sgm1)"
             }
             Technique::TcMirror => {
                 "echo before: $(/helpers/rtlink rx sgm1); \
                  LD_LIBRARY_PATH=/iproute2/lib /iproute2/tc filter add dev lo egress protocol all \
                  u32 match u32 0 0 action mirred egress mirror dev sgm0; echo rc=$?; \
-                 /helpers/udpgen $$ 400 >/dev/null 2>&1; echo after: $(/helpers/rtlink rx sgm1)"
+                 THEN /helpers/udpgen $$ 400 >/dev/null 2>&1; echo after: $(/helpers/rtlink rx sgm1)"
             }
             Technique::IpUp => {
                 "LD_LIBRARY_PATH=/iproute2/lib /iproute2/ip link set lo up; echo rc=$?"
             }
-        }
+        };
+        script.replace("THEN ", then)
     }
 
     /// The evidence kind and method an alert must carry.
@@ -222,10 +227,31 @@ impl Outcome {
 /// its network namespace a veth pair (sgm0, sgm1, IPv6 off so that nothing
 /// else crosses it) and a clsact qdisc on lo.
 fn run(sup: &Supervisor, runtime: Runtime, environment: &str, technique: Technique) -> Outcome {
+    run_checked(sup, runtime, environment, technique, None)
+}
+
+/// Called with the container and its init's pid between a mirroring request
+/// and the traffic that would show it.
+type Check<'a> = &'a dyn Fn(&Container, u64);
+
+/// [`run`], with `check` called between the request and the traffic: the
+/// script waits (bounded, 10 s) for it to return.
+fn run_checked(
+    sup: &Supervisor,
+    runtime: Runtime,
+    environment: &str,
+    technique: Technique,
+    check: Option<Check<'_>>,
+) -> Outcome {
     let shared = temp_dir("sniffguard-link-");
+    let then = if check.is_some() {
+        "i=0; while [ ! -e /x/checked ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
+    } else {
+        ""
+    };
     let script = format!(
         "ip link set lo up || exit 90; while [ ! -e /x/go ]; do sleep 0.05; done; {}",
-        technique.script()
+        technique.script(then)
     );
     let bundle = Bundle::new(rootfs(), &["sh", "-c", &script], Some(environment))
         .bind_ro(helpers(), "/helpers")
@@ -262,6 +288,10 @@ fn run(sup: &Supervisor, runtime: Runtime, environment: &str, technique: Techniq
             assert!(prepare.success(), "{prepare}");
         }
         std::fs::write(shared.path().join("go"), "").unwrap();
+        if let (Some(check), Some(pid)) = (check, pid) {
+            check(&container, pid);
+            std::fs::write(shared.path().join("checked"), "").unwrap();
+        }
         running.join().unwrap()
     });
     Outcome {
@@ -382,9 +412,10 @@ fn rtnetlink_senders_are_killed_in_enforce() {
 #[test]
 #[ignore = "blocked by the kernel: nothing here refuses one netlink message (no BPF-LSM, no \
             kprobe override; the opener check of a NETLINK_ROUTE socket is skipped for sends with \
-            a destination address), so the kill lands after the kernel applied the request and a \
-            tc filter stays; promiscuous mode is turned back off \
-            (promiscuous_mode_set_over_rtnetlink_is_turned_back_off_in_enforce)"]
+            a destination address), so the kill lands after the kernel applied the request: the \
+            flag is on, and a tc filter mirrors, until the broker undoes them \
+            (promiscuous_mode_set_over_rtnetlink_is_turned_back_off_in_enforce, \
+            tc_mirroring_installed_over_rtnetlink_is_removed_in_enforce)"]
 fn rtnetlink_requests_take_no_effect_in_enforce() {
     if !require_root() {
         return;
@@ -406,6 +437,54 @@ fn rtnetlink_requests_take_no_effect_in_enforce() {
                 mirror.output
             );
             alert_with(&sup, mirror.container.id(), "mirroring");
+        }
+    }
+}
+
+#[test]
+fn tc_mirroring_installed_over_rtnetlink_is_removed_in_enforce() {
+    if !require_root() {
+        return;
+    }
+    let sup = Supervisor::start(None);
+    for runtime in [Runtime::Runc, Runtime::Crun] {
+        for technique in [Technique::Mirror, Technique::TcMirror] {
+            // Once the alert is out the broker has answered: the filter the
+            // killed sender installed must be gone from lo's egress.
+            let check =
+                |container: &Container, pid: u64| {
+                    let alert = alert_with(&sup, container.id(), "mirroring");
+                    assert_eq!(str_at(&alert, "/action"), Some("killed"), "{alert}");
+                    assert!(
+                    alert.to_string().contains("tc mirroring removed (1 filter(s)"),
+                    "{runtime:?} {technique:?}: the alert does not say the filter was removed: \
+                     {alert}"
+                );
+                    let shown = run_command(
+                        Command::new("nsenter")
+                            .arg("-t")
+                            .arg(pid.to_string())
+                            .args(["-n", "tc", "filter", "show", "dev", "lo", "egress"]),
+                        COMMAND_TIMEOUT,
+                    );
+                    assert!(shown.success(), "{shown}");
+                    assert!(
+                        !shown.stdout.contains("mirred"),
+                        "{runtime:?} {technique:?}: a mirred filter is still on lo: {shown}"
+                    );
+                };
+            let mirror = run_checked(&sup, runtime, "staging", technique, Some(&check));
+            assert!(
+                mirror.killed(),
+                "{runtime:?} {technique:?}: {}",
+                mirror.output
+            );
+            // Traffic after the removal: nothing reaches the mirror's target.
+            assert!(
+                mirror.mirrored() < MIRRORED_AT_LEAST,
+                "{runtime:?} {technique:?}: traffic was mirrored: {}",
+                mirror.output
+            );
         }
     }
 }

@@ -30,7 +30,10 @@ use crate::{resolve, respond, Shared};
 mod exited;
 mod net;
 use exited::{ExitedPaths, Located};
-use net::{clear_promiscuous, judge_net, sets_interface_flag, sweep_capture_holders};
+use net::{
+    clear_promiscuous, installs_tc_mirroring, judge_net, remove_tc_mirroring, sets_interface_flag,
+    sweep_capture_holders,
+};
 
 /// At most one exec event in 50 ms wakes the reader (the probe's
 /// `exec_wakeup_flags`: the first exec after a quiet spell is read at once);
@@ -454,6 +457,9 @@ impl Judge {
                     }
                     if sets_interface_flag(&finding.evidence) {
                         responses.push(clear_promiscuous(shared, header.tgid, container.pid));
+                    }
+                    if installs_tc_mirroring(&finding.evidence) {
+                        responses.push(remove_tc_mirroring(shared, header.tgid, container.pid));
                     }
                 }
             }

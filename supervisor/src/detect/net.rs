@@ -43,34 +43,92 @@ pub(super) fn sets_interface_flag(evidence: &[Evidence]) -> bool {
     })
 }
 
-/// Turns promiscuous mode back off in the network namespace of the killed
-/// sender (or, once it is gone, of the container's init): the kernel applied
-/// the request before the kill landed. Returns what to say in the alert.
-pub(super) fn clear_promiscuous(shared: &Shared, sender: u32, init: Option<u32>) -> String {
+/// How long a killed sender may take to die before what its request set is
+/// undone anyway (it dies as its system call returns; a call stuck in the
+/// kernel could take longer).
+const SENDER_EXIT_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the evidence is tc mirroring installed over rtnetlink: a filter or
+/// action that outlives the process that installed it.
+pub(super) fn installs_tc_mirroring(evidence: &[Evidence]) -> bool {
+    evidence
+        .iter()
+        .any(|e| matches!(e, Evidence::Mirroring { method } if method.starts_with("tc mirred")))
+}
+
+/// Undoes, through the network broker, what a killed sender's rtnetlink
+/// request set in its network namespace (or, once it is gone, in the
+/// container's init's): the kernel applied the request before the kill
+/// landed. `what` names it for the log; `done` words the broker's count.
+/// Returns what to say in the alert.
+fn undo_in_netns(
+    shared: &Shared,
+    sender: u32,
+    init: Option<u32>,
+    what: &str,
+    undo: impl FnOnce(
+        &crate::netbroker::Broker,
+        std::os::fd::BorrowedFd<'_>,
+    ) -> Result<u32, nix::errno::Errno>,
+    done: impl FnOnce(u32) -> String,
+) -> String {
     let netns = std::fs::File::open(format!("/proc/{sender}/ns/net")).or_else(|err| match init {
         Some(init) => std::fs::File::open(format!("/proc/{init}/ns/net")),
         None => Err(err),
     });
+    // The event was sent as the request entered the kernel: the kernel applies
+    // it, and the sender dies, as the call returns. Undone before that, it
+    // would be done again right after.
+    if !crate::respond::wait_for_exit(sender, SENDER_EXIT_BOUND) {
+        tracing::warn!(
+            pid = sender,
+            "a killed sender is still there after {SENDER_EXIT_BOUND:?}; undoing {what} anyway"
+        );
+    }
     let outcome = match (netns, shared.netbroker.as_ref()) {
-        (Ok(netns), Some(broker)) => broker
-            .clear_promiscuous(std::os::fd::AsFd::as_fd(&netns))
-            .map_err(|errno| errno.to_string()),
+        (Ok(netns), Some(broker)) => {
+            undo(broker, std::os::fd::AsFd::as_fd(&netns)).map_err(|errno| errno.to_string())
+        }
         (Err(err), _) => Err(format!("the container's network namespace is gone ({err})")),
         (_, None) => Err("no network broker".to_string()),
     };
     match outcome {
-        Ok(cleared) => {
-            format!("promiscuous mode turned back off ({cleared} interface(s) had it)")
-        }
+        Ok(count) => done(count),
         Err(why) => {
-            tracing::warn!(
-                pid = sender,
-                why,
-                "promiscuous mode could not be turned back off"
-            );
-            format!("promiscuous mode could NOT be turned back off: {why}")
+            tracing::warn!(pid = sender, why, "{what} could not be undone");
+            format!("{what} could NOT be undone: {why}")
         }
     }
+}
+
+/// Turns promiscuous mode back off in the killed sender's network namespace.
+pub(super) fn clear_promiscuous(shared: &Shared, sender: u32, init: Option<u32>) -> String {
+    undo_in_netns(
+        shared,
+        sender,
+        init,
+        "promiscuous mode",
+        |broker, netns| broker.clear_promiscuous(netns),
+        |cleared| format!("promiscuous mode turned back off ({cleared} interface(s) had it)"),
+    )
+}
+
+/// Removes tc mirroring from the killed sender's network namespace: every
+/// filter with a `mirred` action, and the standalone `mirred` actions.
+pub(super) fn remove_tc_mirroring(shared: &Shared, sender: u32, init: Option<u32>) -> String {
+    undo_in_netns(
+        shared,
+        sender,
+        init,
+        "tc mirroring",
+        |broker, netns| broker.remove_mirroring(netns),
+        |removed| {
+            format!(
+                "tc mirroring removed ({removed} filter(s) with a mirred action, and the \
+                 standalone mirred actions)"
+            )
+        },
+    )
 }
 
 /// Turns a socket-probe event into evidence. The kernel side already filtered

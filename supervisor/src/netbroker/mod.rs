@@ -7,9 +7,11 @@
 //!   copy of the request it judged, so that no second thread can turn
 //!   promiscuous mode on after the check): `CAP_NET_ADMIN`;
 //! - turn promiscuous mode back off on every interface of a container's
-//!   network namespace, after an `RTM_NEWLINK` that set it (the kernel here
-//!   offers no way to refuse one netlink message: its sender is killed as the
-//!   call returns, and the flag must not outlive it): entering the namespace
+//!   network namespace, after an `RTM_NEWLINK` that set it, and remove the tc
+//!   filters and actions that mirror traffic, after an `RTM_NEWTFILTER` or
+//!   `RTM_NEWACTION` that installed one (module `tc`): the kernel here offers no
+//!   way to refuse one netlink message, so its sender is killed as the call
+//!   returns, and what it set must not outlive it. Entering the namespace
 //!   takes `CAP_SYS_ADMIN` as well.
 //!
 //! Kept apart from the supervisor so that the supervisor itself never holds
@@ -32,6 +34,8 @@ use nix::sys::socket::{
 
 use crate::privileges::{self, Capability};
 
+mod tc;
+
 /// The fd the broker finds its end of the socket pair on.
 const BROKER_FD: RawFd = 3;
 /// `struct ifreq`'s size on 64-bit Linux (the name, then a 24-byte union).
@@ -43,6 +47,10 @@ const OP_SET_FLAGS: u32 = 1;
 /// Operation: clear `IFF_PROMISC` on every interface of the network namespace
 /// `fd`; the answer is how many had it.
 const OP_CLEAR_PROMISCUOUS: u32 = 2;
+/// Operation: remove every tc filter with a `mirred` action and every
+/// standalone `mirred` action of the network namespace `fd`; the answer is
+/// how many filters were removed.
+const OP_REMOVE_MIRRORING: u32 = 3;
 /// Interface indexes looked at by [`OP_CLEAR_PROMISCUOUS`]: a container has a
 /// handful; an index beyond this is not looked at.
 const MAX_INTERFACE_INDEX: i32 = 4096;
@@ -55,12 +63,12 @@ pub const BROKER_KEEPS: [Capability; 2] = [
     Capability {
         number: 12,
         name: "CAP_NET_ADMIN",
-        why: "SIOCSIFFLAGS performed for an enforced container, through its own socket, and promiscuous mode turned back off",
+        why: "SIOCSIFFLAGS performed for an enforced container, through its own socket; promiscuous mode turned back off and tc mirroring removed",
     },
     Capability {
         number: 21,
         name: "CAP_SYS_ADMIN",
-        why: "setns(2) into an enforced container's network namespace to turn promiscuous mode back off",
+        why: "setns(2) into an enforced container's network namespace to turn promiscuous mode back off and remove tc mirroring",
     },
 ];
 
@@ -164,6 +172,14 @@ impl Broker {
     /// promiscuity is counted apart and stays); returns how many had it.
     pub fn clear_promiscuous(&self, netns: BorrowedFd<'_>) -> Result<u32, Errno> {
         self.call(OP_CLEAR_PROMISCUOUS, &[0; IFREQ_LEN], netns)
+    }
+
+    /// Removes every tc filter that carries a `mirred` action (on every
+    /// qdisc and class of every interface) and every standalone `mirred`
+    /// action of the network namespace `netns`; returns how many filters
+    /// were removed.
+    pub fn remove_mirroring(&self, netns: BorrowedFd<'_>) -> Result<u32, Errno> {
+        self.call(OP_REMOVE_MIRRORING, &[0; IFREQ_LEN], netns)
     }
 
     fn call(&self, op: u32, ifreq: &[u8; IFREQ_LEN], fd: BorrowedFd<'_>) -> Result<u32, Errno> {
@@ -292,6 +308,11 @@ pub fn serve() -> Result<(), BrokerError> {
                 reply(socket, if rc == 0 { Ok(0) } else { Err(Errno::last()) })?;
             }
             OP_CLEAR_PROMISCUOUS => reply(socket, clear_promiscuous(fd.as_fd()))?,
+            OP_REMOVE_MIRRORING => reply(
+                socket,
+                nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .and_then(|()| tc::remove_mirroring()),
+            )?,
             _ => reply(socket, Err(Errno::EINVAL))?,
         }
     }
@@ -374,8 +395,8 @@ const BROKER_SYSCALLS: &[(libc::c_long, &str)] = &[
 /// Confines the broker with its own seccomp filter (seccompiler, as the hook
 /// does): it holds `CAP_NET_ADMIN` and `CAP_SYS_ADMIN`, so it may make the
 /// system calls above, three interface ioctls (`SIOCSIFFLAGS`, `SIOCGIFFLAGS`,
-/// `SIOCGIFNAME`) and `AF_INET` sockets, and nothing else — no exec, no
-/// mount, no other ioctl.
+/// `SIOCGIFNAME`), `AF_INET` sockets and `NETLINK_ROUTE` sockets (for tc),
+/// and nothing else — no exec, no mount, no other ioctl.
 fn confine() -> Result<(), BrokerError> {
     use std::collections::BTreeMap;
 
@@ -409,7 +430,7 @@ fn confine() -> Result<(), BrokerError> {
         ioctls.push(SeccompRule::new(vec![condition]).map_err(|e| fail(&e))?);
     }
     rules.insert(libc::SYS_ioctl, ioctls);
-    // Only a datagram socket of the namespace, to name and set flags through.
+    // A socket of the namespace, to name and set flags through.
     let inet = SeccompCondition::new(
         0,
         SeccompCmpArgLen::Dword,
@@ -417,9 +438,22 @@ fn confine() -> Result<(), BrokerError> {
         libc::AF_INET as u64,
     )
     .map_err(|e| fail(&e))?;
+    // And a NETLINK_ROUTE socket, to dump and delete tc filters and actions.
+    let netlink = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::AF_NETLINK as u64,
+    )
+    .map_err(|e| fail(&e))?;
+    let route = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 0)
+        .map_err(|e| fail(&e))?;
     rules.insert(
         libc::SYS_socket,
-        vec![SeccompRule::new(vec![inet]).map_err(|e| fail(&e))?],
+        vec![
+            SeccompRule::new(vec![inet]).map_err(|e| fail(&e))?,
+            SeccompRule::new(vec![netlink, route]).map_err(|e| fail(&e))?,
+        ],
     );
     let filter = SeccompFilter::new(
         rules,
