@@ -386,6 +386,7 @@ pub fn deregister(shared: &Shared, id: &str) -> Option<ContainerRecord> {
             shared.with_probes(|maps| maps.unmonitor(cgroup_id));
         }
     }
+    refresh_compat_probe(shared);
     Some(record)
 }
 
@@ -513,6 +514,7 @@ pub fn kernel_kill_armed(shared: &Shared, record: &ContainerRecord) -> bool {
 /// Puts the container's cgroup in the kernel's filter with the kill armed or
 /// not, as [`kernel_kill_armed`] says.
 pub fn refresh_kernel_kill(shared: &Shared, container: &str) {
+    refresh_compat_probe(shared);
     let Some(record) = shared.registry.get(container) else {
         return;
     };
@@ -524,6 +526,48 @@ pub fn refresh_kernel_kill(shared: &Shared, container: &str) {
             kernel_kill_armed(shared, &record),
         );
     }
+}
+
+/// Attaches the compat socket probe while at least one registered container
+/// is in an audit environment, and detaches it when none is
+/// ([`crate::probe::CompatProbe`]). Called after every registration (before
+/// the hook gets its answer, so before the container's process runs), every
+/// deregistration and every policy reload.
+pub fn refresh_compat_probe(shared: &Shared) {
+    let policy = shared.policy.load();
+    let audited = shared.registry.list().iter().any(|record| {
+        policy
+            .environment(&record.environment)
+            .is_ok_and(|(_, env)| env.mode == sniffguard_common::policy::Mode::Audit)
+    });
+    shared.with_probes(|maps| {
+        let compat = &mut maps.compat;
+        if compat.always || audited == compat.link.is_some() {
+            return;
+        }
+        if !audited {
+            compat.link = None;
+            tracing::info!("compat socket probe detached: no audit container runs");
+            return;
+        }
+        let attached = match (compat.program.as_ref(), shared.netbroker.as_ref()) {
+            (Some(program), Some(broker)) => broker
+                .attach_sys_enter(std::os::fd::AsFd::as_fd(program))
+                .map_err(|errno| errno.to_string()),
+            (None, _) => Err("the program was not loaded".to_string()),
+            (_, None) => Err("no network broker".to_string()),
+        };
+        match attached {
+            Ok(link) => {
+                compat.link = Some(link);
+                tracing::info!("compat socket probe attached: an audit container runs");
+            }
+            Err(why) => tracing::warn!(
+                why,
+                "compat socket probe not attached: i386 and x32 capture sockets are not seen in audit containers"
+            ),
+        }
+    });
 }
 
 /// A grant ended (expired or revoked): the kill is armed again and the

@@ -141,11 +141,6 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         tracing::warn!("eBPF probes disabled by --no-ebpf");
         (None, None)
     };
-    // The programs stay attached for as long as this binding lives.
-    let (_attached_programs, probe_maps) = match probes {
-        Some(Probes { programs, maps, .. }) => (Some(programs), Some(std::sync::Mutex::new(maps))),
-        None => (None, None),
-    };
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let registry = Arc::new(Registry::new());
     let metrics = Metrics::new();
@@ -160,6 +155,19 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             tracing::error!(%err, "no network broker: enforced containers that keep CAP_NET_ADMIN get EPERM for SIOCSIFFLAGS");
             None
         }
+    };
+    let mut probes = probes;
+    if let (Some(probes), None) = (probes.as_mut(), netbroker.as_ref()) {
+        // Nothing could attach it later: attached for good, the node pays
+        // for it on every system call.
+        if let Err(err) = probes.attach_compat_for_good() {
+            tracing::warn!(%err, "compat socket probe not attached: i386 and x32 capture sockets are not seen in audit containers");
+        }
+    }
+    // The programs stay attached for as long as this binding lives.
+    let (_attached_programs, probe_maps) = match probes {
+        Some(Probes { programs, maps, .. }) => (Some(programs), Some(std::sync::Mutex::new(maps))),
+        None => (None, None),
     };
     let shared = Arc::new(Shared {
         policy: policy.clone(),
@@ -325,6 +333,8 @@ fn reload(config: &DaemonConfig, shared: &Shared) {
             for record in shared.registry.list() {
                 crate::api::refresh_kernel_kill(shared, &record.id);
             }
+            // An environment may have turned to audit, or from it.
+            crate::api::refresh_compat_probe(shared);
             shared.alerts.reopen();
             shared.with_probes(|maps| {
                 if let Err(err) = maps.set_kill_names(names.iter().map(String::as_str)) {

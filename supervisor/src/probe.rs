@@ -4,9 +4,11 @@
 //! The programs are built from `supervisor-ebpf/` by `build.rs` and embedded in
 //! this binary. Maps are named by the constants of `sniffguard_common::abi`.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use sniffguard_common::abi::{
@@ -94,6 +96,27 @@ pub struct ProbeMaps {
     monitored: BpfHashMap<MapData, u64, u32>,
     kill_names: BpfHashMap<MapData, [u8; COMM_LEN], u32>,
     counters: PerCpuArray<MapData, u64>,
+    /// The compat socket program on the raw `sys_enter` tracepoint.
+    pub compat: CompatProbe,
+}
+
+/// The program that sees compat (i386, x32) `socket` calls, which the
+/// syscall tracepoints skip. It must sit on the raw `sys_enter` tracepoint,
+/// which runs it for every system call of the node (measured here: the
+/// enforce exec ratio of bench section 1 went from 1.12–1.16 without it to
+/// 1.22–1.38 with it), and only audit containers need it: in enforce
+/// environments seccomp refuses compat capture sockets from the registers.
+/// So it is loaded at start and attached only while an audit container is
+/// registered; the supervisor holds the link, and dropping it detaches.
+#[derive(Default)]
+pub struct CompatProbe {
+    /// The loaded program, kept to be attached later (by the network broker,
+    /// which keeps the capability to: the supervisor gives it up).
+    pub program: Option<std::os::fd::OwnedFd>,
+    /// The attachment, while there is one.
+    pub link: Option<std::os::fd::OwnedFd>,
+    /// Attached at start for good (no broker to attach it later).
+    pub always: bool,
 }
 
 /// Loaded and attached programs.
@@ -146,10 +169,11 @@ impl Probes {
         // Maps are taken before the programs attach, so the ring buffer has a
         // reader before the first event can be written.
         let events: RingBuf<MapData> = take(&mut ebpf, EVENTS_MAP)?;
-        let maps = ProbeMaps {
+        let mut maps = ProbeMaps {
             monitored: take(&mut ebpf, MONITORED_MAP)?,
             kill_names: take(&mut ebpf, KILL_NAMES_MAP)?,
             counters: take(&mut ebpf, COUNTERS_MAP)?,
+            compat: CompatProbe::default(),
         };
         for (category, name, program_name) in TRACEPOINTS {
             let attach_err = |source| ProbeError::Attach {
@@ -184,13 +208,45 @@ impl Probes {
                 .try_into()
                 .map_err(attach_err)?;
             raw.load().map_err(attach_err)?;
-            raw.attach(name).map_err(attach_err)?;
+            // Attached on demand (see CompatProbe): its fd is kept for that.
+            let fd = raw
+                .fd()
+                .map_err(attach_err)?
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|err| attach_err(aya::programs::ProgramError::IOError(err)))?;
+            maps.compat.program = Some(fd);
         }
         Ok(Probes {
             programs: ebpf,
             maps,
             events: Some(events),
         })
+    }
+}
+
+impl Probes {
+    /// Attaches the compat socket program now and for good: for a supervisor
+    /// with no network broker to attach it on demand.
+    pub fn attach_compat_for_good(&mut self) -> Result<(), ProbeError> {
+        for (name, program) in RAW_TRACEPOINTS {
+            let attach_err = |source| ProbeError::Attach {
+                category: "raw_syscalls",
+                name,
+                source,
+            };
+            let raw: &mut RawTracePoint = self
+                .programs
+                .program_mut(program)
+                .ok_or(attach_err(
+                    aya::programs::ProgramError::UnexpectedProgramType,
+                ))?
+                .try_into()
+                .map_err(attach_err)?;
+            raw.attach(name).map_err(attach_err)?;
+        }
+        self.maps.compat.always = true;
+        Ok(())
     }
 }
 

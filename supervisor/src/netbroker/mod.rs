@@ -14,6 +14,12 @@
 //!   returns, and what it set must not outlive it. Entering the namespace
 //!   takes `CAP_SYS_ADMIN` as well.
 //!
+//! - attach the compat socket program to the raw `sys_enter` tracepoint while
+//!   an audit container runs (`CAP_SYS_ADMIN`: the supervisor loads it at
+//!   start and gives up what attaching takes; see
+//!   [`crate::probe::CompatProbe`]). The link comes back to the supervisor,
+//!   which detaches it by closing it.
+//!
 //! Kept apart from the supervisor so that the supervisor itself never holds
 //! them: the broker reads fixed-size requests from one `SOCK_SEQPACKET`
 //! socket, confines itself to the system calls those requests need, and exits
@@ -51,6 +57,11 @@ const OP_CLEAR_PROMISCUOUS: u32 = 2;
 /// standalone `mirred` action of the network namespace `fd`; the answer is
 /// how many filters were removed.
 const OP_REMOVE_MIRRORING: u32 = 3;
+/// Operation: attach the program `fd` to the raw `sys_enter` tracepoint; the
+/// answer carries the link's fd.
+const OP_ATTACH_SYS_ENTER: u32 = 4;
+/// `BPF_RAW_TRACEPOINT_OPEN`, the one `bpf(2)` command the broker makes.
+const BPF_RAW_TRACEPOINT_OPEN: u64 = 17;
 /// Interface indexes looked at by [`OP_CLEAR_PROMISCUOUS`]: a container has a
 /// handful; an index beyond this is not looked at.
 const MAX_INTERFACE_INDEX: i32 = 4096;
@@ -68,7 +79,7 @@ pub const BROKER_KEEPS: [Capability; 2] = [
     Capability {
         number: 21,
         name: "CAP_SYS_ADMIN",
-        why: "setns(2) into an enforced container's network namespace to turn promiscuous mode back off and remove tc mirroring",
+        why: "setns(2) into an enforced container's network namespace to turn promiscuous mode back off and remove tc mirroring; attaching the compat socket probe while an audit container runs",
     },
 ];
 
@@ -182,7 +193,29 @@ impl Broker {
         self.call(OP_REMOVE_MIRRORING, &[0; IFREQ_LEN], netns)
     }
 
+    /// Attaches the loaded program `program` to the raw `sys_enter`
+    /// tracepoint; returns the link, which detaches when closed.
+    pub fn attach_sys_enter(&self, program: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+        match self.exchange(OP_ATTACH_SYS_ENTER, &[0; IFREQ_LEN], program)? {
+            (_, Some(link)) => Ok(link),
+            (_, None) => Err(Errno::EIO),
+        }
+    }
+
     fn call(&self, op: u32, ifreq: &[u8; IFREQ_LEN], fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+        match self.exchange(op, ifreq, fd)? {
+            (count, None) => Ok(count),
+            (_, Some(_)) => Err(Errno::EIO),
+        }
+    }
+
+    /// Sends one request; returns the answer's count and the fd it carries.
+    fn exchange(
+        &self,
+        op: u32,
+        ifreq: &[u8; IFREQ_LEN],
+        fd: BorrowedFd<'_>,
+    ) -> Result<(u32, Option<OwnedFd>), Errno> {
         let socket = self
             .socket
             .lock()
@@ -202,19 +235,19 @@ impl Broker {
             tracing::error!(%err, "the network broker does not take requests");
             return Err(Errno::EIO);
         }
-        let answer = match receive(socket.as_fd()) {
-            Ok(Some(Message {
-                bytes,
-                len: 4,
-                fd: None,
-            })) => i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        let (answer, carried) = match receive(socket.as_fd()) {
+            Ok(Some(Message { bytes, len: 4, fd })) => (
+                i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+                fd,
+            ),
             other => {
                 tracing::error!(answer = ?other.map(|o| o.map(|m| m.len)), "the network broker did not answer");
                 return Err(Errno::EIO);
             }
         };
         // A count, or a negated errno.
-        u32::try_from(answer).map_err(|_| Errno::from_raw(answer.saturating_neg()))
+        let count = u32::try_from(answer).map_err(|_| Errno::from_raw(answer.saturating_neg()))?;
+        Ok((count, carried))
     }
 }
 
@@ -308,6 +341,10 @@ pub fn serve() -> Result<(), BrokerError> {
                 reply(socket, if rc == 0 { Ok(0) } else { Err(Errno::last()) })?;
             }
             OP_CLEAR_PROMISCUOUS => reply(socket, clear_promiscuous(fd.as_fd()))?,
+            OP_ATTACH_SYS_ENTER => match attach_sys_enter(fd.as_fd()) {
+                Ok(link) => reply_with_fd(socket, link.as_fd())?,
+                Err(errno) => reply(socket, Err(errno))?,
+            },
             OP_REMOVE_MIRRORING => reply(
                 socket,
                 nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
@@ -355,6 +392,56 @@ fn clear_promiscuous(netns: BorrowedFd<'_>) -> Result<u32, Errno> {
     Ok(cleared)
 }
 
+/// `bpf(BPF_RAW_TRACEPOINT_OPEN)` of `program` on `sys_enter`: the link fd.
+fn attach_sys_enter(program: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    /// The `raw_tracepoint` member of `union bpf_attr` (the kernel reads the
+    /// size given and wants the rest zero).
+    #[repr(C)]
+    struct RawTracepointOpen {
+        name: u64,
+        prog_fd: u32,
+        pad: u32,
+    }
+    let name = c"sys_enter";
+    let attr = RawTracepointOpen {
+        name: name.as_ptr() as u64,
+        prog_fd: u32::try_from(program.as_raw_fd()).map_err(|_| Errno::EBADF)?,
+        pad: 0,
+    };
+    // SAFETY: `attr` is a live, initialised bpf_attr prefix of the size given
+    // and `name` a NUL-terminated string that outlives the call; the kernel
+    // only reads them and returns a new fd or -1.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_RAW_TRACEPOINT_OPEN,
+            std::ptr::from_ref(&attr),
+            std::mem::size_of::<RawTracepointOpen>(),
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    let raw = RawFd::try_from(rc).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Answers 0 and hands `fd` over.
+fn reply_with_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), BrokerError> {
+    let bytes = 0i32.to_ne_bytes();
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(&bytes)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+    .map_err(BrokerError::Socket)
+}
+
 fn reply(socket: BorrowedFd<'_>, result: Result<u32, Errno>) -> Result<(), BrokerError> {
     let answer = match result {
         Ok(count) => i32::try_from(count).unwrap_or(i32::MAX),
@@ -390,13 +477,18 @@ const BROKER_SYSCALLS: &[(libc::c_long, &str)] = &[
         "std's stack-overflow handler at exit",
     ),
     (libc::SYS_setns, "a container's network namespace"),
+    (
+        libc::SYS_fcntl,
+        "std's check of an fd it closes (debug builds)",
+    ),
 ];
 
 /// Confines the broker with its own seccomp filter (seccompiler, as the hook
 /// does): it holds `CAP_NET_ADMIN` and `CAP_SYS_ADMIN`, so it may make the
 /// system calls above, three interface ioctls (`SIOCSIFFLAGS`, `SIOCGIFFLAGS`,
 /// `SIOCGIFNAME`), `AF_INET` sockets and `NETLINK_ROUTE` sockets (for tc),
-/// and nothing else — no exec, no mount, no other ioctl.
+/// `bpf(BPF_RAW_TRACEPOINT_OPEN)`, and nothing else — no exec, no mount, no
+/// other ioctl, no other bpf command.
 fn confine() -> Result<(), BrokerError> {
     use std::collections::BTreeMap;
 
@@ -430,6 +522,18 @@ fn confine() -> Result<(), BrokerError> {
         ioctls.push(SeccompRule::new(vec![condition]).map_err(|e| fail(&e))?);
     }
     rules.insert(libc::SYS_ioctl, ioctls);
+    // One bpf(2) command: attaching the supervisor's loaded program.
+    let raw_tracepoint_open = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        BPF_RAW_TRACEPOINT_OPEN,
+    )
+    .map_err(|e| fail(&e))?;
+    rules.insert(
+        libc::SYS_bpf,
+        vec![SeccompRule::new(vec![raw_tracepoint_open]).map_err(|e| fail(&e))?],
+    );
     // A socket of the namespace, to name and set flags through.
     let inet = SeccompCondition::new(
         0,
