@@ -361,6 +361,7 @@ pub fn attach_registered(shared: &Shared, registration: &mut Registration) {
     crate::state::save_registration(&shared.runtime_dir, registration);
     crate::state::forget_pending(&shared.runtime_dir, &registration.id);
     refresh_kernel_kill(shared, &registration.id);
+    refresh_compat_probe(shared);
 }
 
 /// Forgets a container: what [`Request::Deregister`] (the poststop hook) does,
@@ -514,7 +515,6 @@ pub fn kernel_kill_armed(shared: &Shared, record: &ContainerRecord) -> bool {
 /// Puts the container's cgroup in the kernel's filter with the kill armed or
 /// not, as [`kernel_kill_armed`] says.
 pub fn refresh_kernel_kill(shared: &Shared, container: &str) {
-    refresh_compat_probe(shared);
     let Some(record) = shared.registry.get(container) else {
         return;
     };
@@ -535,7 +535,7 @@ pub fn refresh_kernel_kill(shared: &Shared, container: &str) {
 /// deregistration and every policy reload.
 pub fn refresh_compat_probe(shared: &Shared) {
     let policy = shared.policy.load();
-    let audited = shared.registry.list().iter().any(|record| {
+    let audited = shared.registry.any_live(|record| {
         policy
             .environment(&record.environment)
             .is_ok_and(|(_, env)| env.mode == sniffguard_common::policy::Mode::Audit)

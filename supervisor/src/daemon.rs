@@ -418,6 +418,7 @@ fn restore(shared: &Arc<Shared>) {
         }
         shared.registry.register(&registration);
         crate::api::refresh_kernel_kill(shared, &registration.id);
+        crate::api::refresh_compat_probe(shared);
         tracing::info!(container = registration.id, "registration restored");
     }
     // Containers that started while no supervisor answered (their environment

@@ -42,9 +42,11 @@ const TRACEPOINTS: [(&str, &str, &str); 12] = [
     ("syscalls", "sys_enter_bpf", "sys_enter_bpf"),
 ];
 
-/// The raw tracepoints attached, as (tracepoint, program): `sys_enter` sees
-/// the compat (i386, x32) syscalls the `syscalls` tracepoints skip.
-const RAW_TRACEPOINTS: [(&str, &str); 1] = [("sys_enter", "raw_sys_enter")];
+/// The raw tracepoint of the compat socket program, and the program: raw
+/// `sys_enter` sees the compat (i386, x32) syscalls the `syscalls`
+/// tracepoints skip. Attached on demand ([`CompatProbe`]).
+const COMPAT_TRACEPOINT: &str = "sys_enter";
+const COMPAT_PROGRAM: &str = "raw_sys_enter";
 
 /// Errors loading or driving the probes.
 #[derive(Debug, thiserror::Error)]
@@ -194,29 +196,16 @@ impl Probes {
             program.attach(category, name).map_err(attach_err)?;
         }
         attach_uring_probe(&mut ebpf);
-        for (name, program) in RAW_TRACEPOINTS {
-            let attach_err = |source| ProbeError::Attach {
-                category: "raw_syscalls",
-                name,
-                source,
-            };
-            let raw: &mut RawTracePoint = ebpf
-                .program_mut(program)
-                .ok_or(attach_err(
-                    aya::programs::ProgramError::UnexpectedProgramType,
-                ))?
-                .try_into()
-                .map_err(attach_err)?;
-            raw.load().map_err(attach_err)?;
-            // Attached on demand (see CompatProbe): its fd is kept for that.
-            let fd = raw
-                .fd()
-                .map_err(attach_err)?
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|err| attach_err(aya::programs::ProgramError::IOError(err)))?;
-            maps.compat.program = Some(fd);
-        }
+        let compat = compat_program(&mut ebpf)?;
+        compat.load().map_err(compat_error)?;
+        // Attached on demand (see CompatProbe): its fd is kept for that.
+        let fd = compat
+            .fd()
+            .map_err(compat_error)?
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|err| compat_error(aya::programs::ProgramError::IOError(err)))?;
+        maps.compat.program = Some(fd);
         Ok(Probes {
             programs: ebpf,
             maps,
@@ -229,24 +218,29 @@ impl Probes {
     /// Attaches the compat socket program now and for good: for a supervisor
     /// with no network broker to attach it on demand.
     pub fn attach_compat_for_good(&mut self) -> Result<(), ProbeError> {
-        for (name, program) in RAW_TRACEPOINTS {
-            let attach_err = |source| ProbeError::Attach {
-                category: "raw_syscalls",
-                name,
-                source,
-            };
-            let raw: &mut RawTracePoint = self
-                .programs
-                .program_mut(program)
-                .ok_or(attach_err(
-                    aya::programs::ProgramError::UnexpectedProgramType,
-                ))?
-                .try_into()
-                .map_err(attach_err)?;
-            raw.attach(name).map_err(attach_err)?;
-        }
+        compat_program(&mut self.programs)?
+            .attach(COMPAT_TRACEPOINT)
+            .map_err(compat_error)?;
         self.maps.compat.always = true;
         Ok(())
+    }
+}
+
+/// The compat socket program of the loaded object.
+fn compat_program(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, ProbeError> {
+    ebpf.program_mut(COMPAT_PROGRAM)
+        .ok_or(compat_error(
+            aya::programs::ProgramError::UnexpectedProgramType,
+        ))?
+        .try_into()
+        .map_err(compat_error)
+}
+
+fn compat_error(source: aya::programs::ProgramError) -> ProbeError {
+    ProbeError::Attach {
+        category: "raw_syscalls",
+        name: COMPAT_TRACEPOINT,
+        source,
     }
 }
 

@@ -229,6 +229,12 @@ impl Registry {
         all
     }
 
+    /// Whether a live record (not one lingering after deregistration)
+    /// satisfies `test`: a look that copies nothing.
+    pub fn any_live(&self, test: impl Fn(&ContainerRecord) -> bool) -> bool {
+        self.with(|map| map.values().any(|r| r.gone_since.is_none() && test(r)))
+    }
+
     /// How many containers are attached.
     pub fn len(&self) -> usize {
         self.with(|map| map.values().filter(|r| r.gone_since.is_none()).count())

@@ -102,7 +102,10 @@ pub enum BrokerError {
 
 /// The supervisor's end of the broker.
 pub struct Broker {
-    socket: Mutex<OwnedFd>,
+    /// The socket, and how many answers are still due for requests whose
+    /// wait timed out: the broker answers in order, so those come first and
+    /// are skipped, never taken for a later request's.
+    socket: Mutex<(OwnedFd, usize)>,
     pid: u32,
 }
 
@@ -157,7 +160,7 @@ impl Broker {
                 }
             });
         Ok(Broker {
-            socket: Mutex::new(ours),
+            socket: Mutex::new((ours, 0)),
             pid,
         })
     }
@@ -216,10 +219,11 @@ impl Broker {
         ifreq: &[u8; IFREQ_LEN],
         fd: BorrowedFd<'_>,
     ) -> Result<(u32, Option<OwnedFd>), Errno> {
-        let socket = self
+        let mut guard = self
             .socket
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (socket, overdue) = &mut *guard;
         let mut request = [0u8; REQUEST_LEN];
         request[..4].copy_from_slice(&op.to_ne_bytes());
         request[8..].copy_from_slice(ifreq);
@@ -235,12 +239,30 @@ impl Broker {
             tracing::error!(%err, "the network broker does not take requests");
             return Err(Errno::EIO);
         }
+        // Each receive waits ANSWER_TIMEOUT at most.
+        while *overdue > 0 {
+            match receive(socket.as_fd()) {
+                Ok(Some(_)) => *overdue -= 1,
+                _ => break,
+            }
+        }
+        if *overdue > 0 {
+            *overdue += 1;
+            tracing::error!(
+                overdue = *overdue,
+                "the network broker still owes answers to earlier requests"
+            );
+            return Err(Errno::EIO);
+        }
         let (answer, carried) = match receive(socket.as_fd()) {
             Ok(Some(Message { bytes, len: 4, fd })) => (
                 i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
                 fd,
             ),
             other => {
+                if matches!(other, Err(Errno::EAGAIN)) {
+                    *overdue += 1;
+                }
                 tracing::error!(answer = ?other.map(|o| o.map(|m| m.len)), "the network broker did not answer");
                 return Err(Errno::EIO);
             }
